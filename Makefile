@@ -1,0 +1,49 @@
+# gapcourse — the two quick-start commands:
+#   make course   run every notebook in order (full profile) and write HTML to build/html/
+#   make test     run the whole test suite (unit tests + every notebook under nbval, fast profile)
+# Both create the virtual environment in .venv on first use. `make lab` opens JupyterLab on notebooks/.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.gapcourse-installed
+HTML_DIR := build/html
+# Exact torch/torchvision pins for the course environment; `make CONSTRAINTS= course` uses what pip picks.
+CONSTRAINTS ?= -c constraints.txt
+
+# A CIFAR-10 copy beside the checkout (as on the course's CI machines) is used when GAPCOURSE_DATA is not set.
+SHARED_DATA := ../shared/data/cifar10-jpg
+ifeq ($(origin GAPCOURSE_DATA), undefined)
+  ifneq ($(wildcard $(SHARED_DATA)/train),)
+    export GAPCOURSE_DATA := $(abspath $(SHARED_DATA))
+  endif
+endif
+
+.PHONY: env course test lab clean
+env: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || { echo "Creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install $(CONSTRAINTS) -e ".[dev]"
+	$(PY) -c "import torch, torchvision; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
+	@touch $@
+
+course: $(STAMP)
+	@mkdir -p $(HTML_DIR)
+	@set -e; for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+	  echo "== $$nb (profile: $${GAPCOURSE_PROFILE:-full})"; start=$$(date +%s); \
+	  GAPCOURSE_PROFILE=$${GAPCOURSE_PROFILE:-full} $(PY) -m jupyter nbconvert --to html --execute \
+	    --ExecutePreprocessor.timeout=-1 --output-dir $(HTML_DIR) "$$nb" 2>&1 | grep -v '^\[NbConvertApp\] Writing'; \
+	  echo "   done in $$(( $$(date +%s) - start )) s"; \
+	done
+	@echo; echo "Executed notebooks, rendered to HTML: $(abspath $(HTML_DIR))"; ls -1 $(HTML_DIR)/*.html
+
+test: $(STAMP)
+	GAPCOURSE_PROFILE=fast $(PY) -m pytest
+
+lab: $(STAMP)
+	$(PY) -m jupyter lab notebooks/
+
+clean:
+	rm -rf build dist *.egg-info

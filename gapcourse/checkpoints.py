@@ -1,0 +1,79 @@
+"""Save and reload trained networks safely. Introduced in notebook 03; notebook 04 reuses it.
+
+A checkpoint is one file: the ``state_dict``, a small ``meta`` dict (head, width, accuracy, recipe...) and a SHA-256
+over the weights. Loading uses ``torch.load(..., weights_only=True)``, which refuses pickled code, and then checks
+the digest, so a tampered or damaged checkpoint is refused with a message instead of being used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import cache_dir
+from .models import CifarNet, build_net
+
+FORMAT = 1
+
+
+class CheckpointError(RuntimeError):
+    """The checkpoint cannot be trusted or does not fit the model; the message says why and what to do."""
+
+
+def checkpoint_dir() -> Path:
+    """``<cache>/checkpoints``: where the notebooks keep trained networks between runs."""
+    path = cache_dir() / "checkpoints"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _digest(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_checkpoint(model: CifarNet, path: str | os.PathLike, **meta: Any) -> Path:
+    """Write ``model``'s weights, its head and width, and ``meta`` (plain numbers and strings) to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "head": model.head_name, "width": model.width, "meta": meta,
+               "state_dict": state, "sha256": _digest(state)}
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[CifarNet, dict[str, Any]]:
+    """Rebuild the network saved at ``path``; returns ``(model, meta)``. Raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"No checkpoint at {path}. Train first (the notebook does it when the file is absent).")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - refused pickles and truncated files have one remedy
+        raise CheckpointError(
+            f"{path} cannot be loaded safely ({type(err).__name__}: {str(err)[:200]}). It is damaged, not a "
+            "gapcourse checkpoint, or holds code that weights_only=True refuses. Delete it and train again."
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "state_dict" not in payload:
+        raise CheckpointError(f"{path} is not a gapcourse checkpoint (format {FORMAT}). Delete it and train again.")
+    state = payload["state_dict"]
+    if _digest(state) != payload.get("sha256"):
+        raise CheckpointError(f"{path}: the weights do not match the SHA-256 recorded when they were saved, so the "
+                              "file was modified or damaged. Delete it and train again.")
+    model = build_net(payload["head"], payload["width"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path} does not fit a '{payload['head']}' net of width {payload['width']}: {err}")
+    return model, dict(payload.get("meta", {}))

@@ -1,0 +1,83 @@
+"""Profiles and the environment variables the course reads, in one place.
+
+Introduced in notebook 01. Every notebook starts with ``P = gapcourse.profile()`` and takes its sizes from it, so
+the fast profile (CI, a quick look) and the full profile (the real course) run exactly the same code on different
+amounts of the same real data.
+
+Environment variables
+---------------------
+``GAPCOURSE_PROFILE``  ``full`` (default) or ``fast``.
+``GAPCOURSE_DATA``     a local CIFAR-10 copy (see :mod:`gapcourse.data`), or ``synthetic`` for the labelled stand-in.
+``GAPCOURSE_CACHE``    where decoded tensors, downloads and checkpoints go (default ``~/.cache/gapcourse``).
+``GAPCOURSE_DEVICE``   force ``cpu``, ``cuda`` or ``mps`` instead of picking the best available one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROFILE_ENV = "GAPCOURSE_PROFILE"
+DATA_ENV = "GAPCOURSE_DATA"
+CACHE_ENV = "GAPCOURSE_CACHE"
+DEVICE_ENV = "GAPCOURSE_DEVICE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much data and training a notebook uses.
+
+    ``train_per_class``/``test_per_class`` of ``None`` mean the whole split. ``epoch_scale`` multiplies the epochs a
+    training preset asks for (and never goes below one epoch), so a fast run still does every step once.
+    """
+
+    name: str
+    train_per_class: int | None
+    test_per_class: int | None
+    epoch_scale: float
+
+    @property
+    def is_fast(self) -> bool:
+        return self.name == "fast"
+
+    def epochs(self, full_epochs: int) -> int:
+        """Epochs to run for a recipe that asks for ``full_epochs`` in the full profile."""
+        return max(1, round(full_epochs * self.epoch_scale))
+
+
+PROFILES = {
+    "full": Profile("full", train_per_class=None, test_per_class=None, epoch_scale=1.0),
+    # 2 000 training and 500 test images: enough for every plot and assert to mean something, seconds to train.
+    "fast": Profile("fast", train_per_class=200, test_per_class=50, epoch_scale=0.0),
+}
+
+
+def profile(name: str | None = None, *, announce: bool = True) -> Profile:
+    """Return the active profile: ``name`` if given, else ``$GAPCOURSE_PROFILE``, else ``full``."""
+    chosen = (name or os.environ.get(PROFILE_ENV) or "full").strip().lower()
+    if chosen not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {chosen!r} (from {'argument' if name else PROFILE_ENV}). "
+            f"Expected one of {sorted(PROFILES)}: e.g. `export {PROFILE_ENV}=fast`."
+        )
+    p = PROFILES[chosen]
+    if announce:
+        if p.is_fast:
+            print(f"Profile: fast ({PROFILE_ENV}=fast): small real subset, short training. "
+                  "Numbers are for checking the code, not for reading.")
+        else:
+            print(f"Profile: full (set {PROFILE_ENV}=fast for a quick run on a small subset).")
+    return p
+
+
+def cache_dir() -> Path:
+    """Folder for decoded datasets, downloads and checkpoints (created on first use)."""
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        path = Path(root).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+        path = Path(base) / "gapcourse"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

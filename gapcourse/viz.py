@@ -1,0 +1,154 @@
+"""The plots the notebooks show. Each returns its matplotlib Figure (the notebook displays it).
+
+Introduced in: :func:`show_images`, :func:`show_feature_maps`, :func:`show_map_and_average` (notebook 01);
+:func:`plot_history`, :func:`plot_confusion`, :func:`plot_per_class`, :func:`show_predictions` (notebook 03).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .data import CLASSES
+
+
+def _as_hwc(image: torch.Tensor) -> np.ndarray:
+    """3×H×W uint8 or 0..1 float → H×W×3 array for imshow."""
+    image = image.detach().cpu()
+    if image.dtype == torch.uint8:
+        image = image.float() / 255
+    return image.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor, *, classes: Sequence[str] = CLASSES,
+                predictions: Sequence[int] | torch.Tensor | None = None, ncols: int = 8,
+                title: str | None = None) -> plt.Figure:
+    """A grid of images with their class names; with ``predictions``, mistakes are titled in red."""
+    n = len(images)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.6 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        ax.imshow(_as_hwc(images[i]), interpolation="nearest")
+        true = classes[int(labels[i])]
+        if predictions is None:
+            ax.set_title(true, fontsize=8)
+        else:
+            guess = classes[int(predictions[i])]
+            ok = guess == true
+            ax.set_title(guess if ok else f"{guess}\n(is {true})", fontsize=7, color="black" if ok else "crimson")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_feature_maps(maps: torch.Tensor, *, n: int = 16, ncols: int = 8, title: str | None = None) -> plt.Figure:
+    """The first ``n`` channels of one image's C×H×W activations, each as a heat map with its channel index."""
+    maps = maps.detach().cpu().float()
+    n = min(n, maps.shape[0])
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols, 1.6 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(maps[i].numpy(), cmap="viridis")
+            ax.set_title(f"ch {i}", fontsize=8)
+    fig.suptitle(title or f"{n} of {maps.shape[0]} feature maps, each {maps.shape[1]}×{maps.shape[2]}")
+    fig.tight_layout()
+    return fig
+
+
+def show_map_and_average(feature_map: torch.Tensor, *, title: str = "") -> plt.Figure:
+    """One H×W feature map beside the single number GAP keeps of it, drawn on the same colour scale."""
+    fm = feature_map.detach().cpu().float()
+    avg = fm.mean().item()
+    lo, hi = fm.min().item(), fm.max().item()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7, 3.2))
+    im = left.imshow(fm.numpy(), cmap="viridis", vmin=lo, vmax=hi)
+    left.set_title(f"feature map {fm.shape[0]}×{fm.shape[1]}")
+    left.set_xlabel("column")
+    left.set_ylabel("row")
+    right.imshow(np.full((1, 1), avg), cmap="viridis", vmin=lo, vmax=hi)
+    right.set_title(f"global average = {avg:.3f}")
+    right.set_xticks([])
+    right.set_yticks([])
+    fig.colorbar(im, ax=[left, right], shrink=0.8, label="activation")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_history(history, *, title: str = "") -> plt.Figure:
+    """Loss per step and accuracy per epoch (train and, if measured, test)."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.5))
+    steps = np.arange(1, len(history.step_loss) + 1)
+    ax_loss.plot(steps, history.step_loss, lw=0.8, label="train (per step)")
+    if history.test_loss:
+        per_epoch = len(history.step_loss) / max(1, len(history.epoch))
+        ax_loss.plot(np.array(history.epoch) * per_epoch, history.test_loss, "o-", label="test (per epoch)")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("cross-entropy loss")
+    ax_loss.legend()
+    ax_acc.plot(history.epoch, [100 * a for a in history.train_acc], "o-", label="train (augmented)")
+    if history.test_acc:
+        ax_acc.plot(history.epoch, [100 * a for a in history.test_acc], "o-", label="test")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(matrix: torch.Tensor, *, classes: Sequence[str] = CLASSES) -> plt.Figure:
+    """Confusion matrix as a heat map, rows normalised to the share of each true class."""
+    m = matrix.float()
+    share = m / m.sum(1, keepdim=True).clamp(min=1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    im = ax.imshow(share.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if share[i, j] >= 0.01:
+                ax.text(j, i, f"{100 * share[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, label="share of the true class")
+    ax.set_title("confusion matrix (% of each row)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class(accuracies: Sequence[float], *, classes: Sequence[str] = CLASSES) -> plt.Figure:
+    """Horizontal bars of per-class accuracy, with the mean marked."""
+    acc = np.array(accuracies) * 100
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.barh(range(len(classes)), acc, color="steelblue")
+    ax.axvline(acc.mean(), color="crimson", ls="--", label=f"mean {acc.mean():.1f}%")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.invert_yaxis()
+    ax.set_xlabel("test accuracy (%)")
+    ax.set_xlim(0, 100)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def show_predictions(images: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor, *,
+                     classes: Sequence[str] = CLASSES, n: int = 24, ncols: int = 8) -> plt.Figure:
+    """Half correct predictions, half mistakes (as many as there are), mistakes titled in red."""
+    right = torch.nonzero(predictions == labels).flatten()
+    wrong = torch.nonzero(predictions != labels).flatten()
+    k = min(len(wrong), n // 2)
+    pick = torch.cat([right[: n - k], wrong[:k]])
+    return show_images(images[pick], labels[pick], classes=classes, predictions=predictions[pick], ncols=ncols,
+                       title=f"{n - k} correct, {k} mistakes (red: predicted, true class in brackets)")

@@ -1,0 +1,63 @@
+"""gapcourse.checkpoints: round trip, and every untrustworthy file is refused with a reason."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gapcourse import build_net
+from gapcourse.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    net = build_net("gap_linear", width=0.25).eval()
+    path = save_checkpoint(net, tmp_path / "net.pt", test_accuracy=0.5, recipe="cpu")
+    return net, path
+
+
+def test_round_trip_gives_identical_outputs(saved):
+    net, path = saved
+    again, meta = load_checkpoint(path)
+    x = torch.randn(3, 3, 32, 32)
+    assert torch.equal(net(x), again.eval()(x))
+    assert meta == {"test_accuracy": 0.5, "recipe": "cpu"}
+    assert again.head_name == "gap_linear" and again.width == 0.25
+
+
+def test_modified_weights_are_refused(saved):
+    _, path = saved
+    payload = torch.load(path, weights_only=True)
+    key = next(iter(payload["state_dict"]))
+    payload["state_dict"][key] += 1e-3
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="modified or damaged"):
+        load_checkpoint(path)
+
+
+def test_truncated_file_is_refused(saved):
+    _, path = saved
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load_checkpoint(path)
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this would run on load",))
+
+
+def test_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "state_dict": Payload()}, path)
+    with pytest.raises(CheckpointError, match="weights_only=True refuses"):
+        load_checkpoint(path)
+
+
+def test_missing_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="No checkpoint"):
+        load_checkpoint(tmp_path / "none.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a gapcourse checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")

@@ -1,0 +1,204 @@
+"""gapcourse.data: both local layouts, the tarball, the cache, every bad input, the subset, the real copy."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+import torch
+from conftest import (expected_tensors, real_copy, write_batches, write_imagefolder, write_tarball)
+
+from gapcourse import data
+from gapcourse.config import profile
+from gapcourse.data import DataError, load_cifar10
+
+FULL = profile("full", announce=False)
+
+
+def snapshot(folder):
+    return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_imagefolder_layout_gives_exact_pixels(tmp_path, tiny_sizes, split):
+    root = write_imagefolder(tmp_path / "jpg")
+    got = load_cifar10(split, source=root, profile=FULL)
+    images, labels = expected_tensors(split)
+    assert got.images.dtype == torch.uint8 and tuple(got.images.shape) == (len(labels), 3, 32, 32)
+    assert torch.equal(got.images, images)
+    assert torch.equal(got.labels, labels)
+    assert got.classes == data.CLASSES and not got.synthetic
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_batches_layout_matches_imagefolder(tmp_path, tiny_sizes, monkeypatch, split):
+    batches = write_batches(tmp_path / "cifar-10-batches-py", monkeypatch)
+    from_batches = load_cifar10(split, source=batches, profile=FULL)
+    from_parent = load_cifar10(split, source=tmp_path, profile=FULL)  # the folder that contains it
+    from_folder = load_cifar10(split, source=write_imagefolder(tmp_path / "jpg"), profile=FULL)
+    assert torch.equal(from_batches.images, from_folder.images)
+    assert torch.equal(from_batches.labels, from_folder.labels)
+    assert torch.equal(from_parent.images, from_batches.images)
+
+
+def test_tarball_is_extracted_into_the_cache_not_beside_it(tmp_path, tiny_sizes, monkeypatch, isolated_cache):
+    batches = write_batches(tmp_path / "build" / "cifar-10-batches-py", monkeypatch)
+    source = tmp_path / "source"
+    source.mkdir()
+    tarball = write_tarball(source / "cifar-10-python.tar.gz", batches, monkeypatch)
+    before = snapshot(source)
+    got = load_cifar10("train", source=source, profile=FULL)
+    assert torch.equal(got.images, expected_tensors("train")[0])
+    assert snapshot(source) == before, "the source folder must only be read"
+    assert any(isolated_cache.rglob("data_batch_1"))
+    tarball.write_bytes(tarball.read_bytes()[:100])  # a partial download
+    data.clear_cache()
+    with pytest.raises(DataError, match="md5"):
+        load_cifar10("test", source=tarball, profile=FULL)
+
+
+def test_cache_is_used_and_never_written_inside_the_source(tmp_path, tiny_sizes, monkeypatch, isolated_cache):
+    root = write_imagefolder(tmp_path / "jpg")
+    before = snapshot(root)
+    first = load_cifar10("train", source=root, profile=FULL)
+    assert snapshot(root) == before
+    cached = list((isolated_cache / "data").glob("cifar10-train-*.pt"))
+    assert len(cached) == 1
+
+    def no_decoding(*_args, **_kwargs):
+        raise AssertionError("decoded again although a valid cache exists")
+
+    monkeypatch.setattr(data, "_decode_imagefolder", no_decoding)
+    again = load_cifar10("train", source=root, profile=FULL)
+    assert torch.equal(again.images, first.images)
+
+
+def test_truncated_cache_is_moved_aside_and_rebuilt(tmp_path, tiny_sizes, isolated_cache, capsys):
+    root = write_imagefolder(tmp_path / "jpg")
+    good = load_cifar10("test", source=root, profile=FULL)
+    cache = next((isolated_cache / "data").glob("cifar10-test-*.pt"))
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
+    rebuilt = load_cifar10("test", source=root, profile=FULL)
+    out = capsys.readouterr().out
+    assert "cannot be read" in out and "rebuilding" in out
+    assert cache.with_suffix(".corrupt").exists(), "the bad cache is kept for inspection, not silently deleted"
+    assert torch.equal(rebuilt.images, good.images)
+
+
+def test_tampered_cache_fails_its_digest_and_is_rebuilt(tmp_path, tiny_sizes, isolated_cache, capsys):
+    root = write_imagefolder(tmp_path / "jpg")
+    good = load_cifar10("test", source=root, profile=FULL)
+    cache = next((isolated_cache / "data").glob("cifar10-test-*.pt"))
+    payload = torch.load(cache, weights_only=True)
+    payload["images"][0, 0, 0, 0] ^= 0xFF  # one changed pixel, digest left as it was
+    torch.save(payload, cache)
+    rebuilt = load_cifar10("test", source=root, profile=FULL)
+    assert "SHA-256" in capsys.readouterr().out
+    assert torch.equal(rebuilt.images, good.images)
+
+
+def test_partial_imagefolder_is_refused(tmp_path, tiny_sizes):
+    root = write_imagefolder(tmp_path / "jpg", skip=("train", 5))
+    with pytest.raises(DataError, match=r"holds 29 images.*has 30.*partial"):
+        load_cifar10("train", source=root, profile=FULL)
+
+
+def test_unbalanced_classes_are_refused(tmp_path, tiny_sizes):
+    root = write_imagefolder(tmp_path / "jpg", move=(0, 1))
+    with pytest.raises(DataError, match="unbalanced"):
+        load_cifar10("train", source=root, profile=FULL)
+
+
+def test_wrong_image_size_names_the_file(tmp_path, tiny_sizes):
+    root = write_imagefolder(tmp_path / "jpg", resize=("test", 3))
+    with pytest.raises(DataError, match=r"0003\.png is 33x33.*32x32"):
+        load_cifar10("test", source=root, profile=FULL)
+
+
+def test_wrong_class_folders_are_named(tmp_path, tiny_sizes):
+    root = write_imagefolder(tmp_path / "jpg")
+    (root / "train" / "cat").rename(root / "train" / "kitten")
+    with pytest.raises(DataError, match="kitten"):
+        load_cifar10("train", source=root, profile=FULL)
+
+
+def test_corrupt_batch_file_fails_md5(tmp_path, tiny_sizes, monkeypatch):
+    batches = write_batches(tmp_path / "cifar-10-batches-py", monkeypatch)
+    with open(batches / "test_batch", "ab") as fh:
+        fh.write(b"junk")
+    with pytest.raises(DataError, match="md5"):
+        load_cifar10("test", source=batches, profile=FULL)
+
+
+def test_unrecognised_or_missing_source_says_what_to_do(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="does not look like a CIFAR-10 copy.*GAPCOURSE_DATA"):
+        load_cifar10("train", source=tmp_path / "empty")
+    with pytest.raises(DataError, match="does not exist.*GAPCOURSE_DATA"):
+        load_cifar10("train", source=tmp_path / "nowhere")
+
+
+def test_offline_without_data_fails_fast_with_advice(monkeypatch):
+    monkeypatch.delenv("GAPCOURSE_DATA", raising=False)
+
+    def unreachable(*_args, **_kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"cannot be reached.*GAPCOURSE_DATA=/path/to/cifar10") as err:
+        load_cifar10("test")
+    assert time.perf_counter() - start < 5
+    assert "synthetic" in str(err.value)  # offers the stand-in, but does not fall back to it
+
+
+def test_synthetic_only_on_request_and_loud(monkeypatch, capsys):
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    with pytest.warns(data.SyntheticDataWarning):
+        fake = load_cifar10("train", profile=FULL)
+    assert "SYNTHETIC STAND-IN DATA" in capsys.readouterr().out
+    assert fake.synthetic and "SYNTHETIC" in repr(fake)
+    assert fake.class_counts() == [500] * 10
+
+
+def test_subset_is_balanced_and_deterministic(tmp_path, tiny_sizes):
+    full = load_cifar10("train", source=write_imagefolder(tmp_path / "jpg"), profile=FULL)
+    a, b = full.subset(2), full.subset(2)
+    assert a.class_counts() == [2] * 10
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    with pytest.raises(ValueError, match="smallest class has 3"):
+        full.subset(4)
+
+
+def test_normalize_checks_shape_and_inverts():
+    x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    back = data.denormalize(data.normalize(x))
+    assert torch.allclose(back, x.float() / 255, atol=1e-5)
+    with pytest.raises(ValueError, match=r"N×3×H×W, got shape \(3, 8, 8\)"):
+        data.normalize(x[0])
+
+
+needs_real = pytest.mark.skipif(real_copy() is None, reason="no local CIFAR-10 copy (set GAPCOURSE_DATA)")
+
+
+@needs_real
+def test_real_copy_is_complete_and_balanced():
+    train = load_cifar10("train", source=real_copy(), profile=FULL)
+    test = load_cifar10("test", source=real_copy(), profile=FULL)
+    assert tuple(train.images.shape) == (50_000, 3, 32, 32) and train.class_counts() == [5_000] * 10
+    assert tuple(test.images.shape) == (10_000, 3, 32, 32) and test.class_counts() == [1_000] * 10
+    # The statistics the course normalises with describe these images (JPEG re-encoding moves them slightly).
+    mean = (train.images[::10].float() / 255).mean((0, 2, 3))  # every 10th image: all classes
+    assert torch.allclose(mean, torch.tensor(data.MEAN), atol=0.01)
+
+
+@needs_real
+def test_fast_profile_takes_a_balanced_real_subset():
+    fast = profile("fast", announce=False)
+    train = load_cifar10("train", source=real_copy(), profile=fast)
+    test = load_cifar10("test", source=real_copy(), profile=fast)
+    assert train.class_counts() == [fast.train_per_class] * 10
+    assert test.class_counts() == [fast.test_per_class] * 10
+    assert not train.synthetic and os.fspath(real_copy()) in train.source
