@@ -1,0 +1,98 @@
+"""Packaging: the conda file matches pyproject, the README's commands exist, and the built wheel runs notebook 01
+from outside the repository (what a Colab user gets)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tomllib
+import venv
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"pytorch": "torch"}
+
+
+def requirement(spec: str) -> tuple[str, str]:
+    name, bound = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*(>=[^,;\s]+)?", spec.strip()).groups()
+    return name.lower(), bound or ""
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = dict(requirement(s) for s in project["dependencies"] + project["optional-dependencies"]["dev"])
+    conda = {}
+    text = (ROOT / "environment.yml").read_text()
+    for line in text.split("\ndependencies:\n", 1)[1].splitlines():
+        m = re.fullmatch(r"\s{2}- ([A-Za-z0-9_.-]+)\s*(>=\S+)?", line)
+        if m and m.group(1) not in ("python", "pip"):
+            name = CONDA_NAMES.get(m.group(1), m.group(1)).lower()
+            conda[name] = m.group(2) or ""
+    assert conda == wanted
+
+
+def test_dependencies_are_lower_bounds_only():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for spec in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        assert "==" not in spec and "<" not in spec, f"{spec}: pins belong in constraints.txt"
+
+
+def test_readme_quick_start_commands_exist():
+    readme = (ROOT / "README.md").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("course", "test", "lab"):
+        assert f"make {target}" in readme
+        assert re.search(rf"^{target}:", makefile, re.M)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def make_venv_reusing_this_environment(where: Path) -> Path:
+    """A fresh venv that sees this environment's packages (torch...) through a .pth line, but not gapcourse."""
+    venv.EnvBuilder(with_pip=False).create(where)
+    python = where / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    (Path(purelib) / "reuse_course_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout")
+def test_wheel_runs_notebook_01_outside_the_repository(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist,
+                    str(ROOT)], check=True, cwd=tmp_path)
+    wheel = next(dist.glob("gapcourse-*.whl"))
+    python = make_venv_reusing_this_environment(tmp_path / "venv")
+    # pip itself is borrowed from this environment; it installs into the new venv (its sys.prefix)
+    subprocess.run([python, "-m", "pip", "install", "--no-deps", "-q", wheel], check=True, cwd=tmp_path)
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    nb = nbformat.read(ROOT / "notebooks" / "01_gap_by_hand.ipynb", as_version=4)
+    probe = nbformat.v4.new_code_cell(
+        "import gapcourse, sys, pathlib\n"
+        "pathlib.Path('where.txt').write_text(gapcourse.__file__ + '\\n' + sys.executable)")
+    nb.cells.append(probe)
+    nbformat.write(nb, work / "01.ipynb")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{python.parent}:{env['PATH']}"
+    result = subprocess.run([python, "-m", "nbconvert", "--to", "notebook", "--execute",
+                             "--output", "out.ipynb", "01.ipynb"],
+                            cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    executed = nbformat.read(work / "out.ipynb", as_version=4)
+    errors = [(i, o.ename) for i, c in enumerate(executed.cells) if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error"
+              and "raises-exception" not in c.metadata.get("tags", [])]
+    assert not errors, errors
+    module, interpreter = (work / "where.txt").read_text().splitlines()
+    assert str(ROOT) not in module, f"gapcourse was imported from the repository: {module}"
+    assert module.startswith(str(tmp_path / "venv")) and interpreter.startswith(str(tmp_path / "venv"))
+    shutil.rmtree(dist)
