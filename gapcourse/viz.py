@@ -1,7 +1,8 @@
 """The plots the notebooks show. Each returns its matplotlib Figure (the notebook displays it).
 
 Introduced in: :func:`show_images`, :func:`show_feature_maps`, :func:`show_map_and_average` (notebook 01);
-:func:`plot_history`, :func:`plot_confusion`, :func:`plot_per_class`, :func:`show_predictions` (notebook 03).
+:func:`show_pooling_windows`, :func:`plot_output_sizes` (notebook 02); :func:`plot_history`, :func:`plot_confusion`,
+:func:`plot_per_class`, :func:`show_predictions` (notebook 03).
 """
 
 from __future__ import annotations
@@ -152,3 +153,54 @@ def show_predictions(images: torch.Tensor, labels: torch.Tensor, predictions: to
     pick = torch.cat([right[: n - k], wrong[:k]])
     return show_images(images[pick], labels[pick], classes=classes, predictions=predictions[pick], ncols=ncols,
                        title=f"{n - k} correct, {k} mistakes (red: predicted, true class in brackets)")
+
+
+def show_pooling_windows(height: int, width: int, row_windows: Sequence[tuple[int, int]],
+                         col_windows: Sequence[tuple[int, int]], *, title: str = "") -> plt.Figure:
+    """One small panel per output cell (i, j): the H×W input grid with that cell's window shaded.
+
+    ``row_windows[i] = (start, end)`` covers input rows ``start..end-1``; likewise ``col_windows``. Cells shared by
+    neighbouring windows show up as shaded in more than one panel.
+    """
+    out_h, out_w = len(row_windows), len(col_windows)
+    coverage = np.zeros((height, width), dtype=int)
+    for r0, r1 in row_windows:
+        for c0, c1 in col_windows:
+            coverage[r0:r1, c0:c1] += 1
+    fig, axes = plt.subplots(out_h, out_w + 1, figsize=(1.9 * (out_w + 1), 1.9 * out_h), squeeze=False)
+    for i, (r0, r1) in enumerate(row_windows):
+        for j, (c0, c1) in enumerate(col_windows):
+            ax = axes[i, j]
+            mask = np.zeros((height, width))
+            mask[r0:r1, c0:c1] = 1
+            ax.imshow(mask, cmap="Blues", vmin=0, vmax=1.4)
+            ax.set_xticks(np.arange(-0.5, width), minor=True)
+            ax.set_yticks(np.arange(-0.5, height), minor=True)
+            ax.grid(which="minor", color="grey", lw=0.6)
+            ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+            ax.set_title(f"out[{i},{j}]: rows {r0}-{r1 - 1}, cols {c0}-{c1 - 1}", fontsize=7)
+    for i in range(out_h):
+        axes[i, -1].axis("off")
+    ax = axes[0, -1]
+    ax.axis("on")
+    im = ax.imshow(coverage, cmap="Oranges", vmin=0, vmax=coverage.max())
+    for (r, c), k in np.ndenumerate(coverage):
+        ax.text(c, r, str(k), ha="center", va="center", fontsize=7)
+    ax.set_title("windows per input cell", fontsize=7)
+    ax.tick_params(length=0, labelbottom=False, labelleft=False)
+    fig.suptitle(title or f"adaptive pooling {height}×{width} → {out_h}×{out_w}: each output cell's window")
+    fig.tight_layout()
+    return fig
+
+
+def plot_output_sizes(input_sides: Sequence[int], outputs: dict[str, Sequence[int]]) -> plt.Figure:
+    """Output side against input side for several pooling layers (one line each)."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for (name, sides), marker, style in zip(outputs.items(), "osd^v", ["-", "--", "-", ":", "-."]):
+        ax.plot(input_sides, sides, marker=marker, ls=style, label=name)
+    ax.set_xlabel("input side (px)")
+    ax.set_ylabel("output side (px)")
+    ax.set_title("Fixed windows scale with the input; adaptive pooling does not")
+    ax.legend()
+    fig.tight_layout()
+    return fig
