@@ -62,7 +62,7 @@ def batches(
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start:start + batch_size].to(data.images.device)  # data may already live on the GPU
         x = data.images[idx].to(device, non_blocking=True)
         y = data.labels[idx].to(device, non_blocking=True)
         if augment_padding is not None:

@@ -145,10 +145,11 @@ def plot_per_class(accuracies: Sequence[float], *, classes: Sequence[str] = CLAS
 
 
 def show_predictions(images: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor, *,
-                     classes: Sequence[str] = CLASSES, n: int = 24, ncols: int = 8) -> plt.Figure:
-    """Half correct predictions, half mistakes (as many as there are), mistakes titled in red."""
-    right = torch.nonzero(predictions == labels).flatten()
-    wrong = torch.nonzero(predictions != labels).flatten()
+                     classes: Sequence[str] = CLASSES, n: int = 24, ncols: int = 8, seed: int = 0) -> plt.Figure:
+    """A random half correct predictions, half mistakes (as many as there are), mistakes titled in red."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    right = order[predictions[order] == labels[order]]
+    wrong = order[predictions[order] != labels[order]]
     k = min(len(wrong), n // 2)
     pick = torch.cat([right[: n - k], wrong[:k]])
     return show_images(images[pick], labels[pick], classes=classes, predictions=predictions[pick], ncols=ncols,

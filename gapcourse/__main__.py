@@ -1,0 +1,119 @@
+"""Command line: ``python -m gapcourse {info,prepare-data,train,bench}`` (also installed as ``gapcourse``).
+
+* ``info``          versions, device, profile, data source, cache folder.
+* ``prepare-data``  decode and cache both CIFAR-10 splits now (e.g. before going offline).
+* ``train``         train the course network with a preset, print the test accuracy, save a checkpoint.
+* ``bench``         the speed/accuracy benchmark table (see :mod:`gapcourse.bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import __version__
+
+
+def _info(_args: argparse.Namespace) -> int:
+    import platform
+
+    import torch
+    import torchvision
+
+    from .config import CACHE_ENV, DATA_ENV, cache_dir, profile
+    from .device import pick_device
+    from .train import bf16_supported
+
+    print(f"gapcourse {__version__} | torch {torch.__version__} | torchvision {torchvision.__version__} | "
+          f"Python {platform.python_version()}")
+    device = pick_device()
+    print(f"bf16 autocast fast here: {bf16_supported(device)}")
+    profile()
+    print(f"{DATA_ENV}={os.environ.get(DATA_ENV, '(unset: torchvision download)')}")
+    print(f"cache ({CACHE_ENV}): {cache_dir()}")
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from .config import profile
+    from .data import load_cifar10
+
+    full = profile("full", announce=False)
+    for split in ("train", "test"):
+        data = load_cifar10(split, source=args.source, profile=full)
+        print(f"{data}  class counts {data.class_counts()}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import asdict, replace
+
+    import torch
+
+    from .checkpoints import checkpoint_dir, save_checkpoint
+    from .config import profile
+    from .data import load_cifar10
+    from .device import pick_device, seed_everything
+    from .models import build_net
+    from .train import evaluate, fit, pick_recipe
+
+    prof = profile(args.profile)
+    device = pick_device(args.device)
+    recipe = pick_recipe(device, args.preset)
+    if args.epochs:
+        recipe = replace(recipe, epochs=args.epochs)
+    generator = seed_everything(args.seed)
+    train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    model = build_net(args.head, width=recipe.width)
+    history = fit(model, train, test, recipe, device=device, generator=generator, profile=prof)
+    result = evaluate(model, test, device=device, recipe=recipe)
+    print(f"test accuracy {result.accuracy:.2%} after {history.train_seconds:.0f} s of training "
+          f"({len(history.epoch)} epochs, preset '{recipe.name}', head '{args.head}', {prof.name} profile)")
+    out = args.output or checkpoint_dir() / f"cli_{args.head}_{recipe.name}_{prof.name}.pt"
+    save_checkpoint(model.cpu(), out, history=asdict(history), recipe=recipe.describe(),
+                    test_accuracy=result.accuracy, seed=args.seed)
+    print(f"saved {out}")
+    return 0 if torch.isfinite(torch.tensor(history.train_loss[-1])) else 1
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gapcourse", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="versions, device, profile, data source").set_defaults(run=_info)
+
+    prep = sub.add_parser("prepare-data", help="decode and cache CIFAR-10 now")
+    prep.add_argument("--source", help="local copy (default: $GAPCOURSE_DATA, else download)")
+    prep.set_defaults(run=_prepare)
+
+    train = sub.add_parser("train", help="train the course network with a preset")
+    train.add_argument("--preset", help="cpu, gpu or plain (default: by device)")
+    train.add_argument("--head", default="gap_mlp", help="gap_mlp (the seed), gap_linear, nin, flatten_fc, ...")
+    train.add_argument("--epochs", type=int, help="override the preset's epochs")
+    train.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
+    train.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--output", help="checkpoint path (default: in the cache folder)")
+    train.set_defaults(run=_train)
+
+    bench = sub.add_parser("bench", help="speed and accuracy table for the presets")
+    bench.add_argument("--train", nargs="*", default=None,
+                       help="presets to train to the end (default: the device's preset); throughput is "
+                            "measured for every preset")
+    bench.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
+    bench.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    bench.add_argument("--output", help="also write the table as Markdown to this file")
+    bench.set_defaults(run=_bench)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

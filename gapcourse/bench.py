@@ -1,0 +1,198 @@
+"""The speed and accuracy benchmark behind ``python -m gapcourse bench``; prints one Markdown table.
+
+For every preset: training and evaluation images/s and the data pipeline's share of a training step (measured over
+a few steps); for the presets trained to the end: time to 70/80/90 % test accuracy (at epoch resolution), final
+accuracy, training seconds and peak memory. In the same run, a per-sample PIL ``DataLoader`` (torchvision
+transforms, the classic tutorial pipeline) against the course's batched tensor pipeline, as images/s and a ratio.
+The README quotes its output from real runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import time
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+from .config import profile as active_profile
+from .data import MEAN, STD, Cifar10Split, load_cifar10
+from .device import describe_device, pick_device, seed_everything
+from .models import build_net
+from .pipeline import batches
+from .train import PRESETS, _autocast, _prepare, bf16_supported, fit, predict_logits
+
+THRESHOLDS = (0.70, 0.80, 0.90)
+
+
+@dataclass
+class Row:
+    preset: str
+    width: float
+    bf16: bool
+    train_ips: float
+    eval_ips: float
+    data_share: float
+    to_threshold: dict[float, float | None] | None = None
+    final_acc: float | None = None
+    train_s: float | None = None
+    peak_mem_mb: float | None = None
+
+
+def time_to_accuracy(seconds: list[float], accuracies: list[float], threshold: float) -> float | None:
+    """Training seconds at the end of the first epoch whose test accuracy reached ``threshold`` (None: never)."""
+    return next((s for s, a in zip(seconds, accuracies) if a >= threshold), None)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_throughput(recipe, data: Cifar10Split, device: torch.device, steps: int = 12) -> tuple[float, float,
+                                                                                                     float]:
+    """(train images/s, eval images/s, share of a training step spent making the batch)."""
+    torch.manual_seed(0)
+    model = build_net(width=recipe.width).to(device)
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    source = data if device.type == "cpu" else replace(data, images=data.images.to(device),
+                                                       labels=data.labels.to(device))
+    gen = torch.Generator().manual_seed(0)
+    it = batches(source, recipe.batch_size, shuffle=True, augment_padding=recipe.augment_padding, generator=gen,
+                 device=device, drop_last=True)
+    data_time = total = 0.0
+    images = 0
+    for step in range(steps + 3):
+        t0 = time.perf_counter()
+        x, y = next(it)
+        _sync(device)
+        t1 = time.perf_counter()
+        with _autocast(device, recipe.bf16):
+            loss = F.cross_entropy(model(_prepare(x, recipe.channels_last)).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _sync(device)
+        t2 = time.perf_counter()
+        if step >= 3:  # the first steps warm up kernels and caches
+            data_time += t1 - t0
+            total += t2 - t0
+            images += len(y)
+    n_eval = min(len(data), 4000)
+    predict_logits(model, data.images[:500], device=device, recipe=recipe)  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    predict_logits(model, data.images[:n_eval], device=device, recipe=recipe)
+    _sync(device)
+    eval_ips = n_eval / (time.perf_counter() - t0)
+    return images / total, eval_ips, data_time / total
+
+
+class _PilDataset(torch.utils.data.Dataset):
+    """What torchvision's CIFAR10 dataset does per item: a PIL image, then the transform."""
+
+    def __init__(self, data: Cifar10Split, transform):
+        self.images = data.images.permute(0, 2, 3, 1).numpy()
+        self.labels = data.labels.tolist()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), self.labels[i]
+
+
+def pil_vs_tensor(data: Cifar10Split, n: int = 6000, batch_size: int = 256) -> tuple[float, float]:
+    """Images/s of the classic per-sample PIL pipeline (DataLoader, num_workers=0) and of :func:`batches`, both
+    doing random crop with 4 px padding, horizontal flip and normalisation into float batches."""
+    from torchvision import transforms as T
+
+    subset = data if len(data) <= n else Cifar10Split(data.images[:n], data.labels[:n], data.split, data.source)
+    transform = T.Compose([T.RandomCrop(32, padding=4, padding_mode="reflect"), T.RandomHorizontalFlip(),
+                           T.ToTensor(), T.Normalize(MEAN, STD)])
+    loader = torch.utils.data.DataLoader(_PilDataset(subset, transform), batch_size=batch_size, shuffle=True,
+                                         num_workers=0, generator=torch.Generator().manual_seed(0))
+    t0 = time.perf_counter()
+    seen = sum(len(y) for _, y in loader)
+    pil = seen / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    seen = sum(len(y) for _, y in batches(subset, batch_size, shuffle=True, augment_padding=4,
+                                          generator=torch.Generator().manual_seed(0)))
+    tensor = seen / (time.perf_counter() - t0)
+    return pil, tensor
+
+
+def _peak_mem_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux: process peak RSS
+
+
+def format_table(rows: list[Row], pil: float, tensor: float, header: str) -> str:
+    def fmt_s(v):
+        return "–" if v is None else f"{v:.0f} s"
+
+    lines = [header, "",
+             "| preset | width | bf16 | train img/s | eval img/s | data share of step | time to 70 % | to 80 % | "
+             "to 90 % | final test acc | training time | peak memory |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        t = r.to_threshold or {}
+        lines.append(
+            f"| {r.preset} | {r.width} | {'on' if r.bf16 else 'off'} | {r.train_ips:,.0f} | {r.eval_ips:,.0f} | "
+            f"{r.data_share:.1%} | {fmt_s(t.get(0.7))} | {fmt_s(t.get(0.8))} | {fmt_s(t.get(0.9))} | "
+            f"{'–' if r.final_acc is None else f'{r.final_acc:.2%}'} | {fmt_s(r.train_s)} | "
+            f"{'–' if r.peak_mem_mb is None else f'{r.peak_mem_mb:,.0f} MB'} |")
+    lines += ["", f"Augmentation pipelines (random crop + flip + normalise, batches of 256, one process): per-sample "
+                  f"PIL DataLoader {pil:,.0f} img/s, batched tensor pipeline {tensor:,.0f} img/s: "
+                  f"**{tensor / pil:.1f}×**."]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    prof = active_profile(args.profile)
+    device = pick_device(args.device)
+    train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    default = "gpu" if device.type == "cuda" else "cpu"
+    to_train = args.train if args.train is not None else [default]
+    presets = [name for name in PRESETS if name != "gpu" or device.type == "cuda"]
+    rows = []
+    for name in presets:
+        recipe = PRESETS[name]
+        if recipe.bf16 and not bf16_supported(device):
+            recipe = replace(recipe, bf16=False)
+        train_ips, eval_ips, share = measure_throughput(recipe, train, device)
+        row = Row(name, recipe.width, recipe.bf16, train_ips, eval_ips, share)
+        print(f"{name}: {train_ips:,.0f} train img/s, {eval_ips:,.0f} eval img/s, data {share:.1%} of a step",
+              flush=True)
+        if name in to_train:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            generator = seed_everything(0)
+            model = build_net(width=recipe.width)
+            history = fit(model, train, test, recipe, device=device, generator=generator, profile=prof)
+            row.to_threshold = {th: time_to_accuracy(history.seconds, history.test_acc, th) for th in THRESHOLDS}
+            row.final_acc, row.train_s = history.test_acc[-1], history.train_seconds
+            row.peak_mem_mb = _peak_mem_mb(device)
+        rows.append(row)
+    pil, tensor = pil_vs_tensor(train)
+    import torchvision
+
+    header = (f"Device: {describe_device(device)} ({platform.processor() or platform.machine()}); torch "
+              f"{torch.__version__}, torchvision {torchvision.__version__}, Python {platform.python_version()}; "
+              f"profile {prof.name} ({len(train)} train / {len(test)} test images). Times are training only "
+              f"(evaluation excluded), at epoch resolution; final accuracy uses the preset's test-time settings.")
+    table = format_table(rows, pil, tensor, header)
+    print("\n" + table)
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(table + "\n")
+    return 0

@@ -1,0 +1,46 @@
+"""The command line and the benchmark's bookkeeping (no timing is asserted: speed is the benchmark's job)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import real_copy
+
+from gapcourse.__main__ import main
+from gapcourse.bench import Row, format_table, time_to_accuracy
+from gapcourse.checkpoints import load_checkpoint
+
+
+def test_info_names_versions_device_and_data(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "gapcourse 0.1.0" in out and "torch" in out and "Device:" in out and "GAPCOURSE_DATA" in out
+
+
+def test_train_command_saves_a_loadable_checkpoint(tmp_path, capsys):
+    if real_copy() is None:
+        pytest.skip("no local CIFAR-10 copy")
+    out_file = tmp_path / "net.pt"
+    assert main(["train", "--profile", "fast", "--epochs", "1", "--head", "gap_linear", "--output",
+                 str(out_file)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    model, meta = load_checkpoint(out_file)
+    assert model.head_name == "gap_linear" and 0.0 <= meta["test_accuracy"] <= 1.0
+    assert len(meta["history"]["step_loss"]) == 2000 // 256
+
+
+def test_time_to_accuracy_takes_the_first_epoch_over_the_line():
+    seconds, accs = [10.0, 20.0, 30.0, 40.0], [0.5, 0.72, 0.69, 0.85]
+    assert time_to_accuracy(seconds, accs, 0.70) == 20.0
+    assert time_to_accuracy(seconds, accs, 0.80) == 40.0
+    assert time_to_accuracy(seconds, accs, 0.90) is None
+
+
+def test_table_has_one_row_per_preset_and_the_pipeline_ratio():
+    rows = [Row("cpu", 0.5, True, 2500.0, 9000.0, 0.05, {0.7: 55.0, 0.8: 143.0, 0.9: None}, 0.868, 249.0, 1400.0),
+            Row("plain", 1.0, False, 330.0, 1200.0, 0.01)]
+    table = format_table(rows, pil=3800.0, tensor=33000.0, header="Device: test")
+    lines = table.splitlines()
+    assert lines[0] == "Device: test"
+    assert any(line.startswith("| cpu | 0.5 | on | 2,500 | 9,000 | 5.0% | 55 s | 143 s | – | 86.80% | 249 s") for line in lines)
+    assert any(line.startswith("| plain | 1.0 | off | 330 |") and line.count("–") == 6 for line in lines)
+    assert "**8.7×**" in table
