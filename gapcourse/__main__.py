@@ -4,6 +4,8 @@
 * ``prepare-data``  decode and cache both CIFAR-10 splits now (e.g. before going offline).
 * ``train``         train the course network with a preset, print the test accuracy, save a checkpoint.
 * ``bench``         the speed/accuracy benchmark table (see :mod:`gapcourse.bench`).
+* ``compare-heads``  notebook 04's experiment outside Jupyter: every head trained and measured, table written as
+                    JSON, CSV and Markdown (see :mod:`gapcourse.experiments`).
 """
 
 from __future__ import annotations
@@ -77,6 +79,34 @@ def _train(args: argparse.Namespace) -> int:
     return 0 if torch.isfinite(torch.tensor(history.train_loss[-1])) else 1
 
 
+def _compare(args: argparse.Namespace) -> int:
+    import platform
+    import time
+
+    from .config import profile
+    from .data import load_cifar10
+    from .device import describe_device, pick_device
+    from .experiments import compare_heads, results_markdown, write_results
+    from .models import HEADS
+    from .train import pick_recipe
+
+    prof = profile(args.profile)
+    device = pick_device(args.device)
+    recipe = pick_recipe(device, args.preset)
+    train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    start = time.perf_counter()
+    results, _ = compare_heads(train, test, recipe, prof, device=device, heads=args.heads or HEADS)
+    took = time.perf_counter() - start
+    context = (f"Measured on {describe_device(device)} ({platform.processor() or platform.machine()}), "
+               f"{prof.name} profile ({len(train)} train / {len(test)} test images), recipe '{recipe.name}' "
+               f"(width ×{recipe.width}, {prof.epochs(recipe.epochs)} epochs, seed 0); the whole run took "
+               f"{took / 60:.1f} min. Accuracies in %, with the recipe's test-time settings.")
+    paths = write_results(results, args.output, context=context)
+    print("\n" + context + "\n\n" + results_markdown(results))
+    print("\nwritten: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
@@ -110,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     bench.add_argument("--output", help="also write the table as Markdown to this file")
     bench.set_defaults(run=_bench)
+
+    compare = sub.add_parser("compare-heads", help="notebook 04's head comparison, written as JSON/CSV/Markdown")
+    compare.add_argument("--heads", nargs="*", help="subset of heads (default: all)")
+    compare.add_argument("--preset", help="cpu, gpu or plain (default: by device)")
+    compare.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
+    compare.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    compare.add_argument("--output", default="results", help="folder for heads.json/.csv/.md (default: results)")
+    compare.set_defaults(run=_compare)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -2,7 +2,7 @@
 
 Introduced in: :func:`show_images`, :func:`show_feature_maps`, :func:`show_map_and_average` (notebook 01);
 :func:`show_pooling_windows`, :func:`plot_output_sizes` (notebook 02); :func:`plot_history`, :func:`plot_confusion`,
-:func:`plot_per_class`, :func:`show_predictions` (notebook 03).
+:func:`plot_per_class`, :func:`show_predictions` (notebook 03); :func:`show_heatmaps` (notebook 05).
 """
 
 from __future__ import annotations
@@ -203,5 +203,45 @@ def plot_output_sizes(input_sides: Sequence[int], outputs: dict[str, Sequence[in
     ax.set_ylabel("output side (px)")
     ax.set_title("Fixed windows scale with the input; adaptive pooling does not")
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _upsample(heat: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    heat = heat.detach().cpu().float()[None, None]
+    return torch.nn.functional.interpolate(heat, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def show_heatmaps(images: torch.Tensor, heats: torch.Tensor, *, titles: Sequence[str] | None = None,
+                  ncols: int = 6, boxes: Sequence[tuple[int, int, int]] | None = None,
+                  peaks: Sequence[tuple[float, float]] | None = None, title: str = "") -> plt.Figure:
+    """Each image with its coarse heat map (h×w) upsampled bilinearly and laid over it.
+
+    ``images`` are uint8 or normalised float N×3×H×W; ``boxes`` ``(top, left, side)`` draw a square (e.g. where an
+    object was pasted); ``peaks`` ``(row, col)`` in image pixels mark each map's maximum.
+    """
+    from .data import denormalize
+
+    imgs = images if images.dtype == torch.uint8 else denormalize(images.detach().cpu().float())
+    n = len(imgs)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.1 * ncols, 2.3 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = _as_hwc(imgs[i])
+        heat = _upsample(heats[i], img.shape[:2])
+        ax.imshow(img, interpolation="nearest")
+        ax.imshow(heat, cmap="jet", alpha=0.45)
+        if boxes is not None:
+            top, left, side = boxes[i]
+            ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), side, side, fill=False, ec="white", lw=1.5))
+        if peaks is not None:
+            ax.plot(peaks[i][1], peaks[i][0], "w+", ms=12, mew=2)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
