@@ -4,6 +4,7 @@
 * ``prepare-data``  decode and cache both CIFAR-10 splits now (e.g. before going offline).
 * ``train``         train the course network with a preset, print the test accuracy, save a checkpoint.
 * ``bench``         the speed/accuracy benchmark table (see :mod:`gapcourse.bench`).
+* ``student-copies`` write notebooks/student/ from the solution notebooks (``--check``: only report drift).
 * ``compare-heads``  notebook 04's experiment outside Jupyter: every head trained and measured, table written as
                     JSON, CSV and Markdown (see :mod:`gapcourse.experiments`).
 """
@@ -107,6 +108,20 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _student(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .classroom import write_student_copies
+
+    root = Path(args.root).resolve()
+    changed = write_student_copies(root, check=args.check)
+    for path in changed:
+        print(("out of date: " if args.check else "wrote ") + str(path.relative_to(root)))
+    if not changed:
+        print("student copies are up to date")
+    return 1 if args.check and changed else 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
@@ -148,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     compare.add_argument("--output", default="results", help="folder for heads.json/.csv/.md (default: results)")
     compare.set_defaults(run=_compare)
+
+    student = sub.add_parser("student-copies", help="write notebooks/student/ from the solution notebooks")
+    student.add_argument("--root", default=".", help="the course repository (default: here)")
+    student.add_argument("--check", action="store_true", help="write nothing; exit 1 if a copy is out of date")
+    student.set_defaults(run=_student)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -17,6 +17,7 @@ from gapcourse import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+STUDENT_COPIES = sorted((ROOT / "notebooks" / "student").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_notebooks_are_numbered_in_order():
@@ -24,7 +25,7 @@ def test_notebooks_are_numbered_in_order():
     assert numbers and numbers == list(range(1, len(numbers) + 1))
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + STUDENT_COPIES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_committed_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
@@ -32,7 +33,7 @@ def test_committed_without_outputs(path):
     assert not dirty, f"cells {dirty} carry outputs: run `python tools/sync_notebooks.py` before committing"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + STUDENT_COPIES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_opens_alone_on_colab(path):
     nb = nbformat.read(path, as_version=4)
     rel = path.relative_to(ROOT).as_posix()

@@ -1,0 +1,429 @@
+"""Exercise checks with instant feedback, for every notebook. Introduced in notebook 01.
+
+Each exercise asks the learner for a function (or a module). ``checks.<name>(answer)`` runs it on fresh inputs and
+says in plain words what is wrong (wrong shape, wrong axis, sums instead of averages, an off-by-one window, no
+gradient...) without printing the answer; a right answer gets a short confirmation; an exercise still holding its
+placeholder (``raise NotImplementedError``) gets "not attempted yet". A check never raises, so *Run all* goes on.
+
+:func:`answer_or_reference` lets later cells use the learner's answer when it passes, and the course's reference
+implementation (saying so) when it does not, so a student copy runs to the end with nothing filled in.
+
+Exercises, by notebook: 01 ``global_avg_pool``, ``flatten_head_params``; 02 ``adaptive_windows``, ``gap_module``;
+03 ``seed_block``, ``per_class_accuracy``; 04 ``nin_head``, ``shift_right_down``; 05 ``class_activation_map``,
+``peak_cell``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+CORRECT, WRONG, NOT_ATTEMPTED = "correct", "wrong", "not attempted"
+
+
+@dataclass
+class CheckResult:
+    """What a check found. Printed in a notebook it reads as one friendly line."""
+
+    exercise: str
+    status: str
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == CORRECT
+
+    def __repr__(self) -> str:
+        mark = {CORRECT: "✅", WRONG: "❌", NOT_ATTEMPTED: "⏳"}[self.status]
+        label = {CORRECT: "Correct", WRONG: "Not yet", NOT_ATTEMPTED: "Not attempted yet"}[self.status]
+        return f"{mark} {self.exercise}: {label}. {self.message}"
+
+
+class _Wrong(Exception):
+    """Raised inside a check with the message for the learner."""
+
+
+def _check(exercise: str, ok_message: str):
+    """Decorator: turns a check body that raises _Wrong / NotImplementedError into a CheckResult."""
+
+    def wrap(body: Callable[..., None]) -> Callable[..., CheckResult]:
+        def run(answer: Any) -> CheckResult:
+            if answer is None or answer is Ellipsis:
+                return CheckResult(exercise, NOT_ATTEMPTED, "Fill in the exercise cell above, run it, then this one.")
+            try:
+                body(answer)
+            except NotImplementedError:
+                return CheckResult(exercise, NOT_ATTEMPTED, "Replace `raise NotImplementedError` with your code.")
+            except _Wrong as wrong:
+                return CheckResult(exercise, WRONG, str(wrong))
+            except Exception as err:  # noqa: BLE001 - the learner's code may raise anything
+                return CheckResult(exercise, WRONG, f"Your code raised {type(err).__name__}: {err}")
+            return CheckResult(exercise, CORRECT, ok_message)
+
+        run.__name__ = exercise
+        run.__doc__ = body.__doc__
+        return run
+
+    return wrap
+
+
+def _call(fn: Callable, *args):
+    """Call the learner's function; NotImplementedError passes through (not attempted), other errors are shown."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args)
+        raise _Wrong(f"Called with ({shapes}) it raised {type(err).__name__}: {err}") from None
+
+
+def _tensor(out, what: str) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor):
+        raise _Wrong(f"{what} should return a torch.Tensor, got {type(out).__name__}.")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Notebook 01
+
+
+def ref_global_avg_pool(x: torch.Tensor) -> torch.Tensor:
+    return x.mean((2, 3))
+
+
+@_check("global_avg_pool", "It averages each feature map over height and width: bs×ch×h×w → bs×ch, "
+                           "with gradients flowing back.")
+def global_avg_pool(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(x) -> x averaged over height and width`` (bs×ch×h×w → bs×ch)."""
+    x = torch.randn(3, 5, 4, 7, requires_grad=True)  # all four sizes differ, so the shape tells the axes apart
+    out = _tensor(_call(fn, x), "global_avg_pool")
+    want = x.mean((2, 3))
+    shape = tuple(out.shape)
+    if shape != (3, 5):
+        hints = {(3, 5, 1, 1): "It keeps two dimensions of size 1: average without keepdim, or flatten them.",
+                 (3, 4, 7): "It averaged over the channels (dim 1). GAP averages over height and width (dims 2, 3).",
+                 (): "It averaged everything into one number. GAP keeps one number per image and channel.",
+                 (5, 4, 7): "It averaged over the batch (dim 0). GAP keeps every image: average over dims 2, 3.",
+                 (3, 5, 4): "It averaged over the width only. Average over both height and width (dims 2 and 3).",
+                 (3, 5, 7): "It averaged over the height only. Average over both height and width (dims 2 and 3)."}
+        raise _Wrong(hints.get(shape, f"For a 3×5×4×7 input the result should be 3×5 (bs×ch); got "
+                                      f"{'×'.join(map(str, shape)) or 'a scalar'}."))
+    if not torch.allclose(out, want, atol=1e-5):
+        if torch.allclose(out, x.sum((2, 3)), atol=1e-4):
+            raise _Wrong("It sums each map; an average also divides by the number of positions (h·w).")
+        if torch.allclose(out, x.amax((2, 3)), atol=1e-5):
+            raise _Wrong("It takes each map's maximum: that is global *max* pooling. GAP takes the mean.")
+        raise _Wrong("The shape is right but the values are not each map's average over height and width.")
+    if not out.requires_grad:
+        raise _Wrong("No gradient flows back to the input: avoid .detach(), .item(), .numpy() and new tensors.")
+    out.sum().backward()
+    if x.grad is None or not torch.allclose(x.grad, torch.full_like(x, 1 / 28)):
+        raise _Wrong("The gradient is not 1/(h·w) at every position: build the result from x with torch ops.")
+    other = torch.randn(2, 3, 5, 5)
+    got = _call(fn, other)
+    if not isinstance(got, torch.Tensor) or got.shape != (2, 3) or not torch.allclose(got, other.mean((2, 3))):
+        raise _Wrong("It works for a 3×5×4×7 input but not for 2×3×5×5: avoid fixed sizes in the code.")
+
+
+def ref_flatten_head_params(channels: int, side: int, hidden=(128, 56), classes: int = 10) -> int:
+    sizes = [channels * side * side, *hidden, classes]
+    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+
+
+@_check("flatten_head_params", "Weights and biases of every Linear layer, for any map size.")
+def flatten_head_params(fn: Callable[..., int]) -> None:
+    """Check ``fn(channels, side, hidden=(128, 56), classes=10)``: parameters of a flatten + FC head."""
+    for channels, side, hidden, classes in [(256, 4, (128, 56), 10), (64, 3, (32,), 5), (16, 8, (20, 10), 4)]:
+        got = _call(fn, channels, side, hidden, classes)
+        want = ref_flatten_head_params(channels, side, hidden, classes)
+        if got == want:
+            continue
+        sizes = [channels * side * side, *hidden, classes]
+        if got == sum(a * b for a, b in zip(sizes, sizes[1:])):
+            raise _Wrong("The biases are missing: each Linear(n_in, n_out) also has n_out biases.")
+        if got == ref_flatten_head_params(channels, 1, tuple(h * 1 for h in hidden), classes) or \
+                got == ref_flatten_head_params(1, 1, hidden, classes) or \
+                got == sum(a * b + b for a, b in zip([channels * side, *hidden, classes],
+                                                      [*hidden, classes])):
+            raise _Wrong("The first layer's input is channels × side × side numbers (every position of every map).")
+        if got == sizes[0] * sizes[1] + sizes[1]:
+            raise _Wrong("That is the first Linear layer only: add every layer up to the class scores.")
+        raise _Wrong(f"For channels={channels}, side={side}, hidden={hidden}, classes={classes} the count is "
+                     f"{'too high' if got > want else 'too low'}.")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Notebook 02
+
+
+def ref_adaptive_windows(n: int, out: int) -> list[tuple[int, int]]:
+    return [(math.floor(i * n / out), math.ceil((i + 1) * n / out)) for i in range(out)]
+
+
+@_check("adaptive_windows", "Start floor(i·n/out), end ceil((i+1)·n/out), end exclusive: PyTorch's rule.")
+def adaptive_windows(fn: Callable[[int, int], list]) -> None:
+    """Check ``fn(n, out) -> [(start, end), ...]`` (end exclusive) for adaptive pooling along one side."""
+    for n, out in [(6, 2), (5, 3), (7, 3), (4, 4), (10, 4), (3, 5), (32, 7)]:
+        got = _call(fn, n, out)
+        try:
+            got = [(int(a), int(b)) for a, b in got]
+        except (TypeError, ValueError):
+            raise _Wrong(f"Return a list of (start, end) pairs; for n={n}, out={out} got {got!r}.") from None
+        want = ref_adaptive_windows(n, out)
+        if got == want:
+            continue
+        if len(got) != out:
+            raise _Wrong(f"There should be one window per output cell: {out} windows for out={out}, got {len(got)}.")
+        if got == [(a, b - 1) for a, b in want]:
+            raise _Wrong("Off by one at the end: `end` is exclusive, as in Python slices x[start:end].")
+        if got == [(a, math.floor((i + 1) * n / out)) for i, (a, _) in enumerate(want)]:
+            raise _Wrong(f"The ends are rounded down; round them up (ceil), so windows cover every cell and can "
+                         f"overlap (try n={n}, out={out}).")
+        if got == [(round(i * n / out), round((i + 1) * n / out)) for i in range(out)]:
+            raise _Wrong("Rounding to the nearest integer is not PyTorch's rule: start rounds down, end rounds up.")
+        raise _Wrong(f"For n={n}, out={out} the windows differ from PyTorch's; check the start (floor) and end "
+                     f"(ceil) formulas.")
+
+
+def ref_gap_module() -> nn.Module:
+    return nn.Sequential(nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten())
+
+
+@_check("gap_module", "AdaptiveAvgPool2d((1, 1)) + Flatten: GAP as layers, for any input size, no parameters.")
+def gap_module(fn: Callable[[], nn.Module]) -> None:
+    """Check ``fn()``: builds a module that maps bs×ch×h×w to bs×ch by global average pooling."""
+    module = _call(fn)
+    if not isinstance(module, nn.Module):
+        raise _Wrong(f"Build an nn.Module (e.g. nn.Sequential(...)), got {type(module).__name__}.")
+    if sum(p.numel() for p in module.parameters()):
+        raise _Wrong("GAP has no parameters; this module has some. Use pooling and flattening layers only.")
+    for shape in [(2, 6, 4, 4), (3, 5, 7, 9)]:
+        x = torch.randn(shape)
+        out = _tensor(_call(module, x), "the module")
+        if out.shape == (shape[0], shape[1], 1, 1):
+            raise _Wrong("The output is bs×ch×1×1: add nn.Flatten() to get bs×ch.")
+        if tuple(out.shape) != shape[:2]:
+            raise _Wrong(f"For a {'×'.join(map(str, shape))} input the output should be {shape[0]}×{shape[1]}, got "
+                         f"{'×'.join(map(str, out.shape))}. A fixed window (AvgPool2d) does not adapt to the input "
+                         f"size; nn.AdaptiveAvgPool2d((1, 1)) does.")
+        if not torch.allclose(out, x.mean((2, 3)), atol=1e-5):
+            raise _Wrong("The values are not the averages of each map (max pooling instead of average?).")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Notebook 03
+
+
+def ref_seed_block(c_in: int, c_mid: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_mid, 3, padding=1), nn.ReLU(), nn.Conv2d(c_mid, c_out, 3, padding=1),
+                         nn.ReLU(), nn.MaxPool2d(2, 2), nn.BatchNorm2d(c_out))
+
+
+@_check("seed_block", "conv → ReLU → conv → ReLU → MaxPool2d(2, 2) → BatchNorm2d, as in the course's network.")
+def seed_block(fn: Callable[[int, int, int], nn.Module]) -> None:
+    """Check ``fn(c_in, c_mid, c_out)``: one block of the course network (halves height and width)."""
+    block = _call(fn, 3, 6, 8)
+    if not isinstance(block, nn.Module):
+        raise _Wrong(f"Return an nn.Module (nn.Sequential of the layers), got {type(block).__name__}.")
+    kinds = [type(m) for m in block.modules() if not list(m.children())]
+    want = [nn.Conv2d, nn.ReLU, nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.BatchNorm2d]
+    if kinds != want:
+        raise _Wrong("The layers should be, in order: Conv2d, ReLU, Conv2d, ReLU, MaxPool2d, BatchNorm2d; got "
+                     + ", ".join(k.__name__ for k in kinds) + ".")
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+    if any(c.kernel_size != (3, 3) for c in convs):
+        raise _Wrong("Both convolutions are 3×3 (kernel_size=3).")
+    if (convs[0].in_channels, convs[0].out_channels, convs[1].in_channels, convs[1].out_channels) != (3, 6, 6, 8):
+        raise _Wrong("Channels: the first conv goes c_in → c_mid, the second c_mid → c_out.")
+    norm = next(m for m in block.modules() if isinstance(m, nn.BatchNorm2d))
+    if norm.num_features != 8:
+        raise _Wrong("BatchNorm2d normalises the block's output channels: BatchNorm2d(c_out).")
+    out = _tensor(_call(block, torch.randn(2, 3, 16, 16)), "the block")
+    if out.shape[2:] == (6, 6):
+        raise _Wrong("The maps shrink inside the block: give each conv padding=1 so it keeps height and width.")
+    if tuple(out.shape) != (2, 8, 8, 8):
+        raise _Wrong(f"A 2×3×16×16 input should come out 2×8×8×8 (c_out channels, sides halved), got "
+                     f"{'×'.join(map(str, out.shape))}.")
+
+
+def ref_per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float]:
+    return [float((predictions[labels == c] == c).float().mean()) for c in range(num_classes)]
+
+
+@_check("per_class_accuracy", "For each class: correct predictions among the images of that class.")
+def per_class_accuracy(fn: Callable[..., Any]) -> None:
+    """Check ``fn(predictions, labels, num_classes) -> K accuracies`` (share of each true class predicted right)."""
+    gen = torch.Generator().manual_seed(3)
+    labels = torch.tensor([0] * 10 + [1] * 5 + [2] * 20 + [3] * 15)  # unbalanced, so wrong denominators show
+    predictions = torch.where(torch.rand(50, generator=gen) < 0.6, labels, torch.randint(0, 4, (50,), generator=gen))
+    got = _call(fn, predictions, labels, 4)
+    try:
+        got = [float(v) for v in got]
+    except (TypeError, ValueError):
+        raise _Wrong(f"Return one number per class (a list or a 1-D tensor), got {type(got).__name__}.") from None
+    want = ref_per_class_accuracy(predictions, labels, 4)
+    if len(got) != 4:
+        raise _Wrong(f"There are 4 classes in the test input; got {len(got)} numbers.")
+    if all(abs(a - b) < 1e-6 for a, b in zip(got, want)):
+        return
+    counts = [float(((predictions == c) & (labels == c)).sum()) for c in range(4)]
+    if all(abs(a - b) < 1e-6 for a, b in zip(got, counts)):
+        raise _Wrong("Those are counts of correct predictions; divide by the number of images of each class.")
+    if all(abs(a - b / 50) < 1e-6 for a, b in zip(got, counts)):
+        raise _Wrong("It divides by all images; divide by the images of that class only.")
+    by_pred = [float((labels[predictions == c] == c).float().mean()) for c in range(4)]
+    if all(abs(a - b) < 1e-6 for a, b in zip(got, by_pred)):
+        raise _Wrong("It groups by predicted class (that is precision); group by the true class (labels == c).")
+    raise _Wrong("The numbers differ from the share of each true class that was predicted right.")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Notebook 04
+
+
+def ref_nin_head(channels: int, classes: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(channels, classes, kernel_size=1), nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten())
+
+
+@_check("nin_head", "A 1×1 conv to one map per class, then GAP: class scores with no fully connected layer.")
+def nin_head(fn: Callable[[int, int], nn.Module]) -> None:
+    """Check ``fn(channels, classes)``: a Network-in-Network head (1×1 conv to ``classes`` maps, then GAP)."""
+    head = _call(fn, 32, 7)
+    if not isinstance(head, nn.Module):
+        raise _Wrong(f"Return an nn.Module, got {type(head).__name__}.")
+    if any(isinstance(m, nn.Linear) for m in head.modules()):
+        raise _Wrong("The NiN head has no fully connected (Linear) layer: use a 1×1 convolution instead.")
+    convs = [m for m in head.modules() if isinstance(m, nn.Conv2d)]
+    if len(convs) != 1 or convs[0].kernel_size != (1, 1):
+        raise _Wrong("Use exactly one convolution, with kernel_size=1: it mixes channels at each position.")
+    if (convs[0].in_channels, convs[0].out_channels) != (32, 7):
+        raise _Wrong("The 1×1 conv maps the body's channels to one map per class (channels → classes).")
+    for side in (4, 9):
+        out = _tensor(_call(head, torch.randn(2, 32, side, side)), "the head")
+        if out.shape == (2, 7, 1, 1):
+            raise _Wrong("The output is bs×classes×1×1: add nn.Flatten().")
+        if tuple(out.shape) != (2, 7):
+            raise _Wrong(f"For 2×32×{side}×{side} maps the output should be 2×7 (bs×classes), got "
+                         f"{'×'.join(map(str, out.shape))}.")
+        x = torch.randn(2, 32, side, side)
+        if not torch.allclose(_call(head, x), convs[0](x).mean((2, 3)), atol=1e-5):
+            raise _Wrong("The scores should be the averages of the class maps (AdaptiveAvgPool2d((1, 1))).")
+
+
+def ref_shift_right_down(images: torch.Tensor, shift: int) -> torch.Tensor:
+    if shift == 0:
+        return images.clone()
+    out = torch.zeros_like(images)
+    out[..., shift:, shift:] = images[..., :-shift, :-shift]
+    return out
+
+
+@_check("shift_right_down", "Moved right and down, uncovered border zero, nothing wrapped around.")
+def shift_right_down(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
+    """Check ``fn(images, shift)``: move N×C×H×W images ``shift`` px right and down, filling with 0."""
+    x = torch.arange(1, 2 * 3 * 6 * 7 + 1, dtype=torch.float32).reshape(2, 3, 6, 7)
+    for shift in (2, 0, 3):
+        got = _tensor(_call(fn, x, shift), "shift_right_down")
+        want = ref_shift_right_down(x, shift)
+        if tuple(got.shape) != tuple(x.shape):
+            raise _Wrong(f"The shape must stay {tuple(x.shape)}; got {tuple(got.shape)}.")
+        if torch.equal(got, want):
+            continue
+        if torch.equal(got, torch.roll(x, (shift, shift), (2, 3))):
+            raise _Wrong("torch.roll wraps the pixels that leave on one side back in on the other; fill with 0.")
+        if shift and torch.equal(got[..., : -shift, : -shift], x[..., shift:, shift:]):
+            raise _Wrong("That moves the image left and up; move it right and down.")
+        if shift and (torch.equal(got[..., :, shift:], x[..., :, :-shift]) or
+                      torch.equal(got[..., shift:, :], x[..., :-shift, :])):
+            raise _Wrong("Only one direction moved: shift along both height (dim 2) and width (dim 3).")
+        raise _Wrong(f"For shift={shift} the result differs: pixel (r, c) should land at (r + shift, c + shift).")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Notebook 05
+
+
+def ref_class_activation_map(maps: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("kc,nchw->nkhw", weights, maps)
+
+
+@_check("class_activation_map", "M_c = Σ_k w_ck · f_k for every class: its average is the class score "
+                                "(minus the bias).")
+def class_activation_map(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Check ``fn(maps, weights)``: maps N×C×h×w, Linear weights K×C → CAMs N×K×h×w."""
+    gen = torch.Generator().manual_seed(5)
+    maps, weights = torch.randn(2, 6, 3, 5, generator=gen), torch.randn(4, 6, generator=gen)
+    got = _tensor(_call(fn, maps, weights), "class_activation_map")
+    want = ref_class_activation_map(maps, weights)
+    if tuple(got.shape) != (2, 4, 3, 5):
+        if tuple(got.shape) == (2, 4):
+            raise _Wrong("It returns one number per class (that is the score); keep the h×w map for each class.")
+        if tuple(got.shape) == (2, 3, 5):
+            raise _Wrong("It sums over the classes too; keep one map per class: N×K×h×w.")
+        raise _Wrong(f"For maps 2×6×3×5 and weights 4×6 the CAMs should be 2×4×3×5, got "
+                     f"{'×'.join(map(str, got.shape))}.")
+    if torch.allclose(got, want, atol=1e-5):
+        return
+    if torch.allclose(got, want / 15, atol=1e-5):
+        raise _Wrong("It divides by h·w: CAM keeps the weighted sum at each position, the average comes later.")
+    raise _Wrong("The values differ: CAM for class c weights map k by weights[c, k] and sums over k.")
+
+
+def ref_peak_cell(cam: torch.Tensor) -> tuple[int, int]:
+    row, col = divmod(int(cam.argmax()), cam.shape[1])
+    return row, col
+
+
+@_check("peak_cell", "(row, col) of the largest value of an h×w map.")
+def peak_cell(fn: Callable[[torch.Tensor], tuple[int, int]]) -> None:
+    """Check ``fn(cam)``: the (row, col) of the maximum of a 2-D map, also for non-square maps."""
+    for shape, where in [((5, 8), (3, 6)), ((8, 5), (6, 1)), ((4, 4), (0, 3))]:
+        cam = torch.rand(shape) * 0.5
+        cam[where] = 2.0
+        got = _call(fn, cam)
+        try:
+            got = (int(got[0]), int(got[1]))
+        except (TypeError, ValueError, IndexError):
+            raise _Wrong(f"Return a pair (row, col), got {got!r}.") from None
+        if got == where:
+            continue
+        if got == where[::-1]:
+            raise _Wrong("Row and column are swapped: return (row, col).")
+        flat = where[0] * shape[1] + where[1]
+        if got == divmod(flat, shape[0]):
+            raise _Wrong("For a non-square map, divide the flat index by the width (number of columns), not the "
+                         "height.")
+        raise _Wrong(f"For a {shape[0]}×{shape[1]} map the peak is elsewhere: use argmax and turn the flat index "
+                     f"into (row, col).")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+
+REFERENCES: dict[str, Any] = {
+    "global_avg_pool": ref_global_avg_pool, "flatten_head_params": ref_flatten_head_params,
+    "adaptive_windows": ref_adaptive_windows, "gap_module": ref_gap_module, "seed_block": ref_seed_block,
+    "per_class_accuracy": ref_per_class_accuracy, "nin_head": ref_nin_head, "shift_right_down": ref_shift_right_down,
+    "class_activation_map": ref_class_activation_map, "peak_cell": ref_peak_cell,
+}
+CHECKS: dict[str, Callable[[Any], CheckResult]] = {
+    "global_avg_pool": global_avg_pool, "flatten_head_params": flatten_head_params,
+    "adaptive_windows": adaptive_windows, "gap_module": gap_module, "seed_block": seed_block,
+    "per_class_accuracy": per_class_accuracy, "nin_head": nin_head, "shift_right_down": shift_right_down,
+    "class_activation_map": class_activation_map, "peak_cell": peak_cell,
+}
+
+
+def answer_or_reference(name: str, answer: Any) -> Any:
+    """The learner's answer if its check passes; otherwise the course's reference, with a note saying so."""
+    result = CHECKS[name](answer)
+    if result.passed:
+        return answer
+    print(f"ℹ️  Using the course's reference `{name}` below, because yours is {result.status} "
+          f"(see the check above). The rest of the notebook runs either way.")
+    return REFERENCES[name]

@@ -1,0 +1,83 @@
+"""Classroom mode: student copies are generated from the solutions, leak no answer, and run to the end with
+nothing filled in, showing "not attempted" for each exercise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from gapcourse.checks import CHECKS
+from gapcourse.classroom import (BEGIN_SOLUTION, MarkerError, exercise_count, make_student_copy, strip_cell,
+                                 write_student_copies)
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_committed_student_copies_are_exactly_what_the_generator_writes():
+    stale = write_student_copies(ROOT, check=True)
+    assert not stale, f"run `python -m gapcourse student-copies`: {stale}"
+    assert sorted(p.name for p in (ROOT / "notebooks" / "student").glob("*.ipynb")) == [p.name for p in SOLUTIONS]
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_every_notebook_has_exercises_with_checks_and_no_answer_leaks(path):
+    solution = nbformat.read(path, as_version=4)
+    n = exercise_count(solution)
+    assert 2 <= n <= 4
+    student = nbformat.read(path.parent / "student" / path.name, as_version=4)
+    text = "\n".join(c.source for c in student.cells)
+    assert BEGIN_SOLUTION not in text and "BEGIN HIDDEN TESTS" not in text and "assert result.passed" not in text
+    assert text.count("raise NotImplementedError()") == n
+    answers = [line.strip() for c in solution.cells if c.cell_type == "code" and BEGIN_SOLUTION in c.source
+               for line in c.source.split(BEGIN_SOLUTION)[1].split("### END SOLUTION")[0].splitlines()
+               if line.strip()]
+    for line in answers:
+        assert line not in text, f"answer line leaked into the student copy: {line}"
+    checked = {name for name in CHECKS if f"checks.{name}(" in text}
+    assert len(checked) == n, "each exercise is followed by its check"
+    for cell in student.cells:
+        if "raise NotImplementedError()" in cell.source:
+            assert "raises-exception" in cell.metadata.get("tags", [])
+
+
+def test_all_ten_checks_are_used_somewhere():
+    text = "\n".join(p.read_text() for p in SOLUTIONS)
+    assert all(f"checks.{name}(" in text for name in CHECKS)
+
+
+def test_strip_cell_keeps_indentation_and_drops_hidden_tests():
+    src = ("def f(x):\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION\n"
+           "r = check(f)\n### BEGIN HIDDEN TESTS\nassert r.passed\n### END HIDDEN TESTS\nr")
+    assert strip_cell(src) == ("def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()\nr = check(f)\nr")
+    for broken in ("### BEGIN SOLUTION\nx = 1", "x = 1\n### END SOLUTION",
+                   "### BEGIN SOLUTION\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS\n### END SOLUTION"):
+        with pytest.raises(MarkerError):
+            strip_cell(broken, "test")
+
+
+def test_student_badge_and_note_point_at_the_copy():
+    nb = make_student_copy(nbformat.read(SOLUTIONS[0], as_version=4), "notebooks/student/01_gap_by_hand.ipynb")
+    assert "blob/main/notebooks/student/01_gap_by_hand.ipynb" in nb.cells[0].source
+    assert "Student copy" in nb.cells[0].source
+
+
+@pytest.mark.parametrize("name", ["01_gap_by_hand.ipynb", "02_adaptive_avg_pool.ipynb"])
+def test_a_fresh_student_copy_runs_through_and_says_not_attempted(name, tmp_path):
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "notebooks" / "student" / name, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = ["".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in c.get("outputs", []))
+               for c in nb.cells if c.cell_type == "code"]
+    errors = [o.ename for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    placeholders = sum(c.source.count("raise NotImplementedError()") for c in nb.cells if c.cell_type == "code")
+    not_attempted = [o for o in outputs if "⏳" in o and "Not attempted yet" in o]
+    assert placeholders >= 2 and len(not_attempted) == placeholders
+    assert sum("Using the course's reference" in o for o in outputs) == placeholders  # later cells fall back
+    assert not any("✅" in o for o in outputs)
+    assert os.environ.get("GAPCOURSE_PROFILE") == "fast"
