@@ -56,7 +56,8 @@ def _check(exercise: str, ok_message: str):
             if answer is None or answer is Ellipsis:
                 return CheckResult(exercise, NOT_ATTEMPTED, "Fill in the exercise cell above, run it, then this one.")
             try:
-                body(answer)
+                with torch.enable_grad():  # a notebook may have switched autograd off; the checks need it
+                    body(answer)
             except NotImplementedError:
                 return CheckResult(exercise, NOT_ATTEMPTED, "Replace `raise NotImplementedError` with your code.")
             except _Wrong as wrong:
