@@ -148,7 +148,8 @@ def fit(
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
 
-    steps_per_epoch = num_batches(len(train), recipe.batch_size, drop_last=len(train) > recipe.batch_size)
+    drop_last = len(train) > recipe.batch_size  # equal-sized steps, unless the data fit in one batch
+    steps_per_epoch = num_batches(len(train), recipe.batch_size, drop_last=drop_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -161,7 +162,7 @@ def fit(
         start = time.perf_counter()
         total_loss = total_correct = seen = 0
         loop = tqdm(batches(train, recipe.batch_size, shuffle=True, augment_padding=recipe.augment_padding,
-                            generator=generator, device=device, drop_last=len(train) > recipe.batch_size),
+                            generator=generator, device=device, drop_last=drop_last),
                     total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
         for x, y in loop:
             with _autocast(device, recipe.bf16):

@@ -24,17 +24,21 @@ def _as_hwc(image: torch.Tensor) -> np.ndarray:
     return image.clamp(0, 1).permute(1, 2, 0).numpy()
 
 
+def _grid(n: int, ncols: int, cell_w: float, cell_h: float) -> tuple[plt.Figure, list]:
+    """A figure of ceil(n / ncols) × ncols axes, all switched off; returns the figure and the first n axes."""
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_w * ncols, cell_h * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, list(axes.flat)[:n]
+
+
 def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor, *, classes: Sequence[str] = CLASSES,
                 predictions: Sequence[int] | torch.Tensor | None = None, ncols: int = 8,
                 title: str | None = None) -> plt.Figure:
     """A grid of images with their class names; with ``predictions``, mistakes are titled in red."""
-    n = len(images)
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.6 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
+    fig, axes = _grid(len(images), ncols, 1.4, 1.6)
+    for i, ax in enumerate(axes):
         ax.imshow(_as_hwc(images[i]), interpolation="nearest")
         true = classes[int(labels[i])]
         if predictions is None:
@@ -53,13 +57,10 @@ def show_feature_maps(maps: torch.Tensor, *, n: int = 16, ncols: int = 8, title:
     """The first ``n`` channels of one image's C×H×W activations, each as a heat map with its channel index."""
     maps = maps.detach().cpu().float()
     n = min(n, maps.shape[0])
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols, 1.6 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(maps[i].numpy(), cmap="viridis")
-            ax.set_title(f"ch {i}", fontsize=8)
+    fig, axes = _grid(n, ncols, 1.5, 1.6)
+    for i, ax in enumerate(axes):
+        ax.imshow(maps[i].numpy(), cmap="viridis")
+        ax.set_title(f"ch {i}", fontsize=8)
     fig.suptitle(title or f"{n} of {maps.shape[0]} feature maps, each {maps.shape[1]}×{maps.shape[2]}")
     fig.tight_layout()
     return fig
@@ -223,13 +224,8 @@ def show_heatmaps(images: torch.Tensor, heats: torch.Tensor, *, titles: Sequence
     from .data import denormalize
 
     imgs = images if images.dtype == torch.uint8 else denormalize(images.detach().cpu().float())
-    n = len(imgs)
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.1 * ncols, 2.3 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
+    fig, axes = _grid(len(imgs), ncols, 2.1, 2.3)
+    for i, ax in enumerate(axes):
         img = _as_hwc(imgs[i])
         heat = _upsample(heats[i], img.shape[:2])
         ax.imshow(img, interpolation="nearest")
