@@ -122,6 +122,23 @@ def _student(args: argparse.Namespace) -> int:
     return 1 if args.check and changed else 0
 
 
+def _ablate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .ablation import RESULTS_FILE, ablation_markdown, run_ablation
+    from .config import profile
+    from .data import load_cifar10
+    from .device import pick_device
+
+    prof = profile(args.profile)
+    device = pick_device(args.device)
+    train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    output = Path(args.output) if args.output else RESULTS_FILE
+    payload = run_ablation(train, test, prof, device=device, output=output)
+    print("\n" + ablation_markdown(payload) + f"\n\nwritten: {output}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
@@ -163,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     compare.add_argument("--output", default="results", help="folder for heads.json/.csv/.md (default: results)")
     compare.set_defaults(run=_compare)
+
+    ablate = sub.add_parser("ablate", help="the cpu recipe's ablation: one trick at a time, then 3 seeds")
+    ablate.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
+    ablate.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    ablate.add_argument("--output", help="results file (default: gapcourse/results/recipe_ablation.json)")
+    ablate.set_defaults(run=_ablate)
 
     student = sub.add_parser("student-copies", help="write notebooks/student/ from the solution notebooks")
     student.add_argument("--root", default=".", help="the course repository (default: here)")

@@ -416,17 +416,32 @@ MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 
 
+_STATS: dict[tuple[str, torch.device], torch.Tensor] = {}
+
+
+def _channel_stats(kind: str, device: torch.device) -> torch.Tensor:
+    """MEAN or STD as a 1×3×1×1 float tensor on ``device``, on the 0..255 scale; made once per device, so that
+    normalising a batch on a GPU copies nothing from the host."""
+    key = (kind, device)
+    cached = _STATS.get(key)
+    if cached is None:
+        values = torch.tensor(MEAN if kind == "mean" else STD, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        cached = values.to(device)
+        if type(cached) is torch.Tensor:  # keep real tensors only (not the fake ones of a FakeTensorMode)
+            _STATS[key] = cached
+    return cached
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 (or 0..255 float) N×3×H×W → float, each channel shifted and scaled to mean 0, std 1."""
     if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"normalize expects a batch N×3×H×W, got shape {tuple(images.shape)}.")
-    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1) * 255
-    return (images.float() - mean) / std
+        raise ValueError(f"normalize expects a batch N×3×H×W, got shape {tuple(images.shape)}. For one image use "
+                         "images.unsqueeze(0); for H×W×3 arrays use images.permute(0, 3, 1, 2).")
+    return (images.float() - _channel_stats("mean", images.device)) / _channel_stats("std", images.device)
 
 
 def denormalize(images: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`normalize`, to 0..1 floats for plotting."""
-    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1)
-    return (images * std + mean).clamp(0, 1)
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"denormalize expects a batch N×3×H×W, got shape {tuple(images.shape)}.")
+    return ((images * _channel_stats("std", images.device) + _channel_stats("mean", images.device)) / 255).clamp(0, 1)
