@@ -29,15 +29,26 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -c "import torch, torchvision; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
 	@touch $@
 
-course: $(STAMP)
+# Notebooks `make course` runs (override to run a subset, e.g. `make course NOTEBOOKS=notebooks/01_gap_by_hand.ipynb`).
+NOTEBOOKS ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+
+# Stops at the first notebook that fails (pipefail: the exit status is nbconvert's, not the filter's) and exits
+# non-zero; each notebook's time and peak memory go into build/html/index.html beside its HTML.
+# SKIP_INSTALL=1 uses $(PY) as it is (the tests run `make course` that way with their own interpreter).
+INSTALL := $(if $(SKIP_INSTALL),,$(STAMP))
+
+course: $(INSTALL)
 	@mkdir -p $(HTML_DIR)
-	@set -e; for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+	@set -eo pipefail; rm -f $(HTML_DIR)/runs.tsv; for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile: $${GAPCOURSE_PROFILE:-full})"; start=$$(date +%s); \
-	  GAPCOURSE_PROFILE=$${GAPCOURSE_PROFILE:-full} $(PY) -m jupyter nbconvert --to html --execute \
-	    --ExecutePreprocessor.timeout=-1 --output-dir $(HTML_DIR) "$$nb" 2>&1 | grep -v '^\[NbConvertApp\] Writing'; \
+	  GAPCOURSE_PROFILE=$${GAPCOURSE_PROFILE:-full} $(PY) -m gapcourse.runlog $(HTML_DIR)/runs.tsv "$$nb" -- \
+	    $(PY) -m jupyter nbconvert --to html --execute \
+	    --ExecutePreprocessor.timeout=-1 --output-dir $(HTML_DIR) "$$nb" 2>&1 | { grep -v '^\[NbConvertApp\] Writing' || true; } \
+	    || { echo "FAILED: $$nb (see the error above); the course run stops here." >&2; exit 1; }; \
 	  echo "   done in $$(( $$(date +%s) - start )) s"; \
 	done
-	@echo; echo "Executed notebooks, rendered to HTML: $(abspath $(HTML_DIR))"; ls -1 $(HTML_DIR)/*.html
+	@$(PY) -m gapcourse.runlog --index $(HTML_DIR)
+	@echo; echo "Executed notebooks, rendered to HTML: $(abspath $(HTML_DIR))/index.html"
 
 test: $(STAMP)
 	GAPCOURSE_PROFILE=fast $(PY) -m pytest

@@ -24,18 +24,32 @@ def _info(_args: argparse.Namespace) -> int:
     import torch
     import torchvision
 
-    from .config import CACHE_ENV, DATA_ENV, cache_dir, profile
+    from .config import CACHE_ENV, DATA_ENV, CacheError, cache_dir, profile
     from .device import pick_device
-    from .train import bf16_supported
+    from .train import native_precision
 
     print(f"gapcourse {__version__} | torch {torch.__version__} | torchvision {torchvision.__version__} | "
           f"Python {platform.python_version()}")
-    device = pick_device()
-    print(f"bf16 autocast fast here: {bf16_supported(device)}")
-    profile()
+    problems = 0
+    try:
+        device = pick_device()
+        precision = native_precision(device)
+        print(f"precision used for training: {precision.mode} ({precision.reason})")
+    except (ValueError, RuntimeError) as err:
+        print(f"device: PROBLEM: {err}")
+        problems += 1
+    try:
+        profile()
+    except ValueError as err:
+        print(f"profile: PROBLEM: {err}")
+        problems += 1
     print(f"{DATA_ENV}={os.environ.get(DATA_ENV, '(unset: torchvision download)')}")
-    print(f"cache ({CACHE_ENV}): {cache_dir()}")
-    return 0
+    try:
+        print(f"cache ({CACHE_ENV}): {cache_dir()}")
+    except CacheError as err:
+        print(f"cache: PROBLEM: {err}")
+        problems += 1
+    return 1 if problems else 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -58,18 +72,21 @@ def _train(args: argparse.Namespace) -> int:
     from .config import profile
     from .data import load_cifar10
     from .device import pick_device, seed_everything
-    from .models import build_net
+    from .models import HEADS, build_net
     from .train import evaluate, fit, pick_recipe
 
     prof = profile(args.profile)
     device = pick_device(args.device)
     recipe = pick_recipe(device, args.preset)
-    if args.epochs:
+    if args.head not in HEADS:  # refused before any data is loaded
+        raise ValueError(f"Unknown head {args.head!r}; expected one of {', '.join(HEADS)}.")
+    if args.epochs is not None:  # the user's number, obeyed in every profile
         recipe = replace(recipe, epochs=args.epochs)
     generator = seed_everything(args.seed)
-    train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
     model = build_net(args.head, width=recipe.width)
-    history = fit(model, train, test, recipe, device=device, generator=generator, profile=prof)
+    train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    history = fit(model, train, test, recipe, device=device, generator=generator, profile=prof,
+                  epochs=args.epochs)
     result = evaluate(model, test, device=device, recipe=recipe)
     print(f"test accuracy {result.accuracy:.2%} after {history.train_seconds:.0f} s of training "
           f"({len(history.epoch)} epochs, preset '{recipe.name}', head '{args.head}', {prof.name} profile)")
@@ -114,7 +131,11 @@ def _student(args: argparse.Namespace) -> int:
     from .classroom import write_student_copies
 
     root = Path(args.root).resolve()
-    changed = write_student_copies(root, check=args.check)
+    try:
+        changed = write_student_copies(root, check=args.check)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for path in changed:
         print(("out of date: " if args.check else "wrote ") + str(path.relative_to(root)))
     if not changed:
@@ -145,6 +166,16 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gapcourse", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="train the course network with a preset")
     train.add_argument("--preset", help="cpu, gpu or plain (default: by device)")
     train.add_argument("--head", default="gap_mlp", help="gap_mlp (the seed), gap_linear, nin, flatten_fc, ...")
-    train.add_argument("--epochs", type=int, help="override the preset's epochs")
+    train.add_argument("--epochs", type=_positive_int, help="override the preset's epochs (obeyed in every profile)")
     train.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     train.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     train.add_argument("--seed", type=int, default=0)
@@ -193,7 +224,22 @@ def main(argv: list[str] | None = None) -> int:
     student.set_defaults(run=_student)
 
     args = parser.parse_args(argv)
-    return args.run(args)
+    from .checkpoints import CheckpointError
+    from .config import CacheError
+    from .data import DataError
+
+    try:
+        return args.run(args)
+    except (DataError, CacheError, CheckpointError) as err:  # the user's data or files: the message says what to do
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # a bad setting (profile, device, head, preset...): said in one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing half-written was kept (caches and checkpoints are written atomically).",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
+import sys
 import time
 from dataclasses import dataclass, replace
 
@@ -22,19 +23,20 @@ from .config import profile as active_profile
 from .data import MEAN, STD, Cifar10Split, load_cifar10
 from .device import describe_device, pick_device, seed_everything
 from .models import build_net
-from .pipeline import batches
-from .train import PRESETS, _autocast, _prepare, bf16_supported, fit, predict_logits
+from .pipeline import batches, num_batches
+from .train import PRESETS, _prepare, autocast, fit, predict_logits, resolve_precision, synchronize
 
-THRESHOLDS = (0.70, 0.80, 0.90)
+THRESHOLDS = (0.70, 0.80, 0.85, 0.88, 0.90, 0.92, 0.93)
 
 
 @dataclass
 class Row:
     preset: str
     width: float
-    bf16: bool
+    precision: str
     train_ips: float
-    eval_ips: float
+    eval_ips: float  # one view per image (no test-time augmentation)
+    eval_tta_ips: float  # with the preset's test-time augmentation
     data_share: float
     to_threshold: dict[float, float | None] | None = None
     final_acc: float | None = None
@@ -47,50 +49,61 @@ def time_to_accuracy(seconds: list[float], accuracies: list[float], threshold: f
     return next((s for s, a in zip(seconds, accuracies) if a >= threshold), None)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+WARMUP_STEPS = 3  # the first steps pick kernels (cuDNN benchmark) and fill caches; they are not timed
 
 
-def measure_throughput(recipe, data: Cifar10Split, device: torch.device, steps: int = 12) -> tuple[float, float,
-                                                                                                     float]:
-    """(train images/s, eval images/s, share of a training step spent making the batch)."""
+def _batch_stream(data: Cifar10Split, recipe, device: torch.device):
+    """Training batches for as long as asked, epoch after epoch (a small dataset is not exhausted)."""
+    gen = torch.Generator().manual_seed(0)
+    drop_last = len(data) > recipe.batch_size
+    while True:
+        yield from batches(data, recipe.batch_size, shuffle=True, augment_padding=recipe.augment_padding,
+                           generator=gen, device=device, drop_last=drop_last)
+
+
+def measure_throughput(recipe, data: Cifar10Split, device: torch.device, steps: int = 12
+                       ) -> tuple[float, float, float, float]:
+    """(train images/s, eval images/s with one view, eval images/s with the preset's test-time augmentation,
+    share of a training step spent making the batch), after :data:`WARMUP_STEPS` untimed steps. Works on any
+    amount of data: batches repeat epochs as needed."""
     torch.manual_seed(0)
+    precision = resolve_precision(recipe, device)
     model = build_net(width=recipe.width).to(device)
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     source = data if device.type == "cpu" else replace(data, images=data.images.to(device),
                                                        labels=data.labels.to(device))
-    gen = torch.Generator().manual_seed(0)
-    it = batches(source, recipe.batch_size, shuffle=True, augment_padding=recipe.augment_padding, generator=gen,
-                 device=device, drop_last=True)
+    it = _batch_stream(source, recipe, device)
     data_time = total = 0.0
     images = 0
-    for step in range(steps + 3):
+    for step in range(steps + WARMUP_STEPS):
         t0 = time.perf_counter()
         x, y = next(it)
-        _sync(device)
+        synchronize(device)
         t1 = time.perf_counter()
-        with _autocast(device, recipe.bf16):
+        with autocast(device, precision):
             loss = F.cross_entropy(model(_prepare(x, recipe.channels_last)).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _sync(device)
+        synchronize(device)
         t2 = time.perf_counter()
-        if step >= 3:  # the first steps warm up kernels and caches
+        if step >= WARMUP_STEPS:
             data_time += t1 - t0
             total += t2 - t0
             images += len(y)
-    n_eval = min(len(data), 4000)
-    predict_logits(model, data.images[:500], device=device, recipe=recipe)  # warm-up
-    _sync(device)
-    t0 = time.perf_counter()
-    predict_logits(model, data.images[:n_eval], device=device, recipe=recipe)
-    _sync(device)
-    eval_ips = n_eval / (time.perf_counter() - t0)
-    return images / total, eval_ips, data_time / total
+    rates = []
+    for tta in ("none", recipe.tta):
+        timed = replace(recipe, tta=tta)
+        n_eval = min(len(data), 4000)
+        predict_logits(model, data.images[:256], device=device, recipe=timed)  # warm-up
+        synchronize(device)
+        t0 = time.perf_counter()
+        predict_logits(model, data.images[:n_eval], device=device, recipe=timed)
+        synchronize(device)
+        rates.append(n_eval / (time.perf_counter() - t0))
+    return images / total, rates[0], rates[1], data_time / total
 
 
 class _PilDataset(torch.utils.data.Dataset):
@@ -130,10 +143,17 @@ def pil_vs_tensor(data: Cifar10Split, n: int = 6000, batch_size: int = 256) -> t
     return pil, tensor
 
 
+def peak_rss_mb(maxrss: int | None = None, system: str = sys.platform) -> float:
+    """The process's peak resident memory in MB. ``ru_maxrss`` is in bytes on macOS and KiB on Linux."""
+    if maxrss is None:
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if system == "darwin" else maxrss / 1024
+
+
 def _peak_mem_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux: process peak RSS
+    return peak_rss_mb()
 
 
 def format_table(rows: list[Row], pil: float, tensor: float, header: str) -> str:
@@ -141,15 +161,16 @@ def format_table(rows: list[Row], pil: float, tensor: float, header: str) -> str
         return "–" if v is None else f"{v:.0f} s"
 
     lines = [header, "",
-             "| preset | width | bf16 | train img/s | eval img/s | data share of step | time to 70 % | to 80 % | "
-             "to 90 % | final test acc | training time | peak memory |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| preset | width | precision | train img/s | eval img/s (1 view) | eval img/s (TTA) | data share of "
+             "step | " + " | ".join(f"to {100 * t:.0f} %" for t in THRESHOLDS)
+             + " | final test acc | training time | peak memory |",
+             "|" + "---|" * (10 + len(THRESHOLDS))]
     for r in rows:
         t = r.to_threshold or {}
         lines.append(
-            f"| {r.preset} | {r.width} | {'on' if r.bf16 else 'off'} | {r.train_ips:,.0f} | {r.eval_ips:,.0f} | "
-            f"{r.data_share:.1%} | {fmt_s(t.get(0.7))} | {fmt_s(t.get(0.8))} | {fmt_s(t.get(0.9))} | "
-            f"{'–' if r.final_acc is None else f'{r.final_acc:.2%}'} | {fmt_s(r.train_s)} | "
+            f"| {r.preset} | {r.width} | {r.precision} | {r.train_ips:,.0f} | {r.eval_ips:,.0f} | "
+            f"{r.eval_tta_ips:,.0f} | {r.data_share:.1%} | " + " | ".join(fmt_s(t.get(th)) for th in THRESHOLDS)
+            + f" | {'–' if r.final_acc is None else f'{r.final_acc:.2%}'} | {fmt_s(r.train_s)} | "
             f"{'–' if r.peak_mem_mb is None else f'{r.peak_mem_mb:,.0f} MB'} |")
     lines += ["", f"Augmentation pipelines (random crop + flip + normalise, batches of 256, one process): per-sample "
                   f"PIL DataLoader {pil:,.0f} img/s, batched tensor pipeline {tensor:,.0f} img/s: "
@@ -161,23 +182,25 @@ def main(args: argparse.Namespace) -> int:
     prof = active_profile(args.profile)
     device = pick_device(args.device)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
-    default = "gpu" if device.type == "cuda" else "cpu"
+    default = {"cuda": "gpu", "mps": "mps"}.get(device.type, "cpu")
     to_train = args.train if args.train is not None else [default]
-    presets = [name for name in PRESETS if name != "gpu" or device.type == "cuda"]
+    presets = [name for name in PRESETS if (name != "gpu" or device.type == "cuda")
+               and (name != "mps" or device.type == "mps")]
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     rows = []
     for name in presets:
-        recipe = PRESETS[name]
-        if recipe.bf16 and not bf16_supported(device):
-            recipe = replace(recipe, bf16=False)
-        train_ips, eval_ips, share = measure_throughput(recipe, train, device)
-        row = Row(name, recipe.width, recipe.bf16, train_ips, eval_ips, share)
-        print(f"{name}: {train_ips:,.0f} train img/s, {eval_ips:,.0f} eval img/s, data {share:.1%} of a step",
-              flush=True)
+        recipe = replace(PRESETS[name], precision=resolve_precision(PRESETS[name], device).mode)
+        train_ips, eval_ips, eval_tta_ips, share = measure_throughput(recipe, train, device)
+        row = Row(name, recipe.width, recipe.precision, train_ips, eval_ips, eval_tta_ips, share)
+        print(f"{name}: {train_ips:,.0f} train img/s, {eval_ips:,.0f} eval img/s ({eval_tta_ips:,.0f} with "
+              f"{recipe.tta} TTA), data {share:.1%} of a step", flush=True)
         if name in to_train:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             generator = seed_everything(0)
             model = build_net(width=recipe.width)
+            # The throughput run above already warmed this preset's kernels (and cuDNN's choice of them).
             history = fit(model, train, test, recipe, device=device, generator=generator, profile=prof)
             row.to_threshold = {th: time_to_accuracy(history.seconds, history.test_acc, th) for th in THRESHOLDS}
             row.final_acc, row.train_s = history.test_acc[-1], history.train_seconds

@@ -48,8 +48,15 @@ def save_checkpoint(model: CifarNet, path: str | os.PathLike, **meta: Any) -> Pa
     payload = {"format": FORMAT, "head": model.head_name, "width": model.width, "meta": meta,
                "state_dict": state, "sha256": _digest(state)}
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
+        os.replace(tmp, path)  # atomic: a reader sees the old file or the new one, never half of one
+    except (OSError, RuntimeError) as err:
+        raise CheckpointError(f"Could not write the checkpoint {path} ({str(err).splitlines()[0]}). Check that the "
+                              "folder is writable and has space; nothing was replaced.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

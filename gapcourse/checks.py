@@ -62,8 +62,10 @@ def _check(exercise: str, ok_message: str):
                 return CheckResult(exercise, NOT_ATTEMPTED, "Replace `raise NotImplementedError` with your code.")
             except _Wrong as wrong:
                 return CheckResult(exercise, WRONG, str(wrong))
-            except Exception as err:  # noqa: BLE001 - the learner's code may raise anything
-                return CheckResult(exercise, WRONG, f"Your code raised {type(err).__name__}: {err}")
+            except Exception as err:  # noqa: BLE001 - the learner's errors arrive as _Wrong; this is the check's
+                return CheckResult(exercise, WRONG, f"The check could not use what your code returned "
+                                                    f"({type(err).__name__}: {str(err)[:200]}). Compare its type, "
+                                                    "dtype and shape with what the exercise asks for.")
             return CheckResult(exercise, CORRECT, ok_message)
 
         run.__name__ = exercise
@@ -74,19 +76,33 @@ def _check(exercise: str, ok_message: str):
 
 
 def _call(fn: Callable, *args):
-    """Call the learner's function; NotImplementedError passes through (not attempted), other errors are shown."""
+    """Call the learner's function; NotImplementedError passes through (not attempted), other errors are shown.
+
+    Tensor arguments are compared before and after the call: an answer that changes its input in place is wrong
+    even if its result looks right (the caller's data would be destroyed)."""
+    before = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
     try:
-        return fn(*args)
+        out = fn(*args)
     except NotImplementedError:
         raise
     except Exception as err:  # noqa: BLE001
         shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args)
         raise _Wrong(f"Called with ({shapes}) it raised {type(err).__name__}: {err}") from None
+    for arg, copy in zip(args, before):
+        if copy is not None and not torch.equal(arg.detach(), copy):
+            raise _Wrong("It changes its input tensor in place (e.g. x.zero_(), x += ..., x[...] = ...). Compute "
+                         "a new tensor and leave the input as it was.")
+    return out
 
 
-def _tensor(out, what: str) -> torch.Tensor:
+def _tensor(out, what: str, like: torch.Tensor | None = None) -> torch.Tensor:
+    """The learner's result as a tensor; with ``like``, it must also have that tensor's floating-point dtype."""
     if not isinstance(out, torch.Tensor):
         raise _Wrong(f"{what} should return a torch.Tensor, got {type(out).__name__}.")
+    if like is not None and out.dtype != like.dtype:
+        raise _Wrong(f"{what} returns {str(out.dtype).replace('torch.', '')} for a "
+                     f"{str(like.dtype).replace('torch.', '')} input; keep the input's dtype (no .double(), "
+                     ".long() or .half()).")
     return out
 
 
@@ -103,8 +119,8 @@ def ref_global_avg_pool(x: torch.Tensor) -> torch.Tensor:
 def global_avg_pool(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Check ``fn(x) -> x averaged over height and width`` (bs×ch×h×w → bs×ch)."""
     x = torch.randn(3, 5, 4, 7, requires_grad=True)  # all four sizes differ, so the shape tells the axes apart
-    out = _tensor(_call(fn, x), "global_avg_pool")
-    want = x.mean((2, 3))
+    want = x.detach().mean((2, 3))  # before the learner's code runs, whatever it does to x
+    out = _tensor(_call(fn, x), "global_avg_pool", like=want)
     shape = tuple(out.shape)
     if shape != (3, 5):
         hints = {(3, 5, 1, 1): "It keeps two dimensions of size 1: average without keepdim, or flatten them.",
@@ -127,9 +143,16 @@ def global_avg_pool(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     if x.grad is None or not torch.allclose(x.grad, torch.full_like(x, 1 / 28)):
         raise _Wrong("The gradient is not 1/(h·w) at every position: build the result from x with torch ops.")
     other = torch.randn(2, 3, 5, 5)
+    want = other.mean((2, 3))
     got = _call(fn, other)
-    if not isinstance(got, torch.Tensor) or got.shape != (2, 3) or not torch.allclose(got, other.mean((2, 3))):
+    if not isinstance(got, torch.Tensor) or got.shape != (2, 3) or not torch.allclose(got.float(), want):
         raise _Wrong("It works for a 3×5×4×7 input but not for 2×3×5×5: avoid fixed sizes in the code.")
+    single = torch.randn(1, 1, 2, 3)  # one image, one channel: .squeeze() would drop the batch dimension too
+    got = _call(fn, single)
+    if not isinstance(got, torch.Tensor) or tuple(got.shape) != (1, 1):
+        shape = "×".join(map(str, got.shape)) if isinstance(got, torch.Tensor) else type(got).__name__
+        raise _Wrong(f"For one image with one channel (1×1×2×3) the result should be 1×1, got {shape or 'a scalar'}: "
+                     "don't .squeeze() (it also removes a batch or channel dimension of size 1).")
 
 
 def ref_flatten_head_params(channels: int, side: int, hidden=(128, 56), classes: int = 10) -> int:
@@ -204,16 +227,17 @@ def gap_module(fn: Callable[[], nn.Module]) -> None:
         raise _Wrong(f"Build an nn.Module (e.g. nn.Sequential(...)), got {type(module).__name__}.")
     if sum(p.numel() for p in module.parameters()):
         raise _Wrong("GAP has no parameters; this module has some. Use pooling and flattening layers only.")
-    for shape in [(2, 6, 4, 4), (3, 5, 7, 9)]:
+    for shape in [(2, 6, 4, 4), (3, 5, 7, 9), (1, 1, 3, 2)]:
         x = torch.randn(shape)
-        out = _tensor(_call(module, x), "the module")
+        want = x.mean((2, 3))
+        out = _tensor(_call(module, x), "the module", like=want)
         if out.shape == (shape[0], shape[1], 1, 1):
             raise _Wrong("The output is bs×ch×1×1: add nn.Flatten() to get bs×ch.")
         if tuple(out.shape) != shape[:2]:
             raise _Wrong(f"For a {'×'.join(map(str, shape))} input the output should be {shape[0]}×{shape[1]}, got "
                          f"{'×'.join(map(str, out.shape))}. A fixed window (AvgPool2d) does not adapt to the input "
                          f"size; nn.AdaptiveAvgPool2d((1, 1)) does.")
-        if not torch.allclose(out, x.mean((2, 3)), atol=1e-5):
+        if not torch.allclose(out, want, atol=1e-5):
             raise _Wrong("The values are not the averages of each map (max pooling instead of average?).")
 
 
@@ -263,12 +287,12 @@ def per_class_accuracy(fn: Callable[..., Any]) -> None:
     gen = torch.Generator().manual_seed(3)
     labels = torch.tensor([0] * 10 + [1] * 5 + [2] * 20 + [3] * 15)  # unbalanced, so wrong denominators show
     predictions = torch.where(torch.rand(50, generator=gen) < 0.6, labels, torch.randint(0, 4, (50,), generator=gen))
+    want = ref_per_class_accuracy(predictions, labels, 4)
     got = _call(fn, predictions, labels, 4)
     try:
         got = [float(v) for v in got]
     except (TypeError, ValueError):
         raise _Wrong(f"Return one number per class (a list or a 1-D tensor), got {type(got).__name__}.") from None
-    want = ref_per_class_accuracy(predictions, labels, 4)
     if len(got) != 4:
         raise _Wrong(f"There are 4 classes in the test input; got {len(got)} numbers.")
     if all(abs(a - b) < 1e-6 for a, b in zip(got, want)):
@@ -328,8 +352,8 @@ def shift_right_down(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     """Check ``fn(images, shift)``: move N×C×H×W images ``shift`` px right and down, filling with 0."""
     x = torch.arange(1, 2 * 3 * 6 * 7 + 1, dtype=torch.float32).reshape(2, 3, 6, 7)
     for shift in (2, 0, 3):
-        got = _tensor(_call(fn, x, shift), "shift_right_down")
         want = ref_shift_right_down(x, shift)
+        got = _tensor(_call(fn, x, shift), "shift_right_down", like=x)
         if tuple(got.shape) != tuple(x.shape):
             raise _Wrong(f"The shape must stay {tuple(x.shape)}; got {tuple(got.shape)}.")
         if torch.equal(got, want):
@@ -358,8 +382,8 @@ def class_activation_map(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     """Check ``fn(maps, weights)``: maps N×C×h×w, Linear weights K×C → CAMs N×K×h×w."""
     gen = torch.Generator().manual_seed(5)
     maps, weights = torch.randn(2, 6, 3, 5, generator=gen), torch.randn(4, 6, generator=gen)
-    got = _tensor(_call(fn, maps, weights), "class_activation_map")
     want = ref_class_activation_map(maps, weights)
+    got = _tensor(_call(fn, maps, weights), "class_activation_map", like=want)
     if tuple(got.shape) != (2, 4, 3, 5):
         if tuple(got.shape) == (2, 4):
             raise _Wrong("It returns one number per class (that is the score); keep the h×w map for each class.")

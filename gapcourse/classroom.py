@@ -87,8 +87,13 @@ def write_student_copies(root: str | Path, *, check: bool = False) -> list[Path]
     With ``check=True`` nothing is written; the return value lists the copies that would change.
     """
     root = Path(root)
+    solutions = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if not solutions:
+        raise FileNotFoundError(
+            f"No solution notebooks (notebooks/NN_*.ipynb) under {root.resolve()}: nothing to "
+            f"{'check' if check else 'write'}. Run this in the course repository, or pass --root /path/to/gapcourse.")
     changed = []
-    for solution_path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    for solution_path in solutions:
         student_rel = f"notebooks/{STUDENT_DIR}/{solution_path.name}"
         text = nbformat.writes(make_student_copy(nbformat.read(solution_path, as_version=4), student_rel)) + "\n"
         target = root / student_rel

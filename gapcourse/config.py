@@ -42,7 +42,8 @@ class Profile:
         return self.name == "fast"
 
     def epochs(self, full_epochs: int) -> int:
-        """Epochs to run for a recipe that asks for ``full_epochs`` in the full profile."""
+        """Epochs to run for a recipe that asks for ``full_epochs`` in the full profile (a number the user gives
+        explicitly, e.g. ``train --epochs 3``, is passed to ``fit`` as it is and not scaled)."""
         return max(1, round(full_epochs * self.epoch_scale))
 
 
@@ -71,13 +72,31 @@ def profile(name: str | None = None, *, announce: bool = True) -> Profile:
     return p
 
 
+class CacheError(RuntimeError):
+    """The cache folder cannot be used; the message names it and says how to move it."""
+
+
 def cache_dir() -> Path:
-    """Folder for decoded datasets, downloads and checkpoints (created on first use)."""
+    """Folder for decoded datasets, downloads and checkpoints (created on first use).
+
+    Raises :class:`CacheError`, naming the folder, when it cannot be created (a file is in the way, no permission).
+    """
     root = os.environ.get(CACHE_ENV)
     if root:
         path = Path(root).expanduser()
+        origin = f"from {CACHE_ENV}"
     else:
         base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
         path = Path(base) / "gapcourse"
-    path.mkdir(parents=True, exist_ok=True)
+        origin = f"the default; set {CACHE_ENV} to move it"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CacheError(f"The cache folder {path} ({origin}) is a file, not a folder. Move that file away, or "
+                         f"point {CACHE_ENV} at a folder, e.g. `export {CACHE_ENV}=/tmp/gapcourse`.") from None
+    except OSError as err:
+        raise CacheError(f"The cache folder {path} ({origin}) cannot be created: {err.strerror or err}. Point "
+                         f"{CACHE_ENV} at a writable folder, e.g. `export {CACHE_ENV}=/tmp/gapcourse`.") from None
+    if not path.is_dir():
+        raise CacheError(f"The cache folder {path} ({origin}) is not a folder. Point {CACHE_ENV} at a folder.")
     return path

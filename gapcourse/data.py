@@ -25,8 +25,10 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import shutil
 import socket
 import tarfile
+import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .config import DATA_ENV, Profile, cache_dir
+from .config import CACHE_ENV, DATA_ENV, CacheError, Profile, cache_dir
 from .config import profile as active_profile
 
 CLASSES: tuple[str, ...] = (
@@ -80,9 +82,18 @@ class Cifar10Split:
     classes: tuple[str, ...] = CLASSES
     synthetic: bool = False
     notes: list[str] = field(default_factory=list)
+    sha256: str | None = None  # of images and labels; filled in by fingerprint() when first asked for
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the images and labels (the same digest the cache file records). Two splits with the same
+        fingerprint hold the same pixels and labels in the same order; checkpoint names include it, so a network
+        trained on other data (the synthetic stand-in, another subset) is never loaded by mistake."""
+        if self.sha256 is None:
+            self.sha256 = _digest(self.images.cpu(), self.labels.cpu())
+        return self.sha256
 
     def __repr__(self) -> str:
         kind = "SYNTHETIC stand-in" if self.synthetic else "CIFAR-10"
@@ -94,6 +105,9 @@ class Cifar10Split:
 
     def subset(self, per_class: int) -> Cifar10Split:
         """The first ``per_class`` images of every class, in stored order: deterministic and class-balanced."""
+        if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+            raise ValueError(f"per_class must be a whole number of images ≥ 1, got {per_class!r} (None gives the whole "
+                             "split).")
         counts = self.class_counts()
         if per_class > min(counts):
             raise ValueError(f"Asked for {per_class} images per class, but the smallest class has {min(counts)}.")
@@ -122,6 +136,9 @@ def load_cifar10(
     """
     if split not in SPLIT_SIZES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
+        raise ValueError(f"per_class must be a whole number of images ≥ 1, got {per_class!r} (None gives the "
+                         "profile's amount: the whole split in the full profile).")
     profile = profile or active_profile(announce=False)
     if per_class is None:
         per_class = profile.train_per_class if split == "train" else profile.test_per_class
@@ -170,8 +187,24 @@ _HOW_TO_POINT = (
 def _cache_file(split: str, layout: str, where: Path | None) -> Path:
     tag = "download" if where is None else f"{layout}-{hashlib.sha1(str(where.resolve()).encode()).hexdigest()[:10]}"
     folder = cache_dir() / "data"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CacheError(f"Cannot create the cache folder {folder} ({err.strerror or err}). Point {CACHE_ENV} at a "
+                         "writable folder, e.g. `export GAPCOURSE_CACHE=/tmp/gapcourse`.") from None
     return folder / f"cifar10-{split}-{tag}.pt"
+
+
+def _aside(path: Path) -> Path:
+    """A new name beside ``path`` for a file that is moved aside: ``<name>.corrupt-<UTC time>[-n]``, never an
+    existing file, so a second corrupt file does not overwrite the first."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    candidate = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    return candidate
 
 
 def _load_real(split: str, where: str | os.PathLike | None, *, download: bool) -> Cifar10Split:
@@ -179,16 +212,27 @@ def _load_real(split: str, where: str | os.PathLike | None, *, download: bool) -
         layout, path = "download", None
     else:
         layout, path = _detect_layout(Path(where).expanduser())
-    cache = _cache_file(split, layout, path)
     described = "torchvision download" if path is None else f"{layout} at {path}"
+    try:
+        cache = _cache_file(split, layout, path)
+    except CacheError as err:
+        if layout not in ("imagefolder", "batches"):  # a download or a tarball needs the cache to unpack into
+            raise
+        print(f"WARNING: {err}\n         Decoding {described} into memory without caching it (slower next time).")
+        cache = None
 
-    if cache.exists():
+    if cache is not None and cache.exists():
         try:
             return _read_cache(cache, split, described)
         except DataError as err:
-            bad = cache.with_suffix(".corrupt")
-            os.replace(cache, bad)
-            print(f"WARNING: {err}\n         Moved it to {bad} and rebuilding from the source ({described}).")
+            bad = _aside(cache)
+            try:
+                os.replace(cache, bad)
+                print(f"WARNING: {err}\n         Moved it to {bad} and rebuilding from the source ({described}).")
+            except OSError as move_err:
+                print(f"WARNING: {err}\n         It could not be moved aside ({move_err.strerror}); rebuilding "
+                      f"from the source ({described}) without replacing it.")
+                cache = None
 
     if layout == "download":
         folder = _download(download)
@@ -201,8 +245,15 @@ def _load_real(split: str, where: str | os.PathLike | None, *, download: bool) -
         images, labels = _decode_imagefolder(path, split)
 
     _validate(images, labels, split, described)
-    _write_cache(cache, images, labels, split, described)
-    return Cifar10Split(images, labels, split, described)
+    digest = _digest(images, labels)
+    if cache is not None:
+        try:
+            _write_cache(cache, images, labels, split, described, digest)
+        except OSError as err:  # read-only or full disk: keep the decoded data, say why it is not cached
+            print(f"WARNING: could not write the cache file {cache} ({err.strerror or err}). Using the decoded "
+                  f"images from memory; they will be decoded again next time. Point {CACHE_ENV} at a writable "
+                  "folder to cache them.")
+    return Cifar10Split(images, labels, split, described, sha256=digest)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -235,17 +286,42 @@ def _decode_batches(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tenso
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
 
 
+def _batches_intact(folder: Path) -> bool:
+    """Every batch file of both splits is present with its md5."""
+    return all((folder / name).is_file() and _md5(folder / name) == md5
+               for files in _BATCH_FILES.values() for name, md5 in files)
+
+
 def _extract_tarball(tarball: Path) -> Path:
+    """Extract the tarball's batches into the cache, unless an intact extraction is already there.
+
+    The extraction goes to a temporary folder that is renamed into place when complete, so an interrupted
+    extraction (Ctrl-C, full disk) is never taken for a finished one; a damaged earlier extraction is replaced."""
     if _md5(tarball) != _TARBALL[1]:
         raise DataError(f"{tarball} fails its md5 check (expected {_TARBALL[1]}): a partial or corrupt download. "
-                        f"Delete it and download again, or point at another copy.")
+                        f"Download it again, or point at another copy. {_HOW_TO_POINT}")
     target = cache_dir() / "downloads" / f"extracted-{hashlib.sha1(str(tarball.resolve()).encode()).hexdigest()[:10]}"
-    if not (target / "cifar-10-batches-py" / "test_batch").exists():
-        target.mkdir(parents=True, exist_ok=True)
+    folder = target / "cifar-10-batches-py"
+    if folder.exists() and _batches_intact(folder):
+        return folder
+    if folder.exists():
+        print(f"WARNING: the earlier extraction in {target} is incomplete or damaged; extracting {tarball} again.")
+    staging = target.with_name(target.name + f".partial{os.getpid()}")
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
         with tarfile.open(tarball, "r:gz") as tar:
             members = [m for m in tar.getmembers() if m.name.startswith("cifar-10-batches-py/") and m.isfile()]
-            tar.extractall(target, members=members)
-    return target / "cifar-10-batches-py"
+            tar.extractall(staging, members=members)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except OSError as err:
+        raise CacheError(f"Could not extract {tarball} into {target} ({err.strerror or err}). Point {CACHE_ENV} at "
+                         "a writable folder with about 200 MB free.") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
 
 
 def _decode_files(files: list[str]) -> np.ndarray:
@@ -253,10 +329,18 @@ def _decode_files(files: list[str]) -> np.ndarray:
 
     out = np.empty((len(files), 32, 32, 3), dtype=np.uint8)
     for i, name in enumerate(files):
-        with Image.open(name) as img:
-            if img.size != (32, 32):
-                raise DataError(f"{name} is {img.size[0]}x{img.size[1]} pixels; CIFAR-10 images are 32x32.")
-            out[i] = np.asarray(img.convert("RGB"))
+        try:
+            with Image.open(name) as img:
+                if img.size != (32, 32):
+                    raise DataError(f"{name} is {img.size[0]}x{img.size[1]} pixels; CIFAR-10 images are 32x32. "
+                                    "Replace it from another copy of CIFAR-10.")
+                out[i] = np.asarray(img.convert("RGB"))
+        except DataError:
+            raise
+        except Exception as err:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError... for bad files
+            raise DataError(f"{name} cannot be decoded as an image ({type(err).__name__}: {err}): the file is "
+                            "damaged or truncated. Replace it from another copy of CIFAR-10 (or copy the whole "
+                            "dataset again); the source folder is never modified by the course.") from None
     return out
 
 
@@ -341,12 +425,19 @@ def _digest(images: torch.Tensor, labels: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def _write_cache(path: Path, images: torch.Tensor, labels: torch.Tensor, split: str, described: str) -> None:
+def _write_cache(path: Path, images: torch.Tensor, labels: torch.Tensor, split: str, described: str,
+                 digest: str) -> None:
     payload = {"format": CACHE_FORMAT, "split": split, "source": described, "images": images, "labels": labels,
-               "sha256": _digest(images, labels)}
+               "sha256": digest}
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # atomic: an interrupted write never leaves a half-written cache under the real name
+    try:
+        with open(tmp, "wb") as fh:  # plain OSError (not torch's RuntimeError) when the folder is read-only
+            torch.save(payload, fh)
+        os.replace(tmp, path)  # atomic: an interrupted write never leaves a half-written cache under the real name
+    except RuntimeError as err:  # torch wraps write failures (e.g. a full disk) in RuntimeError
+        raise OSError(f"writing failed: {str(err).splitlines()[0]}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _read_cache(path: Path, split: str, described: str) -> Cifar10Split:
@@ -360,9 +451,10 @@ def _read_cache(path: Path, split: str, described: str) -> Cifar10Split:
     if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
         raise DataError(f"The cache {path} lacks its image or label tensor.")
     _validate(images, labels, split, f"cache {path}")
-    if _digest(images, labels) != payload.get("sha256"):
+    digest = _digest(images, labels)
+    if digest != payload.get("sha256"):
         raise DataError(f"The cache {path} does not match its recorded SHA-256: it was changed or damaged.")
-    return Cifar10Split(images, labels, split, described)
+    return Cifar10Split(images, labels, split, described, sha256=digest)
 
 
 def clear_cache() -> list[Path]:

@@ -17,17 +17,25 @@ def pick_device(preferred: str | None = None, *, announce: bool = True) -> torch
     Prints what it picked and why, so a learner sees at once whether the GPU is in use.
     """
     wanted = (preferred or os.environ.get(DEVICE_ENV) or "").strip().lower()
+    origin = "argument" if preferred else DEVICE_ENV
     mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if wanted:
-        available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": mps_ok}
-        if wanted not in available:
-            raise ValueError(f"Unknown device {wanted!r}: expected 'cpu', 'cuda' or 'mps'.")
-        if not available[wanted]:
-            raise RuntimeError(
-                f"Device {wanted!r} was asked for (argument or {DEVICE_ENV}) but is not available here. "
-                f"Unset {DEVICE_ENV} to pick automatically."
-            )
-        device = torch.device(wanted)
+        try:
+            device = torch.device(wanted)
+        except RuntimeError:
+            device = None
+        if device is None or device.type not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"Unknown device {wanted!r} ({origin}): expected 'cpu', 'cuda', 'cuda:N' (a GPU "
+                             "index) or 'mps'.")
+        if device.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if count == 0 or (device.index or 0) >= count:
+                raise RuntimeError(f"Device {wanted!r} was asked for ({origin}) but is not available here: this "
+                                   f"machine has {count} CUDA GPU{'s' if count != 1 else ''}. Unset {DEVICE_ENV} to "
+                                   "pick automatically.")
+        if device.type == "mps" and not mps_ok:
+            raise RuntimeError(f"Device {wanted!r} was asked for ({origin}) but is not available here (no Apple MPS). "
+                               f"Unset {DEVICE_ENV} to pick automatically.")
     elif torch.cuda.is_available():
         device = torch.device("cuda")
     elif mps_ok:

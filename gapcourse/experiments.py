@@ -29,9 +29,22 @@ SIZES = (24, 32, 40, 48, 64)
 SHIFTS = (0, 2, 4, 6, 8)
 
 
-def checkpoint_path(head: str, recipe: Recipe, profile: Profile, n_train: int, seed: int = 0) -> Path:
-    """Where the network for this head, recipe, profile and seed is kept (the name changes with any of them)."""
-    tag = hashlib.sha1(f"{head}|{recipe.describe()}|{profile.name}|{n_train}|{seed}".encode()).hexdigest()[:10]
+def architecture_fingerprint(head: str, width: float) -> str:
+    """A short hash of the network's layer-by-layer description (``repr`` of the module): it changes whenever a
+    layer of the body or the head changes, so a checkpoint of an older design is never loaded into a newer one."""
+    return hashlib.sha256(repr(build_net(head, width=width)).encode()).hexdigest()[:12]
+
+
+def checkpoint_path(head: str, recipe: Recipe, profile: Profile, train: Cifar10Split, seed: int = 0) -> Path:
+    """Where the network for this head, recipe, profile, training data and seed is kept. The name changes with any
+    of them, including the architecture and the exact training images (their SHA-256), so a network trained on
+    other data (e.g. the synthetic stand-in) or with another head design is never loaded by mistake."""
+    if not isinstance(train, Cifar10Split):
+        raise TypeError(f"checkpoint_path needs the training split itself (to fingerprint its images), got "
+                        f"{type(train).__name__}.")
+    key = "|".join([head, recipe.describe(), profile.name, str(len(train)), str(seed), train.fingerprint(),
+                    architecture_fingerprint(head, recipe.width)])
+    tag = hashlib.sha1(key.encode()).hexdigest()[:10]
     return checkpoint_dir() / f"{head}_{recipe.name}_{profile.name}_{tag}.pt"
 
 
@@ -42,12 +55,14 @@ def train_or_load(head: str, recipe: Recipe, profile: Profile, train: Cifar10Spl
     Returns ``(model, history, loaded)``. Seeding follows notebook 03, so the same head and recipe give the same
     network whichever notebook or command trains it first.
     """
-    path = checkpoint_path(head, recipe, profile, len(train), seed)
+    path = checkpoint_path(head, recipe, profile, train, seed)
     if path.exists():
         model, meta = load_checkpoint(path)
-        if progress:
-            print(f"{head}: loaded {path.name} (delete it to train again)")
-        return model.to(device), History(**meta["history"]), True
+        if meta.get("train_sha256") == train.fingerprint():
+            if progress:
+                print(f"{head}: loaded {path.name} (delete it to train again)")
+            return model.to(device), History(**meta["history"]), True
+        print(f"{head}: {path.name} was trained on other data than this run's; training afresh.")
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = build_net(head, width=recipe.width)
@@ -55,7 +70,8 @@ def train_or_load(head: str, recipe: Recipe, profile: Profile, train: Cifar10Spl
         print(f"{head}: training ({profile.epochs(recipe.epochs)} epochs, recipe '{recipe.name}')")
     history = fit(model, train, test, recipe, device=device, generator=generator, profile=profile,
                   progress=progress)
-    save_checkpoint(model, path, history=asdict(history), recipe=recipe.describe(), seed=seed)
+    save_checkpoint(model, path, history=asdict(history), recipe=recipe.describe(), seed=seed,
+                    train_sha256=train.fingerprint(), train_source=train.source, synthetic=train.synthetic)
     return model, history, False
 
 

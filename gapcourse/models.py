@@ -105,6 +105,9 @@ class CifarNet(nn.Module):
         self.head = make_head(head, channels, num_classes, input_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_floating_point():
+            raise TypeError(f"CifarNet expects normalised float images, got {x.dtype} (shape {tuple(x.shape)}). "
+                            "Convert uint8 images with gapcourse.data.normalize(images) first.")
         if x.ndim != 4:
             raise ValueError(f"CifarNet expects a batch of images N×3×H×W (rank 4), got rank {x.ndim} with shape "
                              f"{tuple(x.shape)}. For one image use x.unsqueeze(0).")

@@ -16,6 +16,21 @@ import torch
 from .data import CLASSES
 
 
+def _expect(tensor, shape: str, what: str, *, channels: int | None = None) -> torch.Tensor:
+    """Check a plotting input's rank (and channel count) against ``shape`` (e.g. ``"N×3×H×W"``); say what to do."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{what} expects a torch.Tensor of shape {shape}, got {type(tensor).__name__}.")
+    rank = len(shape.split("×"))
+    if tensor.ndim != rank or (channels is not None and tensor.shape[1] != channels):
+        hint = ""
+        if tensor.ndim == rank - 1:
+            hint = " For a single item use .unsqueeze(0)."
+        elif rank == 4 and tensor.ndim == 4 and tensor.shape[-1] == 3:
+            hint = " Channels last? Use .permute(0, 3, 1, 2)."
+        raise ValueError(f"{what} expects {shape}, got shape {tuple(tensor.shape)}.{hint}")
+    return tensor
+
+
 def _as_hwc(image: torch.Tensor) -> np.ndarray:
     """3×H×W uint8 or 0..1 float → H×W×3 array for imshow."""
     image = image.detach().cpu()
@@ -37,6 +52,9 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor, *, c
                 predictions: Sequence[int] | torch.Tensor | None = None, ncols: int = 8,
                 title: str | None = None) -> plt.Figure:
     """A grid of images with their class names; with ``predictions``, mistakes are titled in red."""
+    _expect(images, "N×3×H×W", "show_images", channels=3)
+    if len(labels) != len(images):
+        raise ValueError(f"show_images got {len(images)} images but {len(labels)} labels; give one label per image.")
     fig, axes = _grid(len(images), ncols, 1.4, 1.6)
     for i, ax in enumerate(axes):
         ax.imshow(_as_hwc(images[i]), interpolation="nearest")
@@ -55,6 +73,7 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor, *, c
 
 def show_feature_maps(maps: torch.Tensor, *, n: int = 16, ncols: int = 8, title: str | None = None) -> plt.Figure:
     """The first ``n`` channels of one image's C×H×W activations, each as a heat map with its channel index."""
+    _expect(maps, "C×H×W", "show_feature_maps (one image's maps; index a batch with maps[0])")
     maps = maps.detach().cpu().float()
     n = min(n, maps.shape[0])
     fig, axes = _grid(n, ncols, 1.5, 1.6)
@@ -68,6 +87,7 @@ def show_feature_maps(maps: torch.Tensor, *, n: int = 16, ncols: int = 8, title:
 
 def show_map_and_average(feature_map: torch.Tensor, *, title: str = "") -> plt.Figure:
     """One H×W feature map beside the single number GAP keeps of it, drawn on the same colour scale."""
+    _expect(feature_map, "H×W", "show_map_and_average (one map: index it as maps[image, channel])")
     fm = feature_map.detach().cpu().float()
     avg = fm.mean().item()
     lo, hi = fm.min().item(), fm.max().item()
@@ -111,6 +131,10 @@ def plot_history(history, *, title: str = "") -> plt.Figure:
 
 def plot_confusion(matrix: torch.Tensor, *, classes: Sequence[str] = CLASSES) -> plt.Figure:
     """Confusion matrix as a heat map, rows normalised to the share of each true class."""
+    _expect(matrix, "K×K", "plot_confusion")
+    if matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(classes):
+        raise ValueError(f"plot_confusion expects a {len(classes)}×{len(classes)} matrix (one row and column per "
+                         f"class), got {tuple(matrix.shape)}.")
     m = matrix.float()
     share = m / m.sum(1, keepdim=True).clamp(min=1)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
@@ -223,6 +247,10 @@ def show_heatmaps(images: torch.Tensor, heats: torch.Tensor, *, titles: Sequence
     """
     from .data import denormalize
 
+    _expect(images, "N×3×H×W", "show_heatmaps", channels=3)
+    _expect(heats, "N×h×w", "show_heatmaps (heats: one map per image)")
+    if len(heats) != len(images):
+        raise ValueError(f"show_heatmaps got {len(images)} images but {len(heats)} heat maps; give one per image.")
     imgs = images if images.dtype == torch.uint8 else denormalize(images.detach().cpu().float())
     fig, axes = _grid(len(imgs), ncols, 2.1, 2.3)
     for i, ax in enumerate(axes):

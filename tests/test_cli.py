@@ -36,11 +36,14 @@ def test_time_to_accuracy_takes_the_first_epoch_over_the_line():
 
 
 def test_table_has_one_row_per_preset_and_the_pipeline_ratio():
-    rows = [Row("cpu", 0.5, True, 2500.0, 9000.0, 0.05, {0.7: 55.0, 0.8: 143.0, 0.9: None}, 0.868, 249.0, 1400.0),
-            Row("plain", 1.0, False, 330.0, 1200.0, 0.01)]
+    rows = [Row("cpu", 0.5, "bf16", 2500.0, 9000.0, 4000.0, 0.05, {0.7: 55.0, 0.8: 143.0, 0.9: None}, 0.868, 249.0,
+                1400.0),
+            Row("plain", 1.0, "fp32", 330.0, 1200.0, 1200.0, 0.01)]
     table = format_table(rows, pil=3800.0, tensor=33000.0, header="Device: test")
     lines = table.splitlines()
     assert lines[0] == "Device: test"
-    assert any(line.startswith("| cpu | 0.5 | on | 2,500 | 9,000 | 5.0% | 55 s | 143 s | – | 86.80% | 249 s") for line in lines)
-    assert any(line.startswith("| plain | 1.0 | off | 330 |") and line.count("–") == 6 for line in lines)
+    assert "to 92 %" in table and "to 93 %" in table
+    assert any(line.startswith("| cpu | 0.5 | bf16 | 2,500 | 9,000 | 4,000 | 5.0% | 55 s | 143 s | – |")
+               and "| 86.80% | 249 s | 1,400 MB |" in line for line in lines)
+    assert any(line.startswith("| plain | 1.0 | fp32 | 330 |") and line.count("–") == 10 for line in lines)
     assert "**8.7×**" in table

@@ -29,16 +29,22 @@ def test_shift_moves_right_and_down_without_wrapping():
 
 def test_checkpoint_name_changes_with_every_ingredient():
     cpu = PRESETS["cpu"]
-    base = checkpoint_path("gap_mlp", cpu, FAST, 2000)
-    assert base == checkpoint_path("gap_mlp", cpu, FAST, 2000)
-    others = {checkpoint_path("nin", cpu, FAST, 2000), checkpoint_path("gap_mlp", replace(cpu, lr=0.1), FAST, 2000),
-              checkpoint_path("gap_mlp", cpu, profile("full", announce=False), 2000),
-              checkpoint_path("gap_mlp", cpu, FAST, 1000), checkpoint_path("gap_mlp", cpu, FAST, 2000, seed=1)}
-    assert base not in others and len(others) == 5
+    data, other = tiny_split(40), tiny_split(40, seed=1)
+    base = checkpoint_path("gap_mlp", cpu, FAST, data)
+    assert base == checkpoint_path("gap_mlp", cpu, FAST, tiny_split(40))
+    others = {checkpoint_path("nin", cpu, FAST, data), checkpoint_path("gap_mlp", replace(cpu, lr=0.1), FAST, data),
+              checkpoint_path("gap_mlp", cpu, profile("full", announce=False), data),
+              checkpoint_path("gap_mlp", cpu, FAST, tiny_split(30)), checkpoint_path("gap_mlp", cpu, FAST, data, seed=1),
+              checkpoint_path("gap_mlp", cpu, FAST, other)}  # same size, other images
+    assert base not in others and len(others) == 6
+    with pytest.raises(TypeError, match="training split itself"):
+        checkpoint_path("gap_mlp", cpu, FAST, 2000)
 
 
-def tiny_split(n=40):
-    return Cifar10Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8), torch.arange(n) % 10, "test", "t")
+def tiny_split(n=40, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    return Cifar10Split(images, torch.arange(n) % 10, "test", "t")
 
 
 @pytest.mark.parametrize("head", ["gap_linear", "flatten_fc"])

@@ -12,7 +12,7 @@ from gapcourse import build_net, load_cifar10, profile
 from gapcourse.train import PRESETS, evaluate, fit, one_cycle, pick_recipe
 
 FAST = profile("fast", announce=False)
-TINY = replace(PRESETS["cpu"], batch_size=100, bf16=False)
+TINY = replace(PRESETS["cpu"], batch_size=100, precision="fp32", ema=0.0)
 
 
 def small_real_data():
