@@ -19,7 +19,7 @@ ifeq ($(origin GAPCOURSE_DATA), undefined)
   endif
 endif
 
-.PHONY: env course test lab clean
+.PHONY: env course test lab clean wheel
 env: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -52,6 +52,11 @@ course: $(INSTALL)
 
 test: $(STAMP)
 	GAPCOURSE_PROFILE=fast $(PY) -m pytest
+
+# A wheel of the helpers, e.g. to upload to Colab when the install cell cannot reach the repository.
+wheel: $(STAMP)
+	$(PY) -m pip wheel --no-deps --no-build-isolation -w dist .
+	@echo "Wheel: $$(ls -1 dist/gapcourse-*.whl | tail -1) (upload it to Colab, then: !pip install --no-deps /content/<file>)"
 
 lab: $(STAMP)
 	$(PY) -m jupyter lab notebooks/

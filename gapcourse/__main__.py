@@ -98,30 +98,43 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    import platform
-    import time
+    from pathlib import Path
 
     from .config import profile
     from .data import load_cifar10
-    from .device import describe_device, pick_device
-    from .experiments import compare_heads, results_markdown, write_results
+    from .device import pick_device
+    from .experiments import REGIMES, RESULTS_FILE, compare_heads, conclusions, regime_data, results_markdown
+    from .experiments import train_or_load
     from .models import HEADS
-    from .train import pick_recipe
+    from .train import PRESETS, resolve_precision
 
     prof = profile(args.profile)
     device = pick_device(args.device)
-    recipe = pick_recipe(device, args.preset)
+    heads, regimes = args.heads or list(HEADS), args.regimes or list(REGIMES)
+    bad = [h for h in heads if h not in HEADS] + [r for r in regimes if r not in REGIMES]
+    if bad:
+        raise ValueError(f"Unknown head or regime {bad}: heads are {', '.join(HEADS)}; regimes "
+                         f"{', '.join(REGIMES)}.")
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
-    start = time.perf_counter()
-    results, _ = compare_heads(train, test, recipe, prof, device=device, heads=args.heads or HEADS)
-    took = time.perf_counter() - start
-    context = (f"Measured on {describe_device(device)} ({platform.processor() or platform.machine()}), "
-               f"{prof.name} profile ({len(train)} train / {len(test)} test images), recipe '{recipe.name}' "
-               f"(width ×{recipe.width}, {prof.epochs(recipe.epochs)} epochs, seed 0); the whole run took "
-               f"{took / 60:.1f} min. Accuracies in %, with the recipe's test-time settings.")
-    paths = write_results(results, args.output, context=context)
-    print("\n" + context + "\n\n" + results_markdown(results))
-    print("\nwritten: " + ", ".join(str(p) for p in paths))
+    output = Path(args.output) if args.output else RESULTS_FILE
+    payload = compare_heads(train, test, prof, device=device, heads=heads, seeds=args.seeds, regimes=regimes,
+                            output=output)
+    for regime in regimes:
+        print(f"\n## {regime}: {REGIMES[regime].description}\n\n{results_markdown(payload, regime)}")
+    print("\n" + "\n".join(f"* {line}" for line in conclusions(payload)))
+    print(f"\nwritten: {output}")
+    if args.export_weights:
+        from .weights import export
+
+        base = PRESETS["cpu"]
+        base = base.__class__(**{**base.__dict__, "precision": resolve_precision(base, device).mode})
+        regime = REGIMES["augmented"]
+        recipe = regime.recipe(base)
+        models = {h: train_or_load(h, recipe, prof, regime_data(regime, train), None, device=device, seed=0,
+                                   progress=False)[0] for h in heads}
+        manifest = export(models, test, {h: recipe for h in heads}, device=device,
+                          command="python -m gapcourse compare-heads --export-weights")
+        print(f"weights written: {manifest}")
     return 0
 
 
@@ -204,12 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--output", help="also write the table as Markdown to this file")
     bench.set_defaults(run=_bench)
 
-    compare = sub.add_parser("compare-heads", help="notebook 04's head comparison, written as JSON/CSV/Markdown")
+    compare = sub.add_parser("compare-heads", help="notebook 04's head comparison: every head, regime and seed")
     compare.add_argument("--heads", nargs="*", help="subset of heads (default: all)")
-    compare.add_argument("--preset", help="cpu, gpu or plain (default: by device)")
+    compare.add_argument("--regimes", nargs="*", help="augmented and/or no_augmentation (default: both)")
+    compare.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
     compare.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     compare.add_argument("--device", help="cpu, cuda or mps (default: best available)")
-    compare.add_argument("--output", default="results", help="folder for heads.json/.csv/.md (default: results)")
+    compare.add_argument("--output", help="results file (default: gapcourse/results/heads.json); finished runs "
+                                          "in it are kept and skipped")
+    compare.add_argument("--export-weights", action="store_true",
+                         help="also write the seed-0 augmented networks to gapcourse/weights/ with a manifest")
     compare.set_defaults(run=_compare)
 
     ablate = sub.add_parser("ablate", help="the cpu recipe's ablation: one trick at a time, then 3 seeds")

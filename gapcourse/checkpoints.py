@@ -40,11 +40,14 @@ def _digest(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(model: CifarNet, path: str | os.PathLike, **meta: Any) -> Path:
-    """Write ``model``'s weights, its head and width, and ``meta`` (plain numbers and strings) to ``path``."""
+def save_checkpoint(model: CifarNet, path: str | os.PathLike, *, half: bool = False, **meta: Any) -> Path:
+    """Write ``model``'s weights, its head and width, and ``meta`` (plain numbers and strings) to ``path``.
+    ``half=True`` stores floating-point tensors in fp16 (half the size; they load back into an fp32 network)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {"format": FORMAT, "head": model.head_name, "width": model.width, "meta": meta,
                "state_dict": state, "sha256": _digest(state)}
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")

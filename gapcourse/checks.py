@@ -450,3 +450,22 @@ def answer_or_reference(name: str, answer: Any) -> Any:
     print(f"ℹ️  Using the course's reference `{name}` below, because yours is {result.status} "
           f"(see the check above). The rest of the notebook runs either way.")
     return REFERENCES[name]
+
+
+def report(**answers: Any) -> str:
+    """What the learner did in this notebook, one line per exercise (for the summary): written and passing,
+    attempted but not passing yet, or not attempted. ``report(global_avg_pool=global_avg_pool, ...)``."""
+    lines = []
+    for name, answer in answers.items():
+        if name not in CHECKS:
+            raise ValueError(f"Unknown exercise {name!r}; expected one of {sorted(CHECKS)}.")
+        result = CHECKS[name](answer)
+        if result.passed:
+            lines.append(f"✅ {name}: you wrote it, and it passed a check on inputs it had never seen.")
+        elif result.status == NOT_ATTEMPTED:
+            lines.append(f"⏳ {name}: not attempted yet; the notebook used the course's reference. Try it now.")
+        else:
+            lines.append(f"❌ {name}: attempted, not passing yet ({result.message}) Go back to it.")
+    text = "\n".join(lines)
+    print(text)
+    return text

@@ -23,7 +23,8 @@ def badge_markdown(notebook_path: str) -> str:
 
 
 def install_cell() -> str:
-    """Source of each notebook's first code cell: installs the helpers on Colab only, never torch or numpy."""
+    """Source of each notebook's first code cell: installs the helpers on Colab only, never torch or numpy; if that
+    fails, it says what to do instead of showing a traceback."""
     return (
         "# On Google Colab, install the course helpers (torch, torchvision and numpy are already there and are\n"
         "# not reinstalled: --no-deps). Anywhere else this cell does nothing.\n"
@@ -31,6 +32,24 @@ def install_cell() -> str:
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"--no-deps\",\n"
-        f"                    \"gapcourse @ git+https://github.com/{GITHUB_REPO}@{REF}\"], check=True)"
+        f'    source = "gapcourse @ git+https://github.com/{GITHUB_REPO}@{REF}"\n'
+        '    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", source],\n'
+        "                          capture_output=True, text=True)\n"
+        "    if done.returncode != 0:\n"
+        '        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no message)"]\n'
+        '        print(f"Could not install the course helpers from {source}: {last[0]}")\n'
+        '        print("Instead: run `make wheel` in a copy of the course, upload dist/gapcourse-*.whl with the Files "\n'
+        '              "panel, and run `!pip install --no-deps /content/gapcourse-*.whl`; or put your fork\'s URL above.")'
     )
+
+
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+    "version": "3.11.7",
+}
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}

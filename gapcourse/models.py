@@ -11,7 +11,10 @@ The heads (``HEADS``):
 
 * ``gap_mlp``: the seed's head: AdaptiveAvgPool2d((1, 1)), Flatten, Linear 256→128→56→10 with ReLU between.
 * ``gap_linear``: AdaptiveAvgPool2d((1, 1)), Flatten, one Linear 256→10 (the head CAM needs).
-* ``nin``: Network-in-Network style: a 1×1 conv to 10 maps, then global average pooling; no fully connected layer.
+* ``nin``: Network in Network's head (Lin et al. 2014, §3): an *mlpconv* stack of 1×1 convs, C→C, ReLU, C→C,
+  ReLU, C→10 (one map per class), then global average pooling; the 10 averages are the scores.
+* ``gmp_linear``: global *max* pooling (AdaptiveMaxPool2d((1, 1))), Flatten, one Linear C→10: GAP's alternative that
+  Zhou et al. (2016) argue localises worse; measured in notebooks 04 and 05.
 * ``flatten_fc``: the classic head: Flatten 256×4×4 → Linear 4096→128→56→10. Tied to one input size.
 * ``flatten_fc_dropout``: the same with Dropout(0.5) after each hidden layer.
 
@@ -25,7 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-HEADS = ("gap_mlp", "gap_linear", "nin", "flatten_fc", "flatten_fc_dropout")
+HEADS = ("gap_mlp", "gap_linear", "nin", "gmp_linear", "flatten_fc", "flatten_fc_dropout")
+ANY_SIZE_HEADS = ("gap_mlp", "gap_linear", "nin", "gmp_linear")  # global pooling: any input size
 BODY_CHANNELS = (32, 64, 128, 128, 256, 256)
 DOWNSAMPLE = 8  # three MaxPool2d(2, 2)
 
@@ -60,7 +64,7 @@ class CheckedFlatten(nn.Flatten):
                 f"This flatten + FC head was built for {c}×{h}×{w} feature maps ({self.input_size}×{self.input_size} "
                 f"input images), but got {'×'.join(map(str, x.shape[1:]))}. A flatten head is tied to one input "
                 f"size: resize the images to {self.input_size}×{self.input_size}, or use a GAP head "
-                f"('gap_mlp', 'gap_linear', 'nin'), which accepts any size."
+                f"({', '.join(repr(h) for h in ANY_SIZE_HEADS)}), which accepts any size."
             )
         return super().forward(x)
 
@@ -77,8 +81,14 @@ def make_head(name: str, channels: int, num_classes: int = 10, input_size: int =
     if name == "gap_linear":
         return nn.Sequential(nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(channels, num_classes))
     if name == "nin":
-        return nn.Sequential(nn.Conv2d(channels, num_classes, kernel_size=1), nn.AdaptiveAvgPool2d((1, 1)),
-                             nn.Flatten())
+        return nn.Sequential(
+            nn.Conv2d(channels, channels, kernel_size=1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, kernel_size=1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, num_classes, kernel_size=1),  # one map per class
+            nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+        )
+    if name == "gmp_linear":
+        return nn.Sequential(nn.AdaptiveMaxPool2d((1, 1)), nn.Flatten(), nn.Linear(channels, num_classes))
     if name in ("flatten_fc", "flatten_fc_dropout"):
         if input_size % DOWNSAMPLE:
             raise ValueError(f"input_size must be a multiple of {DOWNSAMPLE} (three 2×2 max pools), got {input_size}.")

@@ -53,6 +53,8 @@ class Recipe:
     precision: str = "auto"  # "auto": choose_precision() for the device; or "bf16", "fp16", "fp32"
     channels_last: bool = False
     tta: str = "none"  # test-time augmentation: "none", "flip" (image + mirror), "flip_shift" (+ 1 px shifts)
+    low_res_epochs: int = 0  # progressive resizing: the first epochs train on images shrunk to low_res px ...
+    low_res: int = 24  # ... which GAP makes possible (any input size) and which costs about (24/32)² of a step
 
     def __post_init__(self):
         problems = []
@@ -68,6 +70,10 @@ class Recipe:
             problems.append(f"precision={self.precision!r} (expected 'auto' or one of {PRECISIONS})")
         if self.tta not in TTA_MODES:
             problems.append(f"tta={self.tta!r} (expected one of {TTA_MODES})")
+        if not 0 <= self.low_res_epochs <= self.epochs:
+            problems.append(f"low_res_epochs={self.low_res_epochs} (expected 0..epochs)")
+        if not 8 <= self.low_res <= 64:
+            problems.append(f"low_res={self.low_res} (expected 8..64 px)")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing={self.label_smoothing} (expected 0 ≤ value < 1)")
         if problems:
@@ -344,6 +350,9 @@ def fit(
     scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_grad_scaler)
     average = WeightAverage(model, recipe.ema) if recipe.ema > 0 else None
 
+    # The same share of the run at low resolution when the number of epochs is not the recipe's own.
+    low_res_epochs = min(epochs - 1, round(recipe.low_res_epochs * epochs / recipe.epochs)) if recipe.low_res_epochs \
+        else 0
     history = History()
     trained = 0.0
     for epoch in range(1, epochs + 1):
@@ -354,7 +363,11 @@ def fit(
         loop = tqdm(batches(train, recipe.batch_size, shuffle=True, augment_padding=recipe.augment_padding,
                             generator=generator, device=device, drop_last=drop_last),
                     total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
+        shrink = epoch <= low_res_epochs and recipe.low_res != train.images.shape[-1]
         for step, (x, y) in enumerate(loop, 1):
+            if shrink:
+                x = F.interpolate(x, size=(recipe.low_res, recipe.low_res), mode="bilinear", antialias=True,
+                                  align_corners=False)
             with autocast(device, precision):
                 logits = model(_prepare(x, recipe.channels_last))
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)

@@ -39,10 +39,16 @@ def _as_hwc(image: torch.Tensor) -> np.ndarray:
     return image.clamp(0, 1).permute(1, 2, 0).numpy()
 
 
+MAX_COLUMNS = 8  # wider grids get shrunk to unreadable text in a notebook's output area (about 11 inches wide)
+
+
 def _grid(n: int, ncols: int, cell_w: float, cell_h: float) -> tuple[plt.Figure, list]:
-    """A figure of ceil(n / ncols) × ncols axes, all switched off; returns the figure and the first n axes."""
+    """A figure of ceil(n / ncols) × ncols axes (at most :data:`MAX_COLUMNS` columns), all switched off; returns the
+    figure and the first n axes. Constrained layout keeps each title clear of the row above."""
+    ncols = max(1, min(ncols, MAX_COLUMNS, n))
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_w * ncols, cell_h * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_w * ncols, cell_h * nrows), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     return fig, list(axes.flat)[:n]
@@ -55,7 +61,7 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor, *, c
     _expect(images, "N×3×H×W", "show_images", channels=3)
     if len(labels) != len(images):
         raise ValueError(f"show_images got {len(images)} images but {len(labels)} labels; give one label per image.")
-    fig, axes = _grid(len(images), ncols, 1.4, 1.6)
+    fig, axes = _grid(len(images), ncols, 1.4, 1.75 if predictions is None else 1.95)
     for i, ax in enumerate(axes):
         ax.imshow(_as_hwc(images[i]), interpolation="nearest")
         true = classes[int(labels[i])]
@@ -67,7 +73,6 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor, *, c
             ax.set_title(guess if ok else f"{guess}\n(is {true})", fontsize=7, color="black" if ok else "crimson")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -81,7 +86,6 @@ def show_feature_maps(maps: torch.Tensor, *, n: int = 16, ncols: int = 8, title:
         ax.imshow(maps[i].numpy(), cmap="viridis")
         ax.set_title(f"ch {i}", fontsize=8)
     fig.suptitle(title or f"{n} of {maps.shape[0]} feature maps, each {maps.shape[1]}×{maps.shape[2]}")
-    fig.tight_layout()
     return fig
 
 
@@ -239,11 +243,14 @@ def _upsample(heat: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 
 def show_heatmaps(images: torch.Tensor, heats: torch.Tensor, *, titles: Sequence[str] | None = None,
                   ncols: int = 6, boxes: Sequence[tuple[int, int, int]] | None = None,
-                  peaks: Sequence[tuple[float, float]] | None = None, title: str = "") -> plt.Figure:
+                  peaks: Sequence[tuple[float, float]] | None = None, title: str = "",
+                  shared_scale: bool = True, label: str = "class evidence (map value)") -> plt.Figure:
     """Each image with its coarse heat map (h×w) upsampled bilinearly and laid over it.
 
     ``images`` are uint8 or normalised float N×3×H×W; ``boxes`` ``(top, left, side)`` draw a square (e.g. where an
-    object was pasted); ``peaks`` ``(row, col)`` in image pixels mark each map's maximum.
+    object was pasted); ``peaks`` ``(row, col)`` in image pixels mark each map's maximum. With ``shared_scale``
+    (the default) every panel uses one colour scale, shown by a colour bar labelled ``label``, so colours can be
+    compared across panels; without it each map is stretched to its own range (red = its own maximum).
     """
     from .data import denormalize
 
@@ -252,12 +259,15 @@ def show_heatmaps(images: torch.Tensor, heats: torch.Tensor, *, titles: Sequence
     if len(heats) != len(images):
         raise ValueError(f"show_heatmaps got {len(images)} images but {len(heats)} heat maps; give one per image.")
     imgs = images if images.dtype == torch.uint8 else denormalize(images.detach().cpu().float())
-    fig, axes = _grid(len(imgs), ncols, 2.1, 2.3)
+    fig, axes = _grid(len(imgs), ncols, 2.1, 2.5)
+    lo, hi = float(heats.min()), float(heats.max())
+    shown = None
     for i, ax in enumerate(axes):
         img = _as_hwc(imgs[i])
         heat = _upsample(heats[i], img.shape[:2])
         ax.imshow(img, interpolation="nearest")
-        ax.imshow(heat, cmap="jet", alpha=0.45)
+        shown = ax.imshow(heat, cmap="jet", alpha=0.45, vmin=lo if shared_scale else None,
+                          vmax=hi if shared_scale else None)
         if boxes is not None:
             top, left, side = boxes[i]
             ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), side, side, fill=False, ec="white", lw=1.5))
@@ -267,5 +277,6 @@ def show_heatmaps(images: torch.Tensor, heats: torch.Tensor, *, titles: Sequence
             ax.set_title(titles[i], fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if shared_scale and shown is not None:
+        fig.colorbar(shown, ax=list(np.ravel(fig.axes)), shrink=0.8, label=label)
     return fig

@@ -140,3 +140,16 @@ def test_answer_or_reference_prefers_a_passing_answer(capsys):
     assert "reference" in capsys.readouterr().out
     build = answer_or_reference("gap_module", None)
     assert build is checks.ref_gap_module and build()(torch.randn(2, 3, 5, 5)).shape == (2, 3)
+
+
+def test_report_speaks_only_of_what_the_learner_did(capsys):
+    def not_yet(x):
+        raise NotImplementedError()
+
+    text = checks.report(global_avg_pool=checks.ref_global_avg_pool, flatten_head_params=not_yet,
+                         peak_cell=lambda cam: (0, 0))
+    lines = text.splitlines()
+    assert lines[0].startswith("✅ global_avg_pool: you wrote it")
+    assert lines[1].startswith("⏳ flatten_head_params: not attempted") and "you wrote" not in lines[1]
+    assert lines[2].startswith("❌ peak_cell: attempted, not passing")
+    assert capsys.readouterr().out.strip() == text

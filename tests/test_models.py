@@ -8,7 +8,7 @@ from torch import nn
 
 from gapcourse.models import HEADS, build_net, count_parameters, format_trace, shape_trace
 
-GAP_HEADS = ["gap_mlp", "gap_linear", "nin"]
+GAP_HEADS = ["gap_mlp", "gap_linear", "nin", "gmp_linear"]  # global pooling of either kind
 FLATTEN_HEADS = ["flatten_fc", "flatten_fc_dropout"]
 
 
@@ -56,7 +56,8 @@ def test_parameter_counts_follow_from_the_layer_sizes():
     assert count_parameters(build_net("gap_mlp").body) == body
     assert count_parameters(build_net("gap_mlp")) == body + mlp
     assert count_parameters(build_net("gap_linear").head) == linear_params(256, 10)
-    assert count_parameters(build_net("nin").head) == conv_params(256, 10, k=1)
+    assert count_parameters(build_net("nin").head) == 2 * conv_params(256, 256, k=1) + conv_params(256, 10, k=1)
+    assert count_parameters(build_net("gmp_linear").head) == linear_params(256, 10)
     assert count_parameters(build_net("flatten_fc").head) == flat
     assert count_parameters(build_net("flatten_fc_dropout").head) == flat
     assert count_parameters(build_net("flatten_fc", input_size=64).head) == flat - linear_params(4096, 128) + \
@@ -112,9 +113,21 @@ def test_gap_layer_is_the_spatial_mean():
     assert torch.allclose(pooled.flatten(1), feats.mean((2, 3)))
 
 
-def test_nin_head_has_no_fully_connected_layer():
-    assert not any(isinstance(m, nn.Linear) for m in build_net("nin").head)
-    assert set(HEADS) == {"gap_mlp", "gap_linear", "nin", "flatten_fc", "flatten_fc_dropout"}
+def test_nin_head_is_an_mlpconv_stack_then_gap():
+    head = build_net("nin").head
+    assert not any(isinstance(m, nn.Linear) for m in head)
+    convs = [m for m in head if isinstance(m, nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(1, 1)] * 3 and convs[-1].out_channels == 10
+    assert sum(isinstance(m, nn.ReLU) for m in head) == 2 and isinstance(head[-2], nn.AdaptiveAvgPool2d)
+    maps = torch.randn(2, 256, 4, 4)
+    assert torch.allclose(head(maps), head[:5](maps).mean((2, 3)), atol=1e-6)  # scores = class-map averages
+    assert set(HEADS) == {"gap_mlp", "gap_linear", "nin", "gmp_linear", "flatten_fc", "flatten_fc_dropout"}
+
+
+def test_gmp_head_takes_each_maps_maximum():
+    net = build_net("gmp_linear").eval()
+    maps = torch.randn(2, 256, 5, 3)
+    assert torch.allclose(net.head(maps), net.head[2](maps.amax((2, 3))), atol=1e-6)
 
 
 def test_shape_trace_records_every_layer():

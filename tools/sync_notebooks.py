@@ -33,6 +33,9 @@ def synced(path: Path) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+    # Complete kernel and language metadata, as Jupyter writes it, so opening a notebook does not mark it modified.
+    nb.metadata["kernelspec"] = dict(colab.KERNELSPEC)
+    nb.metadata["language_info"] = dict(colab.LANGUAGE_INFO)
     return nb
 
 
