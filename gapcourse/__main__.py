@@ -215,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     bench.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     bench.add_argument("--output", help="also write the table as Markdown to this file")
+    bench.add_argument("--record", action="store_true",
+                       help="also write gapcourse/results/bench_<device>.json with provenance (the README's table)")
     bench.set_defaults(run=_bench)
 
     compare = sub.add_parser("compare-heads", help="notebook 04's head comparison: every head, regime and seed")

@@ -23,7 +23,7 @@ from .device import seed_everything
 from .models import build_net
 from .provenance import RESULTS_DIR, provenance, write_json
 from .stats import binomial_halfwidth, mean_and_spread
-from .train import PRESETS, TTA_MODES, Recipe, evaluate, fit, resolve_precision
+from .train import PRECISIONS, PRESETS, TTA_MODES, Recipe, evaluate, fit, resolve_precision
 
 RESULTS_FILE = RESULTS_DIR / "recipe_ablation.json"
 
@@ -42,8 +42,11 @@ def steps() -> list[tuple[str, str, Recipe]]:
     out.append(("no_decay_norm_bias", "+ no weight decay on BatchNorm parameters and biases", r))
     r = replace(r, ema=final.ema)
     out.append(("ema", f"+ weight averaging (EMA, decay {final.ema} per step)", r))
-    r = replace(r, epochs=final.epochs)
-    out.append(("epochs", f"+ {final.epochs} epochs instead of {BASELINE.epochs}", r))
+    r = replace(r, epochs=16)
+    out.append(("epochs", "+ 16 epochs instead of 14 (about 300 s at full resolution)", r))
+    r = replace(r, epochs=final.epochs, low_res_epochs=final.low_res_epochs, low_res=final.low_res)
+    out.append(("progressive_resizing", f"+ progressive resizing: {final.epochs} epochs, the first "
+                                        f"{final.low_res_epochs} on {final.low_res} px images (same time budget)", r))
     assert replace(r, name=final.name, tta=final.tta) == final, "the last step must be the cpu preset"
     return out
 
@@ -104,7 +107,8 @@ def ablation_markdown(payload: dict) -> str:
         lines.append(f"| {what} | {100 * acc['flip']:.2f} | {gain} | {100 * acc['flip_shift']:.2f} | "
                      f"{100 * acc['none']:.2f} | {r['epochs']} |")
         previous = acc["flip"]
-    finals = [r for r in runs if r["step"] in ("epochs", "final")]
+    final_recipes = {replace(steps()[-1][2], precision=p).describe() for p in PRECISIONS}
+    finals = [r for r in runs if r["recipe"] in final_recipes]
     out = "\n".join(lines)
     if finals:
         accs = [r["test_acc_by_tta"]["flip_shift"] for r in finals]

@@ -179,6 +179,7 @@ def format_table(rows: list[Row], pil: float, tensor: float, header: str) -> str
 
 
 def main(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     prof = active_profile(args.profile)
     device = pick_device(args.device)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
@@ -218,4 +219,27 @@ def main(args: argparse.Namespace) -> int:
     if args.output:
         with open(args.output, "w") as fh:
             fh.write(table + "\n")
+    if args.record:
+        from dataclasses import asdict
+
+        from .provenance import RESULTS_DIR, provenance, write_json
+
+        path = RESULTS_DIR / f"bench_{device.type}.json"
+        payload = {"provenance": provenance(device=device, seconds=time.perf_counter() - started, profile=prof.name,
+                                            n_train=len(train), n_test=len(test)),
+                   "header": header, "pil_img_s": pil, "tensor_img_s": tensor,
+                   "rows": [{**asdict(r), "to_threshold": {str(k): v for k, v in (r.to_threshold or {}).items()}}
+                            for r in rows]}
+        write_json(path, payload)
+        print(f"recorded: {path}")
     return 0
+
+
+def table_from_record(payload: dict) -> str:
+    """The Markdown table of a recorded run (the README's benchmark table is generated from it)."""
+    rows = []
+    for r in payload["rows"]:
+        r = dict(r)
+        r["to_threshold"] = {float(k): v for k, v in r["to_threshold"].items()} or None
+        rows.append(Row(**r))
+    return format_table(rows, payload["pil_img_s"], payload["tensor_img_s"], payload["header"])

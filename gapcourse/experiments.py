@@ -42,7 +42,8 @@ CANVASES = (40, 48, 64)  # test images at native scale, centred on a canvas of t
 TRANSLATE_CANVAS = 48  # translation: the 32 px image placed at (d, d) on a 48 px canvas ...
 OFFSETS = (0, 4, 8, 12, 16)  # ... for these d: from the top-left corner to the bottom-right one, nothing cropped
 CROP_SHIFTS = (0, 2, 4, 8)  # the older test: moved within the 32 px frame, so the border is cut off
-ROBUSTNESS_IMAGES = 5_000  # test images (500 per class) for the size and translation measurements
+ROBUSTNESS_IMAGES = 2_000  # test images (200 per class) for the size and translation measurements
+TRAIN_ACC_IMAGES = 10_000  # training images (1 000 per class) on which the clean training accuracy is measured
 
 
 def architecture_fingerprint(head: str, width: float) -> str:
@@ -190,12 +191,14 @@ def robustness_subset(test: Cifar10Split, n: int = ROBUSTNESS_IMAGES) -> Cifar10
 
 def measure(model: CifarNet, train: Cifar10Split, test: Cifar10Split, recipe: Recipe, regime: Regime, *,
             device: torch.device) -> dict:
-    """Every number of one trained network. Clean accuracies on the whole splits; the size and translation tests
-    (augmented regime only) on :data:`ROBUSTNESS_IMAGES` test images, one view each."""
+    """Every number of one trained network: test accuracy on the whole test split (with and without the recipe's
+    test-time augmentation), clean training accuracy on up to :data:`TRAIN_ACC_IMAGES` of its training images, and
+    (augmented regime only) the size and translation tests on :data:`ROBUSTNESS_IMAGES` test images, one view each."""
     model = model.to(device).eval()
     single = replace(recipe, tta="none")
+    seen = robustness_subset(train, TRAIN_ACC_IMAGES)  # images the network trained on (all of them if fewer)
     record = {
-        "train_acc": evaluate(model, train, device=device, recipe=single).accuracy,  # clean: no augmentation
+        "train_acc": evaluate(model, seen, device=device, recipe=single).accuracy,  # clean: no augmentation
         "test_acc": evaluate(model, test, device=device, recipe=recipe).accuracy,
         "test_acc_single_view": evaluate(model, test, device=device, recipe=single).accuracy,
     }

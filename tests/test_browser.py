@@ -60,7 +60,7 @@ def lab(tmp_path_factory):
                GAPCOURSE_CACHE=os.environ.get("GAPCOURSE_CACHE", str(root / "cache")))
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
+         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.expose_app_in_browser=True",
          "--LabServerApp.extra_labextensions_path=[]"],
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -102,12 +102,14 @@ def run_all_in_browser(url: str, token: str, name: str, timeout_s: float = 240) 
             }).observe(document.body, {childList: true, subtree: true});
         }""")
         page.click(".jp-Notebook")
-        run_menu = page.get_by_role("menuitem", name="Run", exact=True)
-        run_menu.click()
-        run_all = page.locator("li[data-command='runmenu:run-all']")
-        if not run_all.is_visible():
-            run_menu.click()
-        run_all.click()
+        # What Run > Run All Cells does, through JupyterLab's command registry (the menu's own command).
+        page.wait_for_function("""() => {
+            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+            const kernel = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+            return kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle'
+                && window.jupyterapp.commands.isEnabled('notebook:run-all-cells');
+        }""", timeout=120_000)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             prompts = page.eval_on_selector_all(".jp-CodeCell .jp-InputPrompt", "els => els.map(e => e.textContent)")
@@ -116,7 +118,8 @@ def run_all_in_browser(url: str, token: str, name: str, timeout_s: float = 240) 
                 break
             time.sleep(1)
         else:
-            pytest.fail(f"{name}: Run All did not finish within {timeout_s} s")
+            page.screenshot(path=str(Path(os.environ.get("GAPCOURSE_CACHE", "/tmp")) / f"browser-{name}.png"))
+            pytest.fail(f"{name}: Run All did not finish within {timeout_s} s; prompts: {prompts}, busy: {busy}")
         seen = {
             "prompts": prompts,
             "images": page.locator(".jp-OutputArea-output img").count(),
@@ -126,7 +129,7 @@ def run_all_in_browser(url: str, token: str, name: str, timeout_s: float = 240) 
                                    "'application/vnd.jupyter.error']").count(),
             "text": page.inner_text(".jp-Notebook"),
         }
-        page.keyboard.press("Control+s")
+        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
         time.sleep(2)
         browser.close()
     return seen

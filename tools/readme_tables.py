@@ -1,0 +1,124 @@
+"""Write the README's measured tables from the committed results files, never by hand.
+
+    python tools/readme_tables.py          # rewrite the generated sections of README.md
+    python tools/readme_tables.py --check  # exit 1 if a section differs from its results file (the tests run this)
+
+A generated section sits between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``; each name
+is one function below, reading one file under ``gapcourse/results`` or ``gapcourse/weights``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from gapcourse.ablation import RESULTS_FILE as ABLATION_FILE, ablation_markdown  # noqa: E402
+from gapcourse.bench import table_from_record  # noqa: E402
+from gapcourse.experiments import REGIMES, RESULTS_FILE as HEADS_FILE, conclusions, results_markdown  # noqa: E402
+from gapcourse.provenance import RESULTS_DIR  # noqa: E402
+from gapcourse.weights import MANIFEST  # noqa: E402
+
+README = ROOT / "README.md"
+SECTION = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",
+                     re.S)
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _made_by(prov: dict) -> str:
+    return (f"*Made by `{prov['command']}` on {prov['device']}, torch {prov['torch']}, commit `{prov['commit'][:10]}`, "
+            f"{prov['date']}, {prov['seconds'] / 60:.1f} min.*")
+
+
+def ablation() -> str:
+    data = _load(ABLATION_FILE)
+    return "(not measured yet)" if data is None else ablation_markdown(data) + "\n\n" + _made_by(data["provenance"])
+
+
+def bench() -> str:
+    data = _load(RESULTS_DIR / "bench_cpu.json")
+    return "(not measured yet)" if data is None else table_from_record(data) + "\n\n" + _made_by(data["provenance"])
+
+
+def _heads(regime: str) -> str:
+    data = _load(HEADS_FILE)
+    if data is None:
+        return "(not measured yet)"
+    return f"**{regime}**: {REGIMES[regime].description}.\n\n" + results_markdown(data, regime)
+
+
+def heads_augmented() -> str:
+    return _heads("augmented")
+
+
+def heads_no_augmentation() -> str:
+    return _heads("no_augmentation")
+
+
+def heads_conclusions() -> str:
+    data = _load(HEADS_FILE)
+    if data is None:
+        return "(not measured yet)"
+    return "\n".join(f"* {line}" for line in conclusions(data)) + "\n\n" + _made_by(data["provenance"])
+
+
+def course_times() -> str:
+    data = _load(RESULTS_DIR / "course_times.json")
+    if data is None:
+        return "(not measured yet)"
+    lines = ["| notebook | run time | peak memory | headline |", "|---|---|---|---|"]
+    for r in data["runs"]:
+        lines.append(f"| {Path(r['notebook']).stem} | {r['seconds']:.0f} s | {r['peak_mb']:,.0f} MB | {r['headline']} |")
+    total = sum(r["seconds"] for r in data["runs"])
+    lines.append(f"| **all five** | **{total / 60:.1f} min** | | |")
+    return "\n".join(lines) + "\n\n" + _made_by(data["provenance"])
+
+
+def weights() -> str:
+    data = _load(MANIFEST)
+    if data is None:
+        return "(no weights shipped yet)"
+    lines = ["| file | head | test accuracy (fp16 weights) | fp32 weights | size | SHA-256 |", "|---|---|---|---|---|---|"]
+    for e in data["weights"]:
+        lines.append(f"| `{e['file']}` | {e['head']} | {100 * e['test_acc']:.2f} % | "
+                     f"{100 * e['test_acc_fp32_weights']:.2f} % | {e['bytes'] / 1024:,.0f} KB | `{e['sha256'][:12]}…` |")
+    first = data["weights"][0]
+    return ("\n".join(lines) + f"\n\n*Made by `{first['command']}` on {first['device']}, torch {first['torch']}, "
+            f"commit `{first['commit'][:10]}`, {first['date']}.*")
+
+
+GENERATORS = {"ablation": ablation, "bench": bench, "heads-augmented": heads_augmented,
+              "heads-no-augmentation": heads_no_augmentation, "heads-conclusions": heads_conclusions,
+              "course-times": course_times, "weights": weights}
+
+
+def render(text: str) -> str:
+    def fill(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in GENERATORS:
+            raise KeyError(f"README section {name!r} has no generator")
+        return match.group(1) + GENERATORS[name]().rstrip() + "\n" + match.group(4)
+
+    return SECTION.sub(fill, text)
+
+
+def main(argv: list[str]) -> int:
+    text = README.read_text()
+    new = render(text)
+    if "--check" in argv:
+        if new != text:
+            print("README.md's generated tables differ from the results files: run `python tools/readme_tables.py`")
+            return 1
+        return 0
+    README.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
