@@ -213,7 +213,8 @@ def main(args: argparse.Namespace) -> int:
     header = (f"Device: {describe_device(device)} ({platform.processor() or platform.machine()}); torch "
               f"{torch.__version__}, torchvision {torchvision.__version__}, Python {platform.python_version()}; "
               f"profile {prof.name} ({len(train)} train / {len(test)} test images). Times are training only "
-              f"(evaluation excluded), at epoch resolution; final accuracy uses the preset's test-time settings.")
+              f"(evaluation excluded), at epoch resolution, judged on one view per image after each epoch; the final "
+              f"accuracy uses the preset's test-time augmentation.")
     table = format_table(rows, pil, tensor, header)
     print("\n" + table)
     if args.output:

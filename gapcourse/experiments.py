@@ -243,31 +243,66 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
     unknown = [h for h in heads if h not in HEADS] + [r for r in regimes if r not in REGIMES]
     if unknown:
         raise ValueError(f"Unknown head or regime {unknown}; heads: {HEADS}; regimes: {tuple(REGIMES)}.")
-    payload = _load_results(output) if output is not None else {"runs": []}
-    runs = payload["runs"]
+    memory = {"runs": []}
+
+    def current() -> dict:
+        return _load_results(output) if output is not None else memory
+
+    def done(key: dict) -> bool:
+        return any(all(run.get(k) == v for k, v in key.items()) for run in current()["runs"])
+
     plan = [(REGIMES[r], h, s) for r in regimes for s in seeds for h in heads]
-    started = time.perf_counter()
     bar = tqdm(plan, desc="heads × seeds × regimes", unit="network", disable=not progress)
     for regime, head, seed in bar:
         recipe = regime.recipe(base)
         data = regime_data(regime, train)
         key = {"head": head, "regime": regime.name, "seed": seed, "profile": profile.name,
                "n_train": len(data), "recipe": recipe.describe(), "train_sha256": data.fingerprint()}
-        if any(all(run.get(k) == v for k, v in key.items()) for run in runs):
+        if done(key):  # measured before, or by another process writing the same file
             continue
         bar.set_postfix_str(f"{regime.name} {head} seed {seed}")
+        started = time.perf_counter()
         model, history, loaded = train_or_load(head, recipe, profile, data, None, device=device, seed=seed,
                                                progress=False)
         record = {**key, "head_params": count_parameters(model.head), "total_params": count_parameters(model),
                   "epochs": len(history.epoch), "train_seconds": history.train_seconds, "loaded": loaded}
         record.update(measure(model, data, test, recipe, regime, device=device))
-        runs.append(record)
-        payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started,
-                                           profile=profile.name, n_test=len(test),
-                                           regimes={name: r.description for name, r in REGIMES.items()})
-        if output is not None:
-            write_json(output, payload)
-    return payload
+        record["seconds"] = time.perf_counter() - started
+        with _locked(output):  # read, add, write: several processes may share one results file
+            payload = current()
+            if not any(all(run.get(k) == v for k, v in key.items()) for run in payload["runs"]):
+                payload["runs"].append(record)
+            total = sum(run.get("seconds", run.get("train_seconds", 0.0)) for run in payload["runs"])
+            payload["provenance"] = provenance(device=device, seconds=total, profile=profile.name,
+                                               n_test=len(test), seconds_are="training + measuring, summed over runs",
+                                               regimes={name: r.description for name, r in REGIMES.items()})
+            if output is not None:
+                write_json(output, payload)
+            else:
+                memory.update(payload)
+    return current()
+
+
+class _locked:
+    """An exclusive lock on ``<path>.lock`` (POSIX ``flock``) for the duration of a read-modify-write."""
+
+    def __init__(self, path: Path | None):
+        self.path = None if path is None else Path(str(path) + ".lock")
+        self.fh = None
+
+    def __enter__(self):
+        if self.path is not None:
+            import fcntl
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = open(self.path, "w")
+            fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fh is not None:
+            self.fh.close()  # the lock file stays: removing it could let two processes lock different files
+        return False
 
 
 # --------------------------------------------------------------------------------------------------------------------

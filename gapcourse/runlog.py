@@ -84,6 +84,13 @@ table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:.4r
 """
     out = folder / "index.html"
     out.write_text(page)
+    if rows:  # the same numbers as a results file with provenance (the README's run-time table is made from it)
+        import torch
+
+        from .provenance import provenance, write_json
+
+        record = provenance("make course", device=torch.device("cpu"), seconds=total, profile=profile)
+        write_json(folder / "course_times.json", {"provenance": record, "runs": rows})
     return out
 
 

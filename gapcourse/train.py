@@ -213,7 +213,7 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
-    test_acc: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)  # one view; the last with the recipe's test-time augmentation
     seconds: list[float] = field(default_factory=list)  # training time so far, evaluation excluded
     step_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # one per step
@@ -401,9 +401,10 @@ def fit(
         history.seconds.append(trained)
         if average is not None and epoch == epochs:
             average.copy_to(model)
-        if test is not None:
+        if test is not None:  # one view after each epoch (cheap); the recipe's test-time augmentation after the last
             evaluated = average.model if average is not None and epoch < epochs else model
-            result = evaluate(evaluated, test, device=device, recipe=recipe)
+            result = evaluate(evaluated, test, device=device, recipe=recipe if epoch == epochs else
+                              replace(recipe, tta="none"))
             history.test_loss.append(result.loss)
             history.test_acc.append(result.accuracy)
         if progress:

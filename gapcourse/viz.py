@@ -66,11 +66,11 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor, *, c
         ax.imshow(_as_hwc(images[i]), interpolation="nearest")
         true = classes[int(labels[i])]
         if predictions is None:
-            ax.set_title(true, fontsize=8)
+            ax.set_title(true, fontsize=9)
         else:
             guess = classes[int(predictions[i])]
             ok = guess == true
-            ax.set_title(guess if ok else f"{guess}\n(is {true})", fontsize=7, color="black" if ok else "crimson")
+            ax.set_title(guess if ok else f"{guess}\n(is {true})", fontsize=8.5, color="black" if ok else "crimson")
     if title:
         fig.suptitle(title)
     return fig
