@@ -339,8 +339,10 @@ def fit(
     model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN time its kernels once and keep the best
-    if device.type != "cpu":  # keep the whole uint8 training set on the accelerator: no copy per step
+    if device.type != "cpu":  # keep the uint8 training and test sets on the accelerator: no copy per step
         train = replace(train, images=train.images.to(device), labels=train.labels.to(device))
+        if test is not None:
+            test = replace(test, images=test.images.to(device))
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
 
