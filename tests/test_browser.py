@@ -37,6 +37,9 @@ pytestmark = pytest.mark.skipif(bool(missing), reason=f"SKIPPED the real-browser
                                                       "installed (apt-get install chromium; pip install playwright)")
 
 
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,7 +92,8 @@ def run_all_in_browser(url: str, token: str, name: str, timeout_s: float = 240) 
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/lab/tree/{name}?token={token}")
+        # A workspace of its own, reset: only this notebook open (a restored tab would be run instead).
+        page.goto(f"{url}/lab/workspaces/{name.replace('.', '-')}/tree/{name}?token={token}&reset")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
         # Remember every progress widget that appears, even the ones tqdm removes when they finish (leave=False).
@@ -112,22 +116,25 @@ def run_all_in_browser(url: str, token: str, name: str, timeout_s: float = 240) 
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         deadline = time.time() + timeout_s
         while time.time() < deadline:
-            prompts = page.eval_on_selector_all(".jp-CodeCell .jp-InputPrompt", "els => els.map(e => e.textContent)")
+            prompts = page.eval_on_selector_all(f"{PANEL} .jp-CodeCell .jp-InputPrompt",
+                                                "els => els.map(e => e.textContent)")
             busy = page.locator(".jp-Notebook-ExecutionIndicator[data-status='busy']").count()
             if prompts and all(p.strip() not in ("[ ]:", "[*]:") for p in prompts) and not busy:
                 break
             time.sleep(1)
         else:
-            page.screenshot(path=str(Path(os.environ.get("GAPCOURSE_CACHE", "/tmp")) / f"browser-{name}.png"))
-            pytest.fail(f"{name}: Run All did not finish within {timeout_s} s; prompts: {prompts}, busy: {busy}")
+            errors = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)"
+                                               ".filter(t => /Error|Traceback/.test(t)).map(t => t.slice(-600))")
+            pytest.fail(f"{name}: Run All did not finish within {timeout_s} s; prompts: {prompts}, busy: {busy}; "
+                        f"error outputs: {errors}")
         seen = {
             "prompts": prompts,
-            "images": page.locator(".jp-OutputArea-output img").count(),
+            "images": page.locator(f"{PANEL} .jp-OutputArea-output img").count(),
             "widgets": page.evaluate("() => window.__widgets"),
             "errors": page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error'], "
                                    ".jp-OutputArea-output .jp-RenderedText[data-mime-type="
                                    "'application/vnd.jupyter.error']").count(),
-            "text": page.inner_text(".jp-Notebook"),
+            "text": page.inner_text(f"{PANEL} .jp-Notebook"),
         }
         page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
         time.sleep(2)
