@@ -25,8 +25,11 @@ def headline(text: str) -> None:
     """Record this notebook's headline result for the course index (does nothing outside ``make course``)."""
     target = os.environ.get(HEADLINE_ENV)
     if target:
-        with open(target, "w") as fh:
-            fh.write(text.replace("\t", " ").replace("\n", " ").strip())
+        try:
+            with open(target, "w") as fh:
+                fh.write(text.replace("\t", " ").replace("\n", " ").strip())
+        except OSError as err:  # a missing index entry must never stop a notebook
+            print(f"(could not record the headline for the course index: {err})")
 
 
 def peak_children_mb() -> float:
@@ -36,7 +39,7 @@ def peak_children_mb() -> float:
 
 
 def run_and_log(log: Path, notebook: str, command: list[str]) -> int:
-    headline_file = log.with_name(f".headline-{os.getpid()}")
+    headline_file = log.resolve().with_name(f".headline-{os.getpid()}")  # absolute: kernels run in notebooks/
     headline_file.unlink(missing_ok=True)
     env = dict(os.environ, **{HEADLINE_ENV: str(headline_file)})
     start = time.perf_counter()
