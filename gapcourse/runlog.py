@@ -39,6 +39,7 @@ def peak_children_mb() -> float:
 
 
 def run_and_log(log: Path, notebook: str, command: list[str]) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
     headline_file = log.resolve().with_name(f".headline-{os.getpid()}")  # absolute: kernels run in notebooks/
     headline_file.unlink(missing_ok=True)
     env = dict(os.environ, **{HEADLINE_ENV: str(headline_file)})

@@ -309,3 +309,17 @@ def test_two_processes_writing_the_same_cache_both_succeed(tmp_path, tiny_sizes,
     assert not list(isolated_cache.rglob("*.tmp*"))
     again = load_cifar10("test", source=root, profile=FULL)
     assert torch.equal(again.images, expected_tensors("test")[0])
+
+
+def test_the_course_index_records_a_headline_written_from_another_folder(tmp_path, monkeypatch):
+    """`make course` runs kernels in notebooks/: the headline file must not depend on the kernel's folder."""
+    from gapcourse import runlog
+
+    monkeypatch.chdir(tmp_path)
+    code = "import os; import gapcourse.runlog as r; os.chdir('/'); r.headline('88.4 % test accuracy')"
+    assert runlog.run_and_log(Path("html/runs.tsv"), "notebooks/03.ipynb", [sys.executable, "-c", code]) == 0
+    rows = runlog.read_log(Path("html/runs.tsv"))
+    assert rows[0]["headline"] == "88.4 % test accuracy" and rows[0]["status"] == "ok"
+    runlog.write_index(Path("html"))
+    assert "88.4 % test accuracy" in (tmp_path / "html" / "index.html").read_text()
+    assert (tmp_path / "html" / "course_times.json").exists()
