@@ -126,8 +126,9 @@ def _compare(args: argparse.Namespace) -> int:
     if args.export_weights:
         from .weights import export
 
-        base = PRESETS["cpu"]
-        base = base.__class__(**{**base.__dict__, "precision": resolve_precision(base, device).mode})
+        from dataclasses import replace
+
+        base = replace(PRESETS["cpu"], precision=resolve_precision(PRESETS["cpu"], device).mode)
         regime = REGIMES["augmented"]
         recipe = regime.recipe(base)
         models = {h: train_or_load(h, recipe, prof, regime_data(regime, train), None, device=device, seed=0,

@@ -23,7 +23,7 @@ from .config import profile as active_profile
 from .data import MEAN, STD, Cifar10Split, load_cifar10
 from .device import describe_device, pick_device, seed_everything
 from .models import build_net
-from .pipeline import batches, num_batches
+from .pipeline import batches
 from .train import PRESETS, _prepare, autocast, fit, predict_logits, resolve_precision, synchronize
 
 THRESHOLDS = (0.70, 0.80, 0.85, 0.88, 0.90, 0.92, 0.93)

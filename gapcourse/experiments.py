@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -30,7 +29,6 @@ from tqdm.auto import tqdm
 from .checkpoints import checkpoint_dir, load_checkpoint, save_checkpoint
 from .config import Profile
 from .data import Cifar10Split, normalize
-from .device import seed_everything
 from .models import ANY_SIZE_HEADS, HEADS, CifarNet, build_net, count_parameters
 from .provenance import RESULTS_DIR, provenance, write_json
 from .stats import binomial_halfwidth, mean_and_spread

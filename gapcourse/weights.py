@@ -10,7 +10,6 @@ the manifest and loads it with ``weights_only=True``; a file that does not match
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import torch
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .data import Cifar10Split
+from .data import Cifar10Split, file_digest
 from .models import CifarNet
 from .provenance import PACKAGE_DIR, provenance, write_json
 from .train import Recipe, evaluate
@@ -29,11 +28,7 @@ MANIFEST_FIELDS = ("file", "sha256", "command", "commit", "device", "torch", "te
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def read_manifest(path: Path = MANIFEST) -> dict[str, dict[str, Any]]:
