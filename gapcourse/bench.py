@@ -42,6 +42,7 @@ class Row:
     final_acc: float | None = None
     train_s: float | None = None
     peak_mem_mb: float | None = None
+    recipe: str = ""  # Recipe.describe() of the preset as measured (a test checks it is still the preset)
 
 
 def time_to_accuracy(seconds: list[float], accuracies: list[float], threshold: float) -> float | None:
@@ -193,7 +194,8 @@ def main(args: argparse.Namespace) -> int:
     for name in presets:
         recipe = replace(PRESETS[name], precision=resolve_precision(PRESETS[name], device).mode)
         train_ips, eval_ips, eval_tta_ips, share = measure_throughput(recipe, train, device)
-        row = Row(name, recipe.width, recipe.precision, train_ips, eval_ips, eval_tta_ips, share)
+        row = Row(name, recipe.width, recipe.precision, train_ips, eval_ips, eval_tta_ips, share,
+                  recipe=recipe.describe())
         print(f"{name}: {train_ips:,.0f} train img/s, {eval_ips:,.0f} eval img/s ({eval_tta_ips:,.0f} with "
               f"{recipe.tta} TTA), data {share:.1%} of a step", flush=True)
         if name in to_train:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from gapcourse.experiments import REGIMES
 from gapcourse.experiments import RESULTS_FILE as HEADS_FILE
 from gapcourse.models import HEADS
 from gapcourse.provenance import REQUIRED, RESULTS_DIR
+from gapcourse.train import PRECISIONS, PRESETS
 from gapcourse.weights import MANIFEST, MANIFEST_FIELDS, WEIGHTS_DIR, file_sha256, load_shipped, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +51,34 @@ def test_heads_comparison_has_three_seeds_per_head_in_both_regimes():
             assert {"resized", "canvas", "translated", "crop_shift"} <= set(r)
             flat = r["head"].startswith("flatten")
             assert (r["canvas"]["48"] is None) == flat and (r["translated"]["0"] is None) == flat
+
+
+def test_the_recorded_benchmark_is_of_the_cpu_preset_as_it_is_now():
+    """A changed preset makes the recorded speed and accuracy stale: rerun `python -m gapcourse bench --record`."""
+    row = next(r for r in json.loads((RESULTS_DIR / "bench_cpu.json").read_text())["rows"] if r["preset"] == "cpu")
+    assert row["recipe"] == replace(PRESETS["cpu"], precision=row["precision"]).describe()
+    assert row["final_acc"] is not None and row["train_s"] is not None
+
+
+def test_the_ablation_trained_the_cpu_preset_as_it_is_now_with_three_seeds():
+    """The ablation's last step is the preset; a changed preset needs `python -m gapcourse ablate` again."""
+    runs = json.loads((RESULTS_DIR / "recipe_ablation.json").read_text())["runs"]
+    preset = {replace(PRESETS["cpu"], name="cpu-v1", tta="flip", precision=p).describe() for p in PRECISIONS}
+    seeds = {r["seed"] for r in runs if r["recipe"] in preset and r["profile"] == "full"}
+    assert seeds >= {0, 1, 2}, f"the cpu preset has seeds {sorted(seeds)} in the ablation"
+
+
+def test_the_recorded_course_run_meets_the_learners_time_and_memory_budgets():
+    """Issue 13's budgets on the 2-core CPU: 01, 02, 05 under a minute; 03 under 6; 04 under 5; all under 15;
+    no notebook over 3 GB. The file is written by `make course` (full profile, fresh clone)."""
+    data = json.loads((RESULTS_DIR / "course_times.json").read_text())
+    assert data["provenance"]["profile"] == "full"
+    budget = {"01": 60, "02": 60, "03": 360, "04": 300, "05": 60}
+    runs = {Path(r["notebook"]).name[:2]: r for r in data["runs"]}
+    assert set(runs) == set(budget) and all(r["status"] == "ok" for r in runs.values())
+    over = {k: r["seconds"] for k, r in runs.items() if r["seconds"] >= budget[k] or r["peak_mb"] > 3000}
+    assert not over, f"over budget: {over}"
+    assert sum(r["seconds"] for r in runs.values()) < 15 * 60
 
 
 def test_the_readme_tables_are_generated_from_the_results():
