@@ -103,18 +103,14 @@ def _compare(args: argparse.Namespace) -> int:
     from .config import profile
     from .data import load_cifar10
     from .device import pick_device
-    from .experiments import REGIMES, RESULTS_FILE, compare_heads, conclusions, regime_data, results_markdown
-    from .experiments import train_or_load
+    from .experiments import REGIMES, RESULTS_FILE, check_names, compare_heads, conclusions, regime_data
+    from .experiments import regime_recipe, results_markdown, train_or_load
     from .models import HEADS
-    from .train import PRESETS, resolve_precision
 
     prof = profile(args.profile)
     device = pick_device(args.device)
     heads, regimes = args.heads or list(HEADS), args.regimes or list(REGIMES)
-    bad = [h for h in heads if h not in HEADS] + [r for r in regimes if r not in REGIMES]
-    if bad:
-        raise ValueError(f"Unknown head or regime {bad}: heads are {', '.join(HEADS)}; regimes "
-                         f"{', '.join(REGIMES)}.")
+    check_names(heads, regimes)  # before any data is loaded
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
     output = Path(args.output) if args.output else RESULTS_FILE
     payload = compare_heads(train, test, prof, device=device, heads=heads, seeds=args.seeds, regimes=regimes,
@@ -126,11 +122,8 @@ def _compare(args: argparse.Namespace) -> int:
     if args.export_weights:
         from .weights import export
 
-        from dataclasses import replace
-
-        base = replace(PRESETS["cpu"], precision=resolve_precision(PRESETS["cpu"], device).mode)
         regime = REGIMES["augmented"]
-        recipe = regime.recipe(base)
+        recipe = regime_recipe(regime, device)
         models = {h: train_or_load(h, recipe, prof, regime_data(regime, train), None, device=device, seed=0,
                                    progress=False)[0] for h in heads}
         manifest = export(models, test, {h: recipe for h in heads}, device=device,
@@ -250,10 +243,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.run(args)
-    except (DataError, CacheError, CheckpointError) as err:  # the user's data or files: the message says what to do
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except ValueError as err:  # a bad setting (profile, device, head, preset...): said in one line, no traceback
+    except (DataError, CacheError, CheckpointError, ValueError) as err:
+        # the user's data or files, or a bad setting (profile, device, head, preset...): one line says what to do
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -105,9 +105,7 @@ class Cifar10Split:
 
     def subset(self, per_class: int) -> Cifar10Split:
         """The first ``per_class`` images of every class, in stored order: deterministic and class-balanced."""
-        if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-            raise ValueError(f"per_class must be a whole number of images ≥ 1, got {per_class!r} (None gives the whole "
-                             "split).")
+        _check_per_class(per_class, "None gives the whole split")
         counts = self.class_counts()
         if per_class > min(counts):
             raise ValueError(f"Asked for {per_class} images per class, but the smallest class has {min(counts)}.")
@@ -115,6 +113,11 @@ class Cifar10Split:
         keep = keep.sort().values
         return Cifar10Split(self.images[keep], self.labels[keep], self.split, self.source, self.classes,
                             self.synthetic, self.notes + [f"subset: first {per_class} per class"])
+
+
+def _check_per_class(per_class: object, none_gives: str) -> None:
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be a whole number of images ≥ 1, got {per_class!r} ({none_gives}).")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -136,9 +139,8 @@ def load_cifar10(
     """
     if split not in SPLIT_SIZES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
-        raise ValueError(f"per_class must be a whole number of images ≥ 1, got {per_class!r} (None gives the "
-                         "profile's amount: the whole split in the full profile).")
+    if per_class is not None:
+        _check_per_class(per_class, "None gives the profile's amount: the whole split in the full profile")
     profile = profile or active_profile(announce=False)
     if per_class is None:
         per_class = profile.train_per_class if split == "train" else profile.test_per_class

@@ -171,6 +171,21 @@ REGIMES = {
 }
 
 
+def check_names(heads: Sequence[str], regimes: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming any unknown head or regime (the CLI calls this before loading any data)."""
+    unknown = [h for h in heads if h not in HEADS] + [r for r in regimes if r not in REGIMES]
+    if unknown:
+        raise ValueError(f"Unknown head or regime {unknown}: heads are {', '.join(HEADS)}; regimes "
+                         f"{', '.join(REGIMES)}.")
+
+
+def regime_recipe(regime: Regime, device: torch.device, base: Recipe | None = None) -> Recipe:
+    """The recipe a regime trains with on ``device``: ``base`` (default: the cpu preset) with its precision resolved
+    for the device, then the regime's changes."""
+    base = base or PRESETS["cpu"]
+    return regime.recipe(replace(base, precision=resolve_precision(base, device).mode))
+
+
 def regime_data(regime: Regime, train: Cifar10Split) -> Cifar10Split:
     """The regime's training images: the first ``per_class`` of each class (all of them if fewer)."""
     if regime.per_class is None:
@@ -236,27 +251,23 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
     Networks are trained (or loaded, see :func:`train_or_load`) with the seed set exactly as notebook 03 does.
     Returns the results payload (``{"provenance": ..., "runs": [...]}``). ``output=None`` keeps results in memory.
     """
-    base = base or PRESETS["cpu"]
-    base = replace(base, precision=resolve_precision(base, device).mode)
-    unknown = [h for h in heads if h not in HEADS] + [r for r in regimes if r not in REGIMES]
-    if unknown:
-        raise ValueError(f"Unknown head or regime {unknown}; heads: {HEADS}; regimes: {tuple(REGIMES)}.")
+    check_names(heads, regimes)
     memory = {"runs": []}
 
     def current() -> dict:
         return _load_results(output) if output is not None else memory
 
-    def done(key: dict) -> bool:
-        return any(all(run.get(k) == v for k, v in key.items()) for run in current()["runs"])
+    def done(key: dict, payload: dict) -> bool:
+        return any(all(run.get(k) == v for k, v in key.items()) for run in payload["runs"])
 
     plan = [(REGIMES[r], h, s) for r in regimes for s in seeds for h in heads]
     bar = tqdm(plan, desc="heads × seeds × regimes", unit="network", disable=not progress)
     for regime, head, seed in bar:
-        recipe = regime.recipe(base)
+        recipe = regime_recipe(regime, device, base)
         data = regime_data(regime, train)
         key = {"head": head, "regime": regime.name, "seed": seed, "profile": profile.name,
                "n_train": len(data), "recipe": recipe.describe(), "train_sha256": data.fingerprint()}
-        if done(key):  # measured before, or by another process writing the same file
+        if done(key, current()):  # measured before, or by another process writing the same file
             continue
         bar.set_postfix_str(f"{regime.name} {head} seed {seed}")
         started = time.perf_counter()
@@ -268,7 +279,7 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
         record["seconds"] = time.perf_counter() - started
         with _locked(output):  # read, add, write: several processes may share one results file
             payload = current()
-            if not any(all(run.get(k) == v for k, v in key.items()) for run in payload["runs"]):
+            if not done(key, payload):
                 payload["runs"].append(record)
             total = sum(run.get("seconds", run.get("train_seconds", 0.0)) for run in payload["runs"])
             payload["provenance"] = provenance(device=device, seconds=total, profile=profile.name,
@@ -398,10 +409,13 @@ def conclusions(payload: dict) -> list[str]:
                        + ", ".join(f"{h} {100 * r48[h][0]:.1f} %" for h in gap)
                        + ". Running at any size is not recognising at any scale.")
             places = {h: [stat(aug[h], lambda x, d=d: x["translated"][str(d)])[0] for d in OFFSETS] for h in gap}
+            n_robust = max(1, aug[gap[0]][0].get("robustness_images", 0))
+            typical = sum(sum(v) for v in places.values()) / sum(len(v) for v in places.values())
             out.append(f"Translation on a {TRANSLATE_CANVAS} px canvas (nothing cropped): across the {len(OFFSETS)} "
                        f"places, accuracy ranges over "
                        + ", ".join(f"{h} {100 * min(v):.1f}–{100 * max(v):.1f} %" for h, v in places.items())
-                       + f" (on {aug[gap[0]][0].get('robustness_images', 0):,} test images, ±1.8 points).")
+                       + f" (on {n_robust:,} test images, ±{100 * binomial_halfwidth(typical, n_robust):.1f} points "
+                       f"at {100 * typical:.0f} %).")
             at32 = {h: stat(aug[h], lambda x: x["at_32"])[0] for h in gap}
             drop = {h: at32[h] - sum(v) / len(v) for h, v in places.items()}
             spread = {h: max(v) - min(v) for h, v in places.items()}

@@ -34,8 +34,9 @@ def headline(text: str) -> None:
 
 def peak_children_mb() -> float:
     """Peak resident memory of the largest finished child process (the notebook's kernel), in MB."""
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    from .bench import peak_rss_mb
+
+    return peak_rss_mb(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
 def run_and_log(log: Path, notebook: str, command: list[str]) -> int:
@@ -48,7 +49,6 @@ def run_and_log(log: Path, notebook: str, command: list[str]) -> int:
     seconds = time.perf_counter() - start
     text = headline_file.read_text() if headline_file.exists() else ""
     headline_file.unlink(missing_ok=True)
-    log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as fh:
         fh.write(f"{notebook}\t{seconds:.1f}\t{peak_children_mb():.0f}\t{'ok' if code == 0 else 'FAILED'}\t{text}\n")
     return code

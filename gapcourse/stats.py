@@ -27,10 +27,3 @@ def mean_and_spread(values: Sequence[float]) -> tuple[float, float]:
         raise ValueError("no values")
     return sum(values) / len(values), max(values) - min(values)
 
-
-def std(values: Sequence[float]) -> float:
-    """Sample standard deviation (0 for a single value)."""
-    if len(values) < 2:
-        return 0.0
-    m = sum(values) / len(values)
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))

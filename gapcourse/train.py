@@ -480,7 +480,7 @@ def predict_logits(model: nn.Module, images: torch.Tensor, *, device: torch.devi
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
-    precision = resolve_precision(recipe, device) if recipe is not None else Precision("fp32", "no recipe")
+    precision = resolve_precision(recipe, device)
     channels_last = bool(recipe and recipe.channels_last)
     mode = recipe.tta if recipe is not None else "none"
     model.eval()
@@ -490,8 +490,7 @@ def predict_logits(model: nn.Module, images: torch.Tensor, *, device: torch.devi
         x = normalize(x) if x.dtype == torch.uint8 else x.float()
         stacked, weights = tta_views(x, mode)
         total = None
-        for i, w in enumerate(weights):  # one forward per view: batches of batch_size, not len(weights) × that
-            view = stacked[i * x.shape[0]:(i + 1) * x.shape[0]]
+        for view, w in zip(stacked.view(len(weights), *x.shape), weights):  # one forward per view
             with autocast(device, precision):
                 logits = model(_prepare(view, channels_last)).float()
             total = w * logits if total is None else total + w * logits

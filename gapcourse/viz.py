@@ -213,7 +213,7 @@ def show_pooling_windows(height: int, width: int, row_windows: Sequence[tuple[in
         axes[i, -1].axis("off")
     ax = axes[0, -1]
     ax.axis("on")
-    im = ax.imshow(coverage, cmap="Oranges", vmin=0, vmax=coverage.max())
+    ax.imshow(coverage, cmap="Oranges", vmin=0, vmax=coverage.max())
     for (r, c), k in np.ndenumerate(coverage):
         ax.text(c, r, str(k), ha="center", va="center", fontsize=7)
     ax.set_title("windows per input cell", fontsize=7)

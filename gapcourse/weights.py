@@ -39,10 +39,6 @@ def read_manifest(path: Path = MANIFEST) -> dict[str, dict[str, Any]]:
     return {e["head"]: e for e in entries}
 
 
-def shipped_heads() -> list[str]:
-    return sorted(read_manifest())
-
-
 def load_shipped(head: str, *, folder: Path = WEIGHTS_DIR) -> tuple[CifarNet, dict[str, Any]]:
     """The course's trained network for ``head`` and its manifest entry; raises :class:`CheckpointError` if it is
     missing or does not match its manifest entry."""

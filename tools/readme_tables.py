@@ -32,8 +32,9 @@ def _load(path: Path) -> dict | None:
 
 
 def _made_by(prov: dict) -> str:
+    took = f", {prov['seconds'] / 60:.1f} min" if "seconds" in prov else ""
     return (f"*Made by `{prov['command']}` on {prov['device']}, torch {prov['torch']}, commit `{prov['commit'][:10]}`, "
-            f"{prov['date']}, {prov['seconds'] / 60:.1f} min.*")
+            f"{prov['date']}{took}.*")
 
 
 def ablation() -> str:
@@ -88,9 +89,7 @@ def weights() -> str:
     for e in data["weights"]:
         lines.append(f"| `{e['file']}` | {e['head']} | {100 * e['test_acc']:.2f} % | "
                      f"{100 * e['test_acc_fp32_weights']:.2f} % | {e['bytes'] / 1024:,.0f} KB | `{e['sha256'][:12]}…` |")
-    first = data["weights"][0]
-    return ("\n".join(lines) + f"\n\n*Made by `{first['command']}` on {first['device']}, torch {first['torch']}, "
-            f"commit `{first['commit'][:10]}`, {first['date']}.*")
+    return "\n".join(lines) + "\n\n" + _made_by(data["weights"][0])
 
 
 GENERATORS = {"ablation": ablation, "bench": bench, "heads-augmented": heads_augmented,
