@@ -161,6 +161,14 @@ def _ablate(args: argparse.Namespace) -> int:
     prof = profile(args.profile)
     device = pick_device(args.device)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    if args.preset == "gpu":
+        from .ablation import GPU_RESULTS_FILE, run_gpu_study
+
+        output = Path(args.output) if args.output else GPU_RESULTS_FILE
+        run_gpu_study(train, test, prof, device=device, output=output, seeds=tuple(args.seeds or (0, 1)),
+                      only=tuple(args.only or ()))
+        print(f"\nwritten: {output}")
+        return 0
     output = Path(args.output) if args.output else RESULTS_FILE
     payload = run_ablation(train, test, prof, device=device, output=output)
     print("\n" + ablation_markdown(payload) + f"\n\nwritten: {output}")
@@ -229,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     ablate.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     ablate.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     ablate.add_argument("--output", help="results file (default: gapcourse/results/recipe_ablation.json)")
+    ablate.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
+                        help="cpu: the cpu recipe's ablation; gpu: the gpu preset's study (accuracy on this device)")
+    ablate.add_argument("--seeds", nargs="+", type=int, help="gpu study: seeds of the final recipe (default: 0 1)")
+    ablate.add_argument("--only", nargs="+", help="gpu study: only these steps (e.g. baseline cutout_epochs)")
     ablate.set_defaults(run=_ablate)
 
     student = sub.add_parser("student-copies", help="write notebooks/student/ from the solution notebooks")
