@@ -1,7 +1,9 @@
 # gapcourse — the two quick-start commands:
 #   make course   run every notebook in order (full profile) and write HTML to build/html/
-#   make test     run the whole test suite (unit tests + every notebook under nbval, fast profile)
+#   make test     run the whole test suite (unit tests + every notebook run as on Colab, fast profile)
 # Both create the virtual environment in .venv on first use. `make lab` opens JupyterLab on notebooks/.
+#   make test-oldest   the unit tests and every notebook (fast profile) on the oldest supported torch/torchvision
+#                      (constraints-oldest.txt), in a second environment .venv-oldest; CI runs it after `make test`
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +21,7 @@ ifeq ($(origin GAPCOURSE_DATA), undefined)
   endif
 endif
 
-.PHONY: env course test lab clean wheel
+.PHONY: env course test test-oldest lab clean wheel
 env: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -52,6 +54,23 @@ course: $(INSTALL)
 
 test: $(STAMP)
 	GAPCOURSE_PROFILE=fast $(PY) -m pytest
+
+# The oldest pair the course supports (pyproject.toml's lower bounds), installed the same way as .venv: the unit tests
+# and every notebook under nbval. The browser test and the Colab rehearsal (which runs the notebooks a second time)
+# are left to `make test`.
+VENV_OLDEST ?= .venv-oldest
+PY_OLDEST := $(VENV_OLDEST)/bin/python
+STAMP_OLDEST := $(VENV_OLDEST)/.gapcourse-installed
+
+$(STAMP_OLDEST): pyproject.toml constraints-oldest.txt
+	@test -x $(PY_OLDEST) || { echo "Creating $(VENV_OLDEST) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV_OLDEST); }
+	$(PY_OLDEST) -m pip install -q --upgrade pip
+	$(PY_OLDEST) -m pip install -c constraints-oldest.txt -e ".[dev]"
+	$(PY_OLDEST) -c "import torch, torchvision; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"
+	@touch $@
+
+test-oldest: $(STAMP_OLDEST)
+	GAPCOURSE_PROFILE=fast $(PY_OLDEST) -m pytest tests notebooks --ignore=tests/test_browser.py --ignore=tests/test_colab_rehearsal.py
 
 # A wheel of the helpers, e.g. to upload to Colab when the install cell cannot reach the repository.
 wheel: $(STAMP)

@@ -1,7 +1,8 @@
 """gapcourse: the helper package of a notebook-driven PyTorch course on Global Average Pooling.
 
 The notebooks keep the teaching code; this package keeps the plumbing: data (:mod:`gapcourse.data`), batches
-(:mod:`gapcourse.pipeline`), the network and its heads (:mod:`gapcourse.models`), training (:mod:`gapcourse.train`),
+(:mod:`gapcourse.pipeline`), the network and its heads (:mod:`gapcourse.models`), recipes (:mod:`gapcourse.recipes`),
+training (:mod:`gapcourse.train`) and training to a time budget (:mod:`gapcourse.budget`),
 checkpoints (:mod:`gapcourse.checkpoints`), plots (:mod:`gapcourse.viz`) and profiles (:mod:`gapcourse.config`).
 """
 

@@ -4,7 +4,10 @@
 * ``prepare-data``  decode and cache both CIFAR-10 splits now (e.g. before going offline).
 * ``train``         train the course network with a preset, print the test accuracy, save a checkpoint.
 * ``bench``         the speed/accuracy benchmark table (see :mod:`gapcourse.bench`).
+* ``budget-table``  the cpu preset trained to time budgets, with bf16 or fp32 forced or one thread
+                    (see :mod:`gapcourse.budget_table`).
 * ``student-copies`` write notebooks/student/ from the solution notebooks (``--check``: only report drift).
+* ``grade``         run a class's student notebooks, each in its own kernel, and tabulate their exercises.
 * ``compare-heads``  notebook 04's experiment outside Jupyter: every head trained and measured, table written as
                     JSON, CSV and Markdown (see :mod:`gapcourse.experiments`).
 """
@@ -26,7 +29,7 @@ def _info(_args: argparse.Namespace) -> int:
 
     from .config import CACHE_ENV, DATA_ENV, CacheError, cache_dir, profile
     from .device import pick_device
-    from .train import native_precision
+    from .recipes import native_precision
 
     print(f"gapcourse {__version__} | torch {torch.__version__} | torchvision {torchvision.__version__} | "
           f"Python {platform.python_version()}")
@@ -35,6 +38,9 @@ def _info(_args: argparse.Namespace) -> int:
         device = pick_device()
         precision = native_precision(device)
         print(f"precision used for training: {precision.mode} ({precision.reason})")
+        if precision.mode == "bf16" and device.type == "cpu":
+            print("  with a time budget (train --budget, notebook 03) training times bf16 and fp32 on this CPU "
+                  "first and keeps the faster")
     except (ValueError, RuntimeError) as err:
         print(f"device: PROBLEM: {err}")
         problems += 1
@@ -43,7 +49,11 @@ def _info(_args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"profile: PROBLEM: {err}")
         problems += 1
-    print(f"{DATA_ENV}={os.environ.get(DATA_ENV, '(unset: torchvision download)')}")
+    from .config import env_text
+
+    raw, read = os.environ.get(DATA_ENV), env_text(DATA_ENV)
+    print(f"{DATA_ENV}={raw!r}" + (f" (read as {read!r})" if read != raw else "") if raw is not None
+          else f"{DATA_ENV}: unset (torchvision download)")
     try:
         print(f"cache ({CACHE_ENV}): {cache_dir()}")
     except CacheError as err:
@@ -56,10 +66,17 @@ def _prepare(args: argparse.Namespace) -> int:
     from .config import profile
     from .data import load_cifar10
 
+    from .config import CacheError
+
     full = profile("full", announce=False)
+    uncached = []
     for split in ("train", "test"):
         data = load_cifar10(split, source=args.source, profile=full)
         print(f"{data}  class counts {data.class_counts()}")
+        uncached += [f"{split}: {note[len('not cached: '):]}" for note in data.notes if note.startswith("not cached")]
+    if uncached:  # the command's one job is the cache: say so and fail (exit 2)
+        raise CacheError("nothing could be cached (" + "; ".join(uncached) + "). Point GAPCOURSE_CACHE at a writable "
+                         "folder and run prepare-data again.")
     return 0
 
 
@@ -77,7 +94,7 @@ def _train(args: argparse.Namespace) -> int:
 
     prof = profile(args.profile)
     device = pick_device(args.device)
-    recipe = pick_recipe(device, args.preset)
+    recipe = pick_recipe(device, args.preset, budget_s=args.budget)
     if args.head not in HEADS:  # refused before any data is loaded
         raise ValueError(f"Unknown head {args.head!r}; expected one of {', '.join(HEADS)}.")
     if args.epochs is not None:  # the user's number, obeyed in every profile
@@ -85,12 +102,22 @@ def _train(args: argparse.Namespace) -> int:
     generator = seed_everything(args.seed)
     model = build_net(args.head, width=recipe.width)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    from .provenance import check_output
+
+    # seed, length and data in the default name: a 1-epoch run never replaces a longer one's checkpoint
+    budget = getattr(args, "budget", None)
+    length = f"{args.epochs or prof.epochs(recipe.epochs)}ep" if not budget else f"budget{budget:g}s"
+    out = args.output or checkpoint_dir() / (f"cli_{args.head}_{recipe.name}_{prof.name}_seed{args.seed}_{length}_"
+                                             f"{train.fingerprint()[:8]}.pt")
+    check_output(out, what="checkpoint", json_object=False)  # before the training, not after it
     history = fit(model, train, test, recipe, device=device, generator=generator, profile=prof,
                   epochs=args.epochs)
+    if history.plan is not None:  # trained to a budget: the precision it measured, and the plan
+        recipe = history.plan.fixed_recipe(recipe)
+        print(history.plan.summary())
     result = evaluate(model, test, device=device, recipe=recipe)
     print(f"test accuracy {result.accuracy:.2%} after {history.train_seconds:.0f} s of training "
           f"({len(history.epoch)} epochs, preset '{recipe.name}', head '{args.head}', {prof.name} profile)")
-    out = args.output or checkpoint_dir() / f"cli_{args.head}_{recipe.name}_{prof.name}.pt"
     save_checkpoint(model.cpu(), out, history=asdict(history), recipe=recipe.describe(),
                     test_accuracy=result.accuracy, seed=args.seed)
     print(f"saved {out}")
@@ -112,7 +139,17 @@ def _compare(args: argparse.Namespace) -> int:
     heads, regimes = args.heads or list(HEADS), args.regimes or list(REGIMES)
     check_names(heads, regimes)  # before any data is loaded
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
-    output = Path(args.output) if args.output else RESULTS_FILE
+    from .provenance import ResultsError, check_output, committed_refusal, data_record, default_output
+    from .weights import MANIFEST
+
+    data_id = data_record(prof.name, train)
+    output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_id)
+    if args.export_weights:  # the shipped networks are committed evidence too: refused before any training
+        why = committed_refusal(MANIFEST, data_id)
+        if why:
+            raise ResultsError(f"--export-weights refused: {why.replace(' committed manifest.json', ' shipped weights')}"
+                               "; only the full profile on the real CIFAR-10 exports them.")
+        check_output(MANIFEST, what="weights manifest")
     payload = compare_heads(train, test, prof, device=device, heads=heads, seeds=args.seeds, regimes=regimes,
                             output=output)
     for regime in regimes:
@@ -161,17 +198,43 @@ def _ablate(args: argparse.Namespace) -> int:
     prof = profile(args.profile)
     device = pick_device(args.device)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    from .provenance import data_record, default_output
+
+    data_id = data_record(prof.name, train)
     if args.preset == "gpu":
         from .ablation import GPU_RESULTS_FILE, run_gpu_study
 
-        output = Path(args.output) if args.output else GPU_RESULTS_FILE
+        output = Path(args.output) if args.output else default_output(GPU_RESULTS_FILE, data_id)
         run_gpu_study(train, test, prof, device=device, output=output, seeds=tuple(args.seeds or (0, 1)),
                       only=tuple(args.only or ()))
         print(f"\nwritten: {output}")
         return 0
-    output = Path(args.output) if args.output else RESULTS_FILE
+    output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_id)
     payload = run_ablation(train, test, prof, device=device, output=output)
     print("\n" + ablation_markdown(payload) + f"\n\nwritten: {output}")
+    return 0
+
+
+def _budget_table(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .budget_table import RESULTS_FILE, budget_markdown, check_conditions, run_budget_table
+    from .config import profile
+    from .data import load_cifar10
+    from .device import pick_device
+    from .provenance import data_record, default_output
+
+    check_conditions(args.conditions, args.budgets)  # before any data is loaded
+    prof = profile(args.profile)
+    device = pick_device(args.device)
+    train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_record(prof.name, train))
+    payload = run_budget_table(train, test, prof, device=device, budgets=tuple(args.budgets),
+                               conditions=tuple(args.conditions), seed=args.seed, output=output,
+                               command=(f"python -m gapcourse budget-table --profile {prof.name} --budgets "
+                                        + " ".join(f"{b:g}" for b in args.budgets) + " --conditions "
+                                        + " ".join(args.conditions) + f" --seed {args.seed}"))
+    print("\n" + budget_markdown(payload) + f"\n\nwritten: {output}")
     return 0
 
 
@@ -181,6 +244,13 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _grade(args: argparse.Namespace) -> int:
+    from .grade import grade
+
+    grade(args.submissions, timeout=args.timeout, csv_path=args.csv, profile=args.profile)
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -188,6 +258,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 (e.g. 240), got {text!r}") from None
+    if not 0 < value < 1e7:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 (e.g. 240), got {text}")
     return value
 
 
@@ -203,7 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train", help="train the course network with a preset")
     train.add_argument("--preset", help="cpu, gpu or plain (default: by device)")
     train.add_argument("--head", default="gap_mlp", help="gap_mlp (the seed), gap_linear, nin, flatten_fc, ...")
-    train.add_argument("--epochs", type=_positive_int, help="override the preset's epochs (obeyed in every profile)")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive_int, help="override the preset's epochs (obeyed in every profile)")
+    length.add_argument("--budget", type=_positive_seconds, metavar="SECONDS",
+                        help="train as many epochs as fit this many seconds on this machine (calibration and "
+                             "evaluation included; the fast profile still runs one epoch)")
     train.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     train.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     train.add_argument("--seed", type=int, default=0)
@@ -218,16 +302,35 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     bench.add_argument("--output", help="also write the table as Markdown to this file")
     bench.add_argument("--record", action="store_true",
-                       help="also write gapcourse/results/bench_<device>.json with provenance (the README's table)")
+                       help="also write gapcourse/results/bench_<device>.json with provenance (the README's table); "
+                            "a fast-profile or synthetic run writes to the cache folder instead")
+    bench.add_argument("--verify-gpu", action="store_true",
+                       help="check a CUDA GPU: N steps under the sync debug mode, fit's step timed, the gpu preset "
+                            "trained to the end (and forced fp16 on a bf16 GPU); with --record: bench_cuda.json")
+    bench.add_argument("--dry-run", action="store_true",
+                       help="with --verify-gpu: run its logic on this CPU with the CUDA parts faked (records nothing)")
     bench.set_defaults(run=_bench)
+
+    table = sub.add_parser("budget-table", help="the cpu preset trained to time budgets under several conditions")
+    table.add_argument("--budgets", nargs="+", type=_positive_seconds, default=[60.0, 120.0, 240.0, 480.0],
+                       metavar="SECONDS", help="training budgets in seconds (default: 60 120 240 480)")
+    table.add_argument("--conditions", nargs="+", default=["bf16", "fp32", "one-thread"],
+                       help="bf16, fp32 (forced), one-thread, auto (default: bf16 fp32 one-thread)")
+    table.add_argument("--seed", type=int, default=0)
+    table.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
+    table.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    table.add_argument("--output", help="results file (default: gapcourse/results/budget_table.json for a full-profile "
+                                        "run on CIFAR-10, else one in the cache folder); finished rows are skipped")
+    table.set_defaults(run=_budget_table)
 
     compare = sub.add_parser("compare-heads", help="notebook 04's head comparison: every head, regime and seed")
     compare.add_argument("--heads", nargs="*", help="subset of heads (default: all)")
     compare.add_argument("--regimes", nargs="*", help="augmented and/or no_augmentation (default: both)")
-    compare.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    compare.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
     compare.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     compare.add_argument("--device", help="cpu, cuda or mps (default: best available)")
-    compare.add_argument("--output", help="results file (default: gapcourse/results/heads.json); finished runs "
+    compare.add_argument("--output", help="results file (default: gapcourse/results/heads.json for a full-profile "
+                                          "run on real CIFAR-10, else a file in the cache folder); finished runs "
                                           "in it are kept and skipped")
     compare.add_argument("--export-weights", action="store_true",
                          help="also write the seed-0 augmented networks to gapcourse/weights/ with a manifest")
@@ -236,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     ablate = sub.add_parser("ablate", help="the cpu recipe's ablation: one trick at a time, then 3 seeds")
     ablate.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     ablate.add_argument("--device", help="cpu, cuda or mps (default: best available)")
-    ablate.add_argument("--output", help="results file (default: gapcourse/results/recipe_ablation.json)")
+    ablate.add_argument("--output", help="results file (default: gapcourse/results/recipe_ablation.json or "
+                                         "gpu_preset_study.json for a full-profile run on real CIFAR-10, else a file "
+                                         "in the cache folder)")
     ablate.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
                         help="cpu: the cpu recipe's ablation; gpu: the gpu preset's study (accuracy on this device)")
     ablate.add_argument("--seeds", nargs="+", type=int, help="gpu study: seeds of the final recipe (default: 0 1)")
@@ -248,14 +353,25 @@ def main(argv: list[str] | None = None) -> int:
     student.add_argument("--check", action="store_true", help="write nothing; exit 1 if a copy is out of date")
     student.set_defaults(run=_student)
 
+    grading = sub.add_parser("grade", help="run learners' student notebooks, each in its own kernel, and tabulate "
+                                           "their exercises")
+    grading.add_argument("submissions", nargs="+", help="submitted .ipynb files, or folders holding them")
+    grading.add_argument("--timeout", type=float, default=600,
+                         help="seconds each notebook may run (default: 600); each check then gets 30 more")
+    grading.add_argument("--csv", help="also write the table here (one row per submission and exercise)")
+    grading.add_argument("--profile", default="fast", choices=["fast", "full"],
+                         help="GAPCOURSE_PROFILE for the notebooks (default: fast; the checks do not depend on it)")
+    grading.set_defaults(run=_grade)
+
     args = parser.parse_args(argv)
     from .checkpoints import CheckpointError
     from .config import CacheError
     from .data import DataError
+    from .device import DeviceError
 
     try:
         return args.run(args)
-    except (DataError, CacheError, CheckpointError, ValueError) as err:
+    except (DataError, CacheError, CheckpointError, DeviceError, ValueError) as err:
         # the user's data or files, or a bad setting (profile, device, head, preset...): one line says what to do
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -11,7 +11,6 @@ file at once, so an interrupted run resumes where it stopped (a run is identifie
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,9 +21,10 @@ from .config import Profile
 from .data import Cifar10Split
 from .device import seed_everything
 from .models import build_net
-from .provenance import RESULTS_DIR, provenance, write_json
+from .provenance import RESULTS_DIR, _read_object, check_output, data_record, provenance, write_results
 from .stats import binomial_halfwidth, mean_and_spread
-from .train import PRECISIONS, PRESETS, TTA_MODES, Recipe, evaluate, fit, resolve_precision
+from .recipes import PRECISIONS, PRESETS, TTA_MODES, Recipe, resolve_precision
+from .train import evaluate, fit
 
 RESULTS_FILE = RESULTS_DIR / "recipe_ablation.json"
 
@@ -62,18 +62,30 @@ def longer_recipe() -> Recipe:
 
 
 def _load(path: Path) -> dict:
-    if path.exists():
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON ({err}); move it away to start the ablation afresh.") from None
-    return {"runs": []}
+    payload = _read_object(Path(path), "ablation results file")  # ResultsError for a folder, bad JSON, a list...
+    if payload is None:
+        return {"runs": []}
+    if not isinstance(payload.get("runs", []), list):
+        raise ValueError(f"{path} has no 'runs' list: not a gapcourse ablation results file. Move it away.")
+    return payload
+
+
+def experiment_runs(payload: dict) -> list[dict]:
+    """The runs of the payload's own experiment: the profile and training data (SHA-256 fingerprint) its provenance
+    records; runs on other data are never summarised with them."""
+    prov = payload.get("provenance", {})
+    return [r for r in payload["runs"] if r.get("profile") == prov.get("profile")
+            and ("train_sha256" not in prov or r.get("train_sha256") == prov["train_sha256"])]
 
 
 def run_ablation(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
                  output: Path = RESULTS_FILE, seeds: tuple[int, ...] = (0, 1, 2), progress: bool = True) -> dict:
     """Train every step (seed 0), then the final recipe and the longer variant with ``seeds``; write each run to
-    ``output`` as it ends, and skip every run already there."""
+    ``output`` as it ends, and skip every run already there (a run is identified by its seed, recipe, profile and
+    training data: size and SHA-256 fingerprint). ``output`` is checked before any training and written through
+    :func:`gapcourse.provenance.write_results` (never the committed file from a fast or synthetic run)."""
+    data_id = data_record(profile.name, train)
+    output = check_output(output, data_id)
     payload = _load(output)
     runs = payload.setdefault("runs", [])
     plan = [(key, what, recipe, 0) for key, what, recipe in steps()]
@@ -83,8 +95,8 @@ def run_ablation(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, d
     for key, what, recipe, seed in plan:
         recipe = replace(recipe, precision=resolve_precision(recipe, device).mode)
         ident = {"step": key, "seed": seed, "recipe": recipe.describe(), "profile": profile.name,
-                 "n_train": len(train)}
-        same_run = ("seed", "recipe", "profile", "n_train")  # the step's label does not change the network
+                 "n_train": len(train), "train_sha256": data_id["train_sha256"]}
+        same_run = ("seed", "recipe", "profile", "n_train", "train_sha256")  # the step's label changes no network
         if any(all(run.get(k) == ident[k] for k in same_run) for run in runs):
             print(f"{key} (seed {seed}): already in {output.name}, skipped")
             continue
@@ -99,13 +111,13 @@ def run_ablation(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, d
                      "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc})
         payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started,
                                            profile=profile.name, n_train=len(train), n_test=len(test))
-        write_json(output, payload)
+        write_results(output, payload, data_id)
     return payload
 
 
 def ablation_markdown(payload: dict) -> str:
     """The README's two tables: each trick's gain at seed 0, and the final recipe over its seeds."""
-    runs = [r for r in payload["runs"] if r.get("profile") == payload["provenance"].get("profile")]
+    runs = experiment_runs(payload)
     n_test = payload["provenance"].get("n_test", 10_000)
     precisions = lambda recipe: {replace(recipe, precision=p).describe() for p in PRECISIONS}  # noqa: E731
     lines = ["| step | test acc, flip TTA | gain | test acc, flip + shift TTA | single view | epochs |",
@@ -164,6 +176,8 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
     steps named in ``only``; write each run as it ends (under a lock: several processes may share the file)."""
     from .experiments import _locked
 
+    data_id = data_record(profile.name, train)
+    output = check_output(output, data_id)
     steps_ = gpu_steps()
     plan = [(key, what, recipe, 0) for key, what, recipe in steps_[:-1]]
     plan += [(steps_[-1][0], steps_[-1][1], steps_[-1][2], s) for s in seeds]
@@ -173,7 +187,7 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
     for key, what, recipe, seed in plan:
         recipe = replace(recipe, precision=resolve_precision(recipe, device).mode)
         ident = {"step": key, "seed": seed, "recipe": recipe.describe(), "profile": profile.name,
-                 "n_train": len(train), "train_sha256": train.fingerprint()}
+                 "n_train": len(train), "train_sha256": data_id["train_sha256"]}
         same_run = ("seed", "recipe", "profile", "n_train", "train_sha256")
         if any(all(run.get(k) == ident[k] for k in same_run) for run in _load(output).get("runs", [])):
             print(f"{key} (seed {seed}): already in {output.name}, skipped")
@@ -195,5 +209,5 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
                                                profile=profile.name, n_train=len(train), n_test=len(test),
                                                note="accuracy measured on a CPU with the same code and arithmetic "
                                                     "as on a GPU; time not measured on a GPU")
-            write_json(output, payload)
+            write_results(output, payload, data_id)
     return _load(output)

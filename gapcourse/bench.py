@@ -5,26 +5,44 @@ a few steps); for the presets trained to the end: time to 70/80/90 % test accura
 accuracy, training seconds and peak memory. In the same run, a per-sample PIL ``DataLoader`` (torchvision
 transforms, the classic tutorial pipeline) against the course's batched tensor pipeline, as images/s and a ratio.
 The README quotes its output from real runs.
+
+Training speed is the speed of :func:`~gapcourse.train.fit` itself (its step: EMA, gradient scaler, fused
+optimizer, parameter groups, batches built on the device from images kept there), timed with one synchronisation per
+epoch of N steps, as ``fit`` runs. Evaluation is warmed up on the very batch shapes it then times.
+
+``bench --verify-gpu`` is the check for anyone with a CUDA GPU (:func:`verify_gpu`): (a) N training steps of ``fit``
+under ``torch.cuda.set_sync_debug_mode("error")``, switched on after setup and the first step, naming the line of
+any sync (:func:`audit_steps`); (b) ``fit``'s step timed; (c) the gpu preset trained to the end, with its time to
+90/92/93 % and its test-time-augmented accuracy; (d) on a bf16 GPU the same in forced fp16, standing in for a T4.
+``--dry-run`` runs the same logic on the CPU with the CUDA parts faked (:class:`HostSyncStandIn`), which is how CI
+tests it. Introduced in no notebook: the README's "Speed: the benchmark" section.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import os
 import platform
 import resource
 import sys
 import time
-from dataclasses import dataclass, replace
+import traceback
+from dataclasses import asdict, dataclass, replace
+from unittest import mock
 
 import torch
-import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
+from . import train as train_module
 from .config import profile as active_profile
-from .data import MEAN, STD, Cifar10Split, load_cifar10
+from .data import MEAN, STD, Cifar10Split, load_cifar10, normalize
 from .device import describe_device, pick_device, seed_everything
 from .models import build_net
-from .pipeline import batches
-from .train import PRESETS, _prepare, autocast, fit, predict_logits, resolve_precision, synchronize
+from .pipeline import batches, num_batches
+from .recipes import PRESETS, Recipe, choose_precision, native_precision, resolve_precision
+from .train import device_settings, fit, predict_logits, synchronize
 
 THRESHOLDS = (0.70, 0.80, 0.85, 0.88, 0.90, 0.92, 0.93)
 
@@ -50,61 +68,66 @@ def time_to_accuracy(seconds: list[float], accuracies: list[float], threshold: f
     return next((s for s, a in zip(seconds, accuracies) if a >= threshold), None)
 
 
-WARMUP_STEPS = 3  # the first steps pick kernels (cuDNN benchmark) and fill caches; they are not timed
+WARMUP_STEPS = 3  # untimed steps first: they pick kernels (cuDNN autotuning) and fill caches
 
 
-def _batch_stream(data: Cifar10Split, recipe, device: torch.device):
-    """Training batches for as long as asked, epoch after epoch (a small dataset is not exhausted)."""
-    gen = torch.Generator().manual_seed(0)
-    drop_last = len(data) > recipe.batch_size
-    while True:
-        yield from batches(data, recipe.batch_size, shuffle=True, augment_padding=recipe.augment_padding,
-                           generator=gen, device=device, drop_last=drop_last)
+def resident(data: Cifar10Split, device: torch.device) -> Cifar10Split:
+    """The split with its images and labels on ``device``, as :func:`fit` keeps them on an accelerator."""
+    if data.images.device == device or device.type == "cpu":
+        return data
+    return replace(data, images=data.images.to(device), labels=data.labels.to(device))
 
 
-def measure_throughput(recipe, data: Cifar10Split, device: torch.device, steps: int = 12
-                       ) -> tuple[float, float, float, float]:
+def _head(data: Cifar10Split, n: int) -> Cifar10Split:
+    return replace(data, images=data.images[:n], labels=data.labels[:n])
+
+
+def measure_throughput(recipe: Recipe, data: Cifar10Split, device: torch.device, steps: int = 12, *,
+                       warmup: int = WARMUP_STEPS) -> tuple[float, float, float, float]:
     """(train images/s, eval images/s with one view, eval images/s with the preset's test-time augmentation,
-    share of a training step spent making the batch), after :data:`WARMUP_STEPS` untimed steps. Works on any
-    amount of data: batches repeat epochs as needed."""
+    share of a training step spent making the batch).
+
+    Training: :func:`fit` itself, first for ``warmup`` untimed steps, then for ``steps`` steps (whole
+    epochs of the first ``steps`` batches of ``data``, repeated if ``data`` is smaller) timed by ``fit``'s own clock,
+    which synchronises once per epoch. Full-resolution steps (no progressive resizing). The data share: the same
+    epochs' batches made alone, one synchronisation at the end. Evaluation: :func:`predict_logits` on up to 4 000
+    images resident on the device, warmed up on exactly those images (same batch shapes) before it is timed."""
+    device = torch.device(device)
+    recipe = replace(recipe, low_res_epochs=0)
+    data = resident(data, device)
     torch.manual_seed(0)
-    precision = resolve_precision(recipe, device)
-    model = build_net(width=recipe.width).to(device)
-    if recipe.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    source = data if device.type == "cpu" else replace(data, images=data.images.to(device),
-                                                       labels=data.labels.to(device))
-    it = _batch_stream(source, recipe, device)
-    data_time = total = 0.0
-    images = 0
-    for step in range(steps + WARMUP_STEPS):
-        t0 = time.perf_counter()
-        x, y = next(it)
-        synchronize(device)
-        t1 = time.perf_counter()
-        with autocast(device, precision):
-            loss = F.cross_entropy(model(_prepare(x, recipe.channels_last)).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        synchronize(device)
-        t2 = time.perf_counter()
-        if step >= WARMUP_STEPS:
-            data_time += t1 - t0
-            total += t2 - t0
-            images += len(y)
+    model = build_net(width=recipe.width)
+    n = min(len(data), steps * recipe.batch_size)
+    drop_last = n > recipe.batch_size
+    per_epoch = num_batches(n, recipe.batch_size, drop_last=drop_last)
+    epochs = -(-steps // per_epoch)
+    images = epochs * (per_epoch * recipe.batch_size if drop_last else n)
+    quiet = dict(device=device, progress=False, generator=torch.Generator().manual_seed(0))
+    fit(model, _head(data, min(len(data), warmup * recipe.batch_size)), None, recipe, epochs=1, **quiet)
+    train_s = fit(model, _head(data, n), None, recipe, epochs=epochs, **quiet).train_seconds
+
+    generator = torch.Generator().manual_seed(0)
+    synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        for _batch in batches(_head(data, n), recipe.batch_size, shuffle=True, augment_padding=recipe.augment_padding,
+                              generator=generator, device=device, drop_last=drop_last, cutout=recipe.cutout):
+            pass
+    synchronize(device)
+    data_s = time.perf_counter() - t0
+
     rates = []
-    for tta in ("none", recipe.tta):
-        timed = replace(recipe, tta=tta)
-        n_eval = min(len(data), 4000)
-        predict_logits(model, data.images[:256], device=device, recipe=timed)  # warm-up
-        synchronize(device)
-        t0 = time.perf_counter()
-        predict_logits(model, data.images[:n_eval], device=device, recipe=timed)
-        synchronize(device)
-        rates.append(n_eval / (time.perf_counter() - t0))
-    return images / total, rates[0], rates[1], data_time / total
+    eval_images = data.images[:min(len(data), 4000)]
+    with device_settings(device, resolve_precision(recipe, device)):
+        for tta in ("none", recipe.tta):
+            timed = replace(recipe, tta=tta)
+            predict_logits(model, eval_images, device=device, recipe=timed)  # warm-up on the timed shapes
+            synchronize(device)
+            t0 = time.perf_counter()
+            predict_logits(model, eval_images, device=device, recipe=timed)
+            synchronize(device)
+            rates.append(len(eval_images) / (time.perf_counter() - t0))
+    return images / train_s, rates[0], rates[1], min(1.0, data_s / train_s)
 
 
 class _PilDataset(torch.utils.data.Dataset):
@@ -179,17 +202,286 @@ def format_table(rows: list[Row], pil: float, tensor: float, header: str) -> str
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Sync audit and GPU verification (bench --verify-gpu)
+
+VERIFY_STEPS = 20
+VERIFY_THRESHOLDS = (0.90, 0.92, 0.93)
+_ATEN = torch.ops.aten
+
+
+@contextlib.contextmanager
+def cuda_sync_guard():
+    """``torch.cuda.set_sync_debug_mode("error")``: every operation that makes the CPU wait for the GPU raises a
+    ``RuntimeError`` ("called a synchronizing CUDA operation"). The previous mode is restored on exit."""
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+
+
+class HostSyncStandIn(TorchDispatchMode):
+    """A CPU stand-in for :func:`cuda_sync_guard`, so the audit's own logic runs without a GPU. It raises, as CUDA's
+    debug mode would, on what makes a CPU wait for a GPU: a scalar read (``.item()``, ``float(t)``, ``if t:``), a
+    tensor built from Python data (``torch.tensor(list, device=…)`` is a blocking copy from pageable memory on CUDA)
+    and a copy from an accelerator back to the host. (``.tolist()`` of a CPU tensor reads memory directly and is
+    not seen: on a CPU, fit's one read per epoch goes unnoticed.)"""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        what = None
+        if func is _ATEN._local_scalar_dense.default:
+            what = "a scalar read (.item())"
+        elif func in (_ATEN.lift_fresh.default, _ATEN.lift_fresh_copy.default):
+            what = "a tensor built from Python data (torch.tensor(...): a blocking copy on CUDA)"
+        elif func in (_ATEN._to_copy.default, _ATEN.copy_.default):
+            src = args[1] if func is _ATEN.copy_.default else args[0]
+            dst = args[0].device if func is _ATEN.copy_.default else torch.device(kwargs.get("device") or src.device)
+            if src.device.type != "cpu" and dst.type == "cpu":
+                what = "a copy from the device to the host"
+        if what:
+            raise RuntimeError(f"called a synchronizing operation (CPU stand-in for CUDA's sync debug mode): {what}")
+        return func(*args, **kwargs)
+
+
+@dataclass
+class SyncAudit:
+    """What :func:`audit_steps` saw: ``reached`` of ``steps`` training steps started (the guard on from step
+    ``guarded_from``), and the course's line that synchronised first (``None``: none did), with the innermost line
+    outside torch."""
+
+    precision: str
+    steps: int
+    reached: int
+    guarded_from: int = 2
+    sync_at: str | None = None
+    origin: str | None = None
+    epoch_read: bool = False  # the sync was fit's one read of the epoch's numbers, after its last step
+
+    @property
+    def clean(self) -> bool:
+        return self.reached == self.steps and (self.sync_at is None or self.epoch_read)
+
+    def describe(self) -> str:
+        guarded = f"steps {self.guarded_from}–{self.steps} of {self.steps} guarded"
+        if self.epoch_read:
+            return f"{self.precision}: {guarded}, no sync until fit's one read per epoch ({self.sync_at})"
+        if self.sync_at is not None or self.origin is not None:
+            source = f" (from {self.origin})" if self.origin != self.sync_at else ""
+            return (f"{self.precision}: a sync stopped training in step {self.reached} of {self.steps}, at "
+                    f"{self.sync_at or self.origin}{source}")
+        if self.reached < self.steps:
+            return f"{self.precision}: only {self.reached} of {self.steps} steps ran"
+        return f"{self.precision}: {guarded}, no sync"
+
+
+def _where(frame: traceback.FrameSummary) -> str:
+    package = os.path.dirname(os.path.abspath(__file__))
+    name = os.path.relpath(frame.filename, os.path.dirname(package)) if frame.filename.startswith(package) else \
+        frame.filename
+    return f"{name}:{frame.lineno} in {frame.name}: {(frame.line or '').strip()}"
+
+
+def _sync_location(tb) -> tuple[traceback.FrameSummary | None, traceback.FrameSummary | None]:
+    """The innermost frame in the course's package and the innermost outside torch (neither in this audit)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    frames = traceback.extract_tb(tb)
+    course = [f for f in frames if f.filename.startswith(package) and os.path.abspath(f.filename) != __file__]
+    outside = [f for f in frames if not f.filename.startswith(torch_dir) and os.path.abspath(f.filename) != __file__]
+    return (course[-1] if course else None), (outside[-1] if outside else None)
+
+
+def audit_steps(recipe: Recipe, device: torch.device | str, steps: int = VERIFY_STEPS, *, guard=None,
+                guard_from: int = 2, seed: int = 0) -> SyncAudit:
+    """Train ``steps`` steps of :func:`fit` (one epoch of random images) with every synchronisation turned into an
+    error from step ``guard_from`` on, and say where the first one came from.
+
+    Setup happens before the guard: the images and labels are put on the device, ``normalize``'s constants are
+    uploaded, the network is built there, and ``fit`` does its own setup and its per-epoch work (the epoch's random
+    draws, one pinned copy). The guard (default: :func:`cuda_sync_guard` on CUDA, :class:`HostSyncStandIn`
+    elsewhere) switches on in a hook that runs as the forward pass of step ``guard_from`` begins: the first step
+    does one-time work (cuDNN autotuning, cuBLAS handles, the gradient scaler's and optimizer's state), the second is
+    the first ordinary one. So a setup copy cannot be blamed on training, and the line that synchronised is read
+    from the traceback. On CUDA, ``fit``'s one read per epoch (after the last step) is expected to raise; anything
+    earlier is a per-step sync."""
+    if not 1 <= guard_from <= steps:
+        raise ValueError(f"guard_from={guard_from}: expected a step from 1 to steps={steps}.")
+    device = torch.device(device)
+    guard = guard or (cuda_sync_guard if device.type == "cuda" else HostSyncStandIn)
+    recipe = replace(recipe, low_res_epochs=0)
+    precision = resolve_precision(recipe, device).mode
+    n = steps * recipe.batch_size
+    gen = torch.Generator().manual_seed(seed)
+    data = resident(Cifar10Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen),
+                                 torch.arange(n) % 10, "train", "random"), device)
+    normalize(data.images[:1])  # normalize's constants reach the device now (then they are cached)
+    torch.manual_seed(seed)
+    model = build_net(width=recipe.width).to(device)
+    synchronize(device)
+
+    audit = SyncAudit(precision, steps, 0, guard_from)
+    guarded = contextlib.ExitStack()
+
+    def start(_module, _inputs):
+        audit.reached += 1
+        if audit.reached == guard_from:
+            guarded.enter_context(guard())
+
+    hook = model.register_forward_pre_hook(start)
+    try:
+        with guarded:
+            fit(model, data, None, recipe, device=device, epochs=1, progress=False, generator=gen)
+    except RuntimeError as err:
+        if "synchroniz" not in str(err):
+            raise
+        course, outside = _sync_location(err.__traceback__)
+        audit.sync_at = _where(course) if course else None
+        audit.origin = _where(outside) if outside else None
+        audit.epoch_read = (audit.reached == steps and course is not None and course.name == "fit"
+                            and "tolist()" in (course.line or ""))
+    finally:
+        hook.remove()
+    return audit
+
+
+def _cpu_fused_optimizer():
+    """For the dry run: fit's optimizer as on CUDA (fused, with its zero momentum buffers), here the CPU kernel."""
+    return mock.patch.object(train_module, "_sgd", functools.partial(train_module._sgd, fused=True))
+
+
+def verify_gpu(train: Cifar10Split, test: Cifar10Split, device: torch.device, *, recipe: Recipe | None = None,
+               capability: tuple[int, int] | None = None, steps: int = VERIFY_STEPS, warmup: int = WARMUP_STEPS,
+               epochs: int | None = None, profile=None, guard=None) -> tuple[list[Row], list[SyncAudit]]:
+    """(a) :func:`audit_steps`, (b) :func:`measure_throughput` (fit's own step), (c) the recipe (default: the gpu
+    preset) trained to the end with its time to :data:`VERIFY_THRESHOLDS` and its test-time-augmented accuracy, in
+    the GPU's native precision, and (d) on a bf16 GPU all of it again in forced fp16, standing in for a T4.
+    ``capability`` overrides the device's (the dry run uses (9, 0))."""
+    base = recipe or PRESETS["gpu"]
+    native = native_precision(device) if capability is None else choose_precision("cuda", capability)
+    modes = [native.mode] + (["fp16"] if native.mode == "bf16" else [])
+    rows, audits = [], []
+    for mode in modes:
+        run = replace(base, precision=mode)
+        label = run.name if mode == native.mode else f"{run.name} (fp16, T4 stand-in)"
+        audit = audit_steps(run, device, steps, guard=guard)
+        audits.append(audit)
+        print(("sync audit ok: " if audit.clean else "SYNC AUDIT FAILED: ") + audit.describe(), flush=True)
+        train_ips, eval_ips, eval_tta_ips, share = measure_throughput(run, train, device, steps=steps, warmup=warmup)
+        row = Row(label, run.width, mode, train_ips, eval_ips, eval_tta_ips, share, recipe=run.describe())
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        history = fit(build_net(width=run.width), train, test, run, device=device, generator=seed_everything(0),
+                      profile=profile, epochs=epochs, progress=False)
+        row.to_threshold = {th: time_to_accuracy(history.seconds, history.test_acc, th) for th in THRESHOLDS}
+        row.final_acc, row.train_s, row.peak_mem_mb = history.test_acc[-1], history.train_seconds, _peak_mem_mb(device)
+        reached = ", ".join(f"{100 * th:.0f} % " + ("–" if row.to_threshold[th] is None else
+                                                     f"{row.to_threshold[th]:.1f} s") for th in VERIFY_THRESHOLDS)
+        print(f"{label} ({mode}): {train_ips:,.0f} train img/s; to {reached}; test accuracy with {run.tta} TTA "
+              f"{row.final_acc:.2%} after {row.train_s:.1f} s of training", flush=True)
+        rows.append(row)
+    return rows, audits
+
+
+def verify_markdown(payload: dict) -> str:
+    """The sync audits of a ``--verify-gpu`` record, one line each (below its benchmark table)."""
+    audits = [SyncAudit(**{k: v for k, v in a.items() if k != "clean"}) for a in payload.get("sync_audits", [])]
+    return "\n".join(f"* sync audit {'ok' if a.clean else 'FAILED'}: {a.describe()}" for a in audits)
+
+
+def _dry_run_data(n_train: int = 24, n_test: int = 8) -> tuple[Cifar10Split, Cifar10Split]:
+    gen = torch.Generator().manual_seed(0)
+
+    def split(n, name):
+        return Cifar10Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen),
+                            torch.arange(n) % 10, name, "random (dry run)")
+
+    return split(n_train, "train"), split(n_test, "test")
+
+
+def _verify_main(args: argparse.Namespace, started: float) -> int:
+    """``bench --verify-gpu [--dry-run] [--record] [--output FILE]``: exit 0 if every sync audit is clean, 1 if
+    not, 2 without a CUDA GPU (unless ``--dry-run``) or with an output that cannot be written."""
+    from .provenance import RESULTS_DIR, check_output, data_record, default_output, provenance, write_results
+
+    dry_run = getattr(args, "dry_run", False)
+    if not dry_run and not torch.cuda.is_available():
+        print("error: bench --verify-gpu needs a CUDA GPU, and torch sees none here (torch.cuda.is_available() is "
+              "False). Run it on a machine with one (e.g. Colab with a GPU runtime), or add --dry-run to check the "
+              "command's own logic on this CPU.", file=sys.stderr)
+        return 2
+    if args.output:
+        check_output(args.output, what="Markdown table", json_object=False)
+    if dry_run:  # the same logic on the CPU: random images, a small network, CUDA's guard and kernels faked
+        device, prof = torch.device("cpu"), active_profile("fast", announce=False)
+        train, test = _dry_run_data()
+        recipe = replace(PRESETS["gpu"], width=0.25, batch_size=8, epochs=1)
+        with _cpu_fused_optimizer():  # (this CPU has no fast fp16: keep the dry run small)
+            rows, audits = verify_gpu(train, test, device, recipe=recipe, capability=(9, 0), steps=2, warmup=1,
+                                      epochs=1, profile=prof, guard=HostSyncStandIn)
+        where = "DRY RUN on the CPU (random images; sync guard, fused optimizer and bf16 capability faked)"
+        record_path = None
+    else:
+        device = torch.device("cuda")
+        prof = active_profile(args.profile)
+        train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+        data_id = data_record(prof.name, train)
+        record_path = default_output(RESULTS_DIR / "bench_cuda.json", data_id) if args.record else None
+        if record_path is not None:
+            check_output(record_path, data_id)
+        rows, audits = verify_gpu(train, test, device, profile=prof)
+        where = describe_device(device)
+    pil, tensor = pil_vs_tensor(train)
+    header = (f"GPU verification (`bench --verify-gpu`) on {where}; torch {torch.__version__}; profile {prof.name} "
+              f"({len(train)} train / {len(test)} test images). Times are training only, at epoch resolution, "
+              f"judged on one view per image after each epoch; the final accuracy uses the preset's test-time "
+              f"augmentation.")
+    payload = {"header": header, "pil_img_s": pil, "tensor_img_s": tensor,
+               "rows": [{**asdict(r), "to_threshold": {str(k): v for k, v in (r.to_threshold or {}).items()}}
+                        for r in rows],
+               "sync_audits": [{**asdict(a), "clean": a.clean} for a in audits]}
+    table = table_from_record(payload)
+    print("\n" + table)
+    if args.record and dry_run:
+        print("dry run: nothing recorded (gapcourse/results/ holds measurements only)")
+    elif record_path is not None:
+        payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started, profile=prof.name,
+                                           n_train=len(train), n_test=len(test))
+        write_results(record_path, payload, data_id)
+        print(f"recorded: {record_path}")
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(table + "\n")
+    return 0 if all(a.clean for a in audits) else 1
+
+
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if getattr(args, "verify_gpu", False) or getattr(args, "dry_run", False):
+        if not getattr(args, "verify_gpu", False):
+            print("error: --dry-run goes with --verify-gpu (it checks that command's logic on the CPU).",
+                  file=sys.stderr)
+            return 2
+        return _verify_main(args, started)
     prof = active_profile(args.profile)
     device = pick_device(args.device)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    from .provenance import RESULTS_DIR, check_output, data_record, default_output, write_results
+
+    # Where the output goes is checked before the benchmark runs; a record from a fast or synthetic run goes to the
+    # cache folder, never over the committed gapcourse/results/bench_<device>.json (see gapcourse.provenance).
+    data_id = data_record(prof.name, train)
+    if args.output:
+        check_output(args.output, what="Markdown table", json_object=False)
+    record_path = default_output(RESULTS_DIR / f"bench_{device.type}.json", data_id) if args.record else None
+    if record_path is not None:
+        check_output(record_path, data_id)
     default = {"cuda": "gpu", "mps": "mps"}.get(device.type, "cpu")
     to_train = args.train if args.train is not None else [default]
     presets = [name for name in PRESETS if (name != "gpu" or device.type == "cuda")
                and (name != "mps" or device.type == "mps")]
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     rows = []
     for name in presets:
         recipe = replace(PRESETS[name], precision=resolve_precision(PRESETS[name], device).mode)
@@ -219,22 +511,20 @@ def main(args: argparse.Namespace) -> int:
               f"accuracy uses the preset's test-time augmentation.")
     table = format_table(rows, pil, tensor, header)
     print("\n" + table)
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(table + "\n")
     if args.record:
-        from dataclasses import asdict
+        from .provenance import provenance
 
-        from .provenance import RESULTS_DIR, provenance, write_json
-
-        path = RESULTS_DIR / f"bench_{device.type}.json"
+        path = record_path
         payload = {"provenance": provenance(device=device, seconds=time.perf_counter() - started, profile=prof.name,
                                             n_train=len(train), n_test=len(test)),
                    "header": header, "pil_img_s": pil, "tensor_img_s": tensor,
                    "rows": [{**asdict(r), "to_threshold": {str(k): v for k, v in (r.to_threshold or {}).items()}}
                             for r in rows]}
-        write_json(path, payload)
+        write_results(path, payload, data_id)
         print(f"recorded: {path}")
+    if args.output:
+        with open(args.output, "w") as fh:
+            fh.write(table + "\n")
     return 0
 
 
@@ -245,4 +535,5 @@ def table_from_record(payload: dict) -> str:
         r = dict(r)
         r["to_threshold"] = {float(k): v for k, v in r["to_threshold"].items()} or None
         rows.append(Row(**r))
-    return format_table(rows, payload["pil_img_s"], payload["tensor_img_s"], payload["header"])
+    table = format_table(rows, payload["pil_img_s"], payload["tensor_img_s"], payload["header"])
+    return table + ("\n\n" + verify_markdown(payload) if payload.get("sync_audits") else "")

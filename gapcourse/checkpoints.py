@@ -43,7 +43,6 @@ def save_checkpoint(model: CifarNet, path: str | os.PathLike, *, half: bool = Fa
     """Write ``model``'s weights, its head and width, and ``meta`` (plain numbers and strings) to ``path``.
     ``half=True`` stores floating-point tensors in fp16 (half the size; they load back into an fp32 network)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -51,14 +50,19 @@ def save_checkpoint(model: CifarNet, path: str | os.PathLike, *, half: bool = Fa
                "state_dict": state, "sha256": _digest(state)}
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             torch.save(payload, fh)
         os.replace(tmp, path)  # atomic: a reader sees the old file or the new one, never half of one
     except (OSError, RuntimeError) as err:
-        raise CheckpointError(f"Could not write the checkpoint {path} ({str(err).splitlines()[0]}). Check that the "
-                              "folder is writable and has space; nothing was replaced.") from None
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(f"Could not write the checkpoint {path} ({first}). Check that the folder is writable "
+                              "and has space; nothing was replaced.") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:  # the clean-up must never hide the error above (on a read-only folder, unlink fails too)
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
     return path
 
 

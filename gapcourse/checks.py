@@ -3,25 +3,32 @@
 Each exercise asks the learner for a function (or a module). ``checks.<name>(answer)`` runs it on fresh inputs and
 says in plain words what is wrong (wrong shape, wrong axis, sums instead of averages, an off-by-one window, no
 gradient...) without printing the answer; a right answer gets a short confirmation; an exercise still holding its
-placeholder (``raise NotImplementedError``) gets "not attempted yet". A check never raises, so *Run all* goes on.
+placeholder (``raise NotImplementedError``) gets "not attempted yet". A check never raises, so *Run all* goes on:
+an answer that raises ``SystemExit``, ``KeyboardInterrupt`` or ``GeneratorExit`` is a wrong answer. A check puts
+back what the answer changed in torch's global state (default dtype and device, number of threads, random
+generators, deterministic-algorithms and gradient modes...) and reports it as wrong, saying what it changed;
+the check itself leaves the random generators as it found them.
 
 :func:`answer_or_reference` lets later cells use the learner's answer when it passes, and the course's reference
 implementation (saying so) when it does not, so a student copy runs to the end with nothing filled in.
 
 Exercises, by notebook: 01 ``global_avg_pool``, ``flatten_head_params``; 02 ``adaptive_windows``, ``gap_module``;
 03 ``seed_block``, ``per_class_accuracy``; 04 ``nin_head``, ``shift_right_down``; 05 ``class_activation_map``,
-``peak_cell``.
+``peak_cell``; 06 (appendix) ``smoothed_targets``, ``ema_update``.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 CORRECT, WRONG, NOT_ATTEMPTED = "correct", "wrong", "not attempted"
 
@@ -48,6 +55,141 @@ class _Wrong(Exception):
     """Raised inside a check with the message for the learner."""
 
 
+_STOPPERS = (SystemExit, KeyboardInterrupt, GeneratorExit)  # not Exceptions: uncaught, they would stop Run all
+
+
+def _settings() -> dict[str, Any]:
+    """torch's global settings that an answer could change, under the names the learner is told."""
+    deterministic = "off"
+    if torch.are_deterministic_algorithms_enabled():
+        deterministic = "warn only" if torch.is_deterministic_algorithms_warn_only_enabled() else "on"
+    settings = {
+        "torch's default dtype": torch.get_default_dtype(),
+        "the number of CPU threads": torch.get_num_threads(),
+        "the deterministic-algorithms mode": deterministic,
+        "the gradient mode": torch.is_grad_enabled(),
+        "autograd's anomaly detection": torch.is_anomaly_enabled(),
+        "the float32 matmul precision": torch.get_float32_matmul_precision(),
+        "the cuDNN switch": torch.backends.cudnn.enabled,
+        "cuDNN's benchmark mode": torch.backends.cudnn.benchmark,
+        "cuDNN's deterministic mode": torch.backends.cudnn.deterministic,
+    }
+    if hasattr(torch, "get_default_device"):  # torch >= 2.3
+        settings["torch's default device"] = torch.get_default_device()
+    return settings
+
+
+def _set_default_device(device: torch.device) -> None:
+    torch.set_default_device(None if device == torch.device("cpu") else device)  # None: no device mode at all
+
+
+def _set_cudnn(flag: str) -> Callable[[bool], None]:
+    return lambda value: setattr(torch.backends.cudnn, flag, value)
+
+
+_SETTERS: dict[str, Callable[[Any], None]] = {
+    "torch's default dtype": torch.set_default_dtype,
+    "the number of CPU threads": torch.set_num_threads,
+    "the deterministic-algorithms mode":
+        lambda v: torch.use_deterministic_algorithms(v != "off", warn_only=v == "warn only"),
+    "the gradient mode": torch.set_grad_enabled,
+    "autograd's anomaly detection": torch.set_anomaly_enabled,
+    "the float32 matmul precision": torch.set_float32_matmul_precision,
+    "the cuDNN switch": _set_cudnn("enabled"),
+    "cuDNN's benchmark mode": _set_cudnn("benchmark"),
+    "cuDNN's deterministic mode": _set_cudnn("deterministic"),
+    "torch's default device": _set_default_device,
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value).replace("torch.", "")
+
+
+def _rng_states() -> dict[str, Any]:
+    states = {"torch": torch.get_rng_state(), "random": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+# taken now, before any _Guard watches these names (a guard inside another must not report its own restoring)
+_RESET = {"torch": torch.set_rng_state, "random": random.setstate, "numpy": np.random.set_state}
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    for name, reset in _RESET.items():
+        reset(states[name])
+    if "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+# (module, function, name shown): the ways an answer reseeds or resets a random generator, watched while it runs
+_SEEDERS = [(mod, fn, f"{label}.{fn}") for mod, label in ((torch, "torch"), (torch.random, "torch.random"))
+            for fn in ("manual_seed", "seed", "set_rng_state")]
+_SEEDERS += [(random, "seed", "random.seed"), (random, "setstate", "random.setstate"),
+             (np.random, "seed", "numpy.random.seed"), (np.random, "set_state", "numpy.random.set_state"),
+             (torch.cuda, "manual_seed", "torch.cuda.manual_seed"),
+             (torch.cuda, "manual_seed_all", "torch.cuda.manual_seed_all")]
+
+
+class _Guard:
+    """``with _Guard() as did:`` runs learner code; on leaving, puts back torch's global settings and every random
+    generator's state as they were, and lists in ``did`` what the code changed (settings, and reseeding calls)."""
+
+    def __enter__(self) -> list[str]:
+        self.did: list[str] = []
+        self.inside = 0  # depth of watched calls: one reseeding call may make others
+        self.settings, self.rng = _settings(), _rng_states()
+        self.originals = [(mod, fn, getattr(mod, fn)) for mod, fn, _ in _SEEDERS]
+        for (mod, fn, original), (_, _, shown) in zip(self.originals, _SEEDERS):
+            setattr(mod, fn, self._watch(original, shown))
+        return self.did
+
+    def _watch(self, original: Callable, shown: str) -> Callable:
+        def watched(*args, **kwargs):
+            note = f"reseeds a random generator ({shown})"
+            if not self.inside and note not in self.did:  # torch.manual_seed calls torch.cuda.manual_seed_all
+                self.did.append(note)
+            self.inside += 1
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.inside -= 1
+
+        return watched
+
+    def __exit__(self, *exc: Any) -> bool:
+        for mod, fn, original in self.originals:
+            setattr(mod, fn, original)
+        now = _settings()
+        for name, value in self.settings.items():
+            if now.get(name) != value:
+                self.did.append(f"changes {name} ({_show(value)} → {_show(now.get(name))})")
+                _SETTERS[name](value)
+        _set_rng_states(self.rng)
+        return False
+
+
+def _side_effects(did: list[str]) -> str:
+    return (f"Besides its result, it {' and '.join(did)}: that would change every later cell of the notebook. "
+            f"The check put it back; an answer should leave torch's global settings and seeds alone.")
+
+
+class _RecordCalls(TorchFunctionMode):
+    """``with _RecordCalls() as calls:`` collects the names of the torch functions and tensor methods called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.add(getattr(func, "__name__", "").split(".")[0])  # torch.ops.aten.mean.dim → "mean"
+        return func(*args, **(kwargs or {}))
+
+
 def _check(exercise: str, ok_message: str):
     """Decorator: turns a check body that raises _Wrong / NotImplementedError into a CheckResult."""
 
@@ -56,16 +198,22 @@ def _check(exercise: str, ok_message: str):
             if answer is None or answer is Ellipsis:
                 return CheckResult(exercise, NOT_ATTEMPTED, "Fill in the exercise cell above, run it, then this one.")
             try:
-                with torch.enable_grad():  # a notebook may have switched autograd off; the checks need it
+                # a notebook may have switched autograd off; the checks need it. _Guard: whatever the answer (or a
+                # module it built, run by the check) changes in torch's global state is put back and reported
+                with _Guard() as did, torch.enable_grad():
                     body(answer)
             except NotImplementedError:
                 return CheckResult(exercise, NOT_ATTEMPTED, "Replace `raise NotImplementedError` with your code.")
             except _Wrong as wrong:
                 return CheckResult(exercise, WRONG, str(wrong))
+            except _STOPPERS as err:
+                return CheckResult(exercise, WRONG, f"Your code {_stopper_message(err)}")
             except Exception as err:  # noqa: BLE001 - the learner's errors arrive as _Wrong; this is the check's
                 return CheckResult(exercise, WRONG, f"The check could not use what your code returned "
                                                     f"({type(err).__name__}: {str(err)[:200]}). Compare its type, "
                                                     "dtype and shape with what the exercise asks for.")
+            if did:
+                return CheckResult(exercise, WRONG, _side_effects(did))
             return CheckResult(exercise, CORRECT, ok_message)
 
         run.__name__ = exercise
@@ -75,19 +223,35 @@ def _check(exercise: str, ok_message: str):
     return wrap
 
 
+def _stopper_message(err: BaseException) -> str:
+    extra = " (If you pressed Stop yourself, run the check again.)" if isinstance(err, KeyboardInterrupt) else ""
+    return (f"raised {type(err).__name__}, which would stop the whole notebook (Run all) rather than report a "
+            f"problem: return a result, and raise an ordinary exception (ValueError...) if you must.{extra}")
+
+
 def _call(fn: Callable, *args):
     """Call the learner's function; NotImplementedError passes through (not attempted), other errors are shown.
 
     Tensor arguments are compared before and after the call: an answer that changes its input in place is wrong
-    even if its result looks right (the caller's data would be destroyed)."""
+    even if its result looks right (the caller's data would be destroyed). So is one that changes torch's global
+    state (put back at once, see :class:`_Guard`), and one that raises SystemExit, KeyboardInterrupt or
+    GeneratorExit (reported, never let through)."""
     before = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
+    did: list[str] = []
     try:
-        out = fn(*args)
+        with _Guard() as did:
+            out = fn(*args)
     except NotImplementedError:
         raise
-    except Exception as err:  # noqa: BLE001
+    except (Exception, *_STOPPERS) as err:  # noqa: BLE001
+        if did:
+            raise _Wrong(_side_effects(did)) from None
         shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args)
+        if isinstance(err, _STOPPERS):
+            raise _Wrong(f"Called with ({shapes}) it {_stopper_message(err)}") from None
         raise _Wrong(f"Called with ({shapes}) it raised {type(err).__name__}: {err}") from None
+    if did:
+        raise _Wrong(_side_effects(did))
     for arg, copy in zip(args, before):
         if copy is not None and not torch.equal(arg.detach(), copy):
             raise _Wrong("It changes its input tensor in place (e.g. x.zero_(), x += ..., x[...] = ...). Compute "
@@ -230,7 +394,15 @@ def gap_module(fn: Callable[[], nn.Module]) -> None:
     for shape in [(2, 6, 4, 4), (3, 5, 7, 9), (1, 1, 3, 2)]:
         x = torch.randn(shape)
         want = x.mean((2, 3))
-        out = _tensor(_call(module, x), "the module", like=want)
+        with _RecordCalls() as calls:  # sees torch functions and tensor methods, not what runs inside a layer's kernel
+            out = _call(module, x)
+        if calls.names & {"mean", "nanmean"}:
+            raise _Wrong("It calls .mean (or torch.mean), which this exercise rules out: build GAP from PyTorch's "
+                         "pooling and flattening layers only.")
+        if calls.names & {"sum", "nansum"}:
+            raise _Wrong("It sums each map and divides, an average by hand; this exercise asks for PyTorch's "
+                         "pooling and flattening layers only.")
+        out = _tensor(out, "the module", like=want)
         if out.shape == (shape[0], shape[1], 1, 1):
             raise _Wrong("The output is bs×ch×1×1: add nn.Flatten() to get bs×ch.")
         if tuple(out.shape) != shape[:2]:
@@ -264,11 +436,31 @@ def seed_block(fn: Callable[[int, int, int], nn.Module]) -> None:
     convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
     if any(c.kernel_size != (3, 3) for c in convs):
         raise _Wrong("Both convolutions are 3×3 (kernel_size=3).")
+    if any(c.dilation != (1, 1) for c in convs):
+        raise _Wrong("The convolutions are plain 3×3 ones, not dilated: leave dilation=1 (the default), with "
+                     "padding=1.")
+    if any(c.padding != (1, 1) or c.padding_mode != "zeros" for c in convs):
+        raise _Wrong("Give each conv padding=1 (zero padding, the default mode), so it keeps height and width.")
+    if any(c.stride != (1, 1) or c.groups != 1 for c in convs):
+        raise _Wrong("The convolutions keep the grid (stride=1, the default) and see every input channel "
+                     "(groups=1); the block shrinks the maps with its max-pool only.")
+    if any(c.bias is None for c in convs):
+        raise _Wrong("Keep the convolutions' biases (bias=True, the default): the course's network has them, and "
+                     "notebook 03 compares its parameters tensor by tensor.")
     if (convs[0].in_channels, convs[0].out_channels, convs[1].in_channels, convs[1].out_channels) != (3, 6, 6, 8):
         raise _Wrong("Channels: the first conv goes c_in → c_mid, the second c_mid → c_out.")
+    pool = next(m for m in block.modules() if isinstance(m, nn.MaxPool2d))
+    pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731 - MaxPool2d keeps ints
+    if (pair(pool.kernel_size), pair(pool.stride), pair(pool.padding), pair(pool.dilation), pool.ceil_mode) != \
+            ((2, 2), (2, 2), (0, 0), (1, 1), False):
+        raise _Wrong("The pooling is MaxPool2d(2, 2): 2×2 windows, stride 2, no padding, so each output cell "
+                     "takes the maximum of its own 2×2 cells.")
     norm = next(m for m in block.modules() if isinstance(m, nn.BatchNorm2d))
     if norm.num_features != 8:
         raise _Wrong("BatchNorm2d normalises the block's output channels: BatchNorm2d(c_out).")
+    if not (norm.affine and norm.track_running_stats):
+        raise _Wrong("Keep BatchNorm2d's defaults (affine=True, track_running_stats=True), as the course's network "
+                     "does.")
     out = _tensor(_call(block, torch.randn(2, 3, 16, 16)), "the block")
     if out.shape[2:] == (6, 6):
         raise _Wrong("The maps shrink inside the block: give each conv padding=1 so it keeps height and width.")
@@ -330,7 +522,20 @@ def nin_head(fn: Callable[[int, int], nn.Module]) -> None:
     if (convs[0].in_channels, convs[0].out_channels) != (32, 7):
         raise _Wrong("The 1×1 conv maps the body's channels to one map per class (channels → classes).")
     for side in (4, 9):
-        out = _tensor(_call(head, torch.randn(2, 32, side, side)), "the head")
+        seen: list[tuple[int, ...]] = []  # the shape of what reaches the convolution
+        hook = convs[0].register_forward_hook(lambda _m, inputs, _out: seen.append(tuple(inputs[0].shape)))
+        try:
+            out = _tensor(_call(head, torch.randn(2, 32, side, side)), "the head")
+        finally:
+            hook.remove()
+        if seen and seen[0][2:] != (side, side):
+            raise _Wrong(f"The 1×1 conv comes first, on the body's {side}×{side} maps, making one {side}×{side} map "
+                         f"per class; GAP then averages each class map. Here the conv gets "
+                         f"{'×'.join(map(str, seen[0][2:]))} maps: pooled first, there are no class maps to look "
+                         f"at (notebook 05 draws them).")
+        if not isinstance(head, nn.Sequential) or head[0] is not convs[0]:
+            raise _Wrong("Return an nn.Sequential whose first layer is the 1×1 conv: notebook 04 copies weights "
+                         "into it as head[0].")
         if out.shape == (2, 7, 1, 1):
             raise _Wrong("The output is bs×classes×1×1: add nn.Flatten().")
         if tuple(out.shape) != (2, 7):
@@ -427,18 +632,83 @@ def peak_cell(fn: Callable[[torch.Tensor], tuple[int, int]]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# Notebook 06 (appendix: the training recipe)
+
+
+def ref_smoothed_targets(labels: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
+    return torch.nn.functional.one_hot(labels, num_classes).float() * (1 - smoothing) + smoothing / num_classes
+
+
+@_check("smoothed_targets", "1 − s + s/C for the true class and s/C for every other one: PyTorch's "
+                            "label_smoothing.")
+def smoothed_targets(fn: Callable[[torch.Tensor, int, float], torch.Tensor]) -> None:
+    """Check ``fn(labels, num_classes, smoothing) -> N×C`` target distributions, for two sizes and smoothings."""
+    for labels, k, s in [(torch.tensor([2, 0, 4, 4]), 5, 0.2), (torch.tensor([9, 3, 0]), 10, 0.1)]:
+        got = _tensor(_call(fn, labels, k, s), "smoothed_targets")
+        n = len(labels)
+        if tuple(got.shape) != (n, k):
+            raise _Wrong(f"For {n} labels and {k} classes the targets should be {n}×{k} (one distribution per "
+                         f"image), got {'×'.join(map(str, got.shape))}.")
+        got = got.float()
+        want = ref_smoothed_targets(labels, k, s)
+        if torch.allclose(got, want, atol=1e-6):
+            continue
+        true = got.gather(1, labels[:, None]).squeeze(1)
+        if torch.allclose(got, torch.nn.functional.one_hot(labels, k).float()):
+            raise _Wrong("That is the one-hot target: no smoothing was applied.")
+        if not torch.allclose(got.sum(1), torch.ones(n), atol=1e-5):
+            raise _Wrong(f"Each row should sum to 1 (a probability distribution); yours sum to "
+                         f"{got.sum(1)[0].item():.3f}. The share s taken from the true class goes to the classes.")
+        if torch.allclose(got, ref_smoothed_targets(labels, k, 1 - s), atol=1e-6):
+            raise _Wrong("s and 1 − s are swapped: the true class keeps 1 − s of the one-hot target, and s is "
+                         "spread over the classes.")
+        if torch.allclose(true, torch.full((n,), 1 - s)):
+            raise _Wrong("It spreads s over the other C − 1 classes only. PyTorch's label_smoothing spreads s over "
+                         "all C classes, the true one included.")
+        raise _Wrong(f"For {k} classes and smoothing {s} the values differ from PyTorch's label_smoothing targets.")
+
+
+def ref_ema_update(average: torch.Tensor, weights: torch.Tensor, decay: float) -> torch.Tensor:
+    return decay * average + (1 - decay) * weights
+
+
+@_check("ema_update", "decay · average + (1 − decay) · weights: the average moves a little towards the weights.")
+def ema_update(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> None:
+    """Check ``fn(average, weights, decay) -> new average`` (a new tensor; neither input changed in place)."""
+    gen = torch.Generator().manual_seed(6)
+    for decay in (0.9, 0.99):
+        average, weights = torch.randn(3, 4, generator=gen), torch.randn(3, 4, generator=gen)
+        got = _tensor(_call(fn, average, weights, decay), "ema_update", like=average)
+        if got.shape != average.shape:
+            raise _Wrong(f"The new average should have the weights' shape 3×4, got {'×'.join(map(str, got.shape))}.")
+        if torch.allclose(got, ref_ema_update(average, weights, decay), atol=1e-6):
+            continue
+        if torch.allclose(got, ref_ema_update(weights, average, decay), atol=1e-6):
+            raise _Wrong("decay multiplies the new weights instead of the old average: with decay 0.99 the average "
+                         "would jump to the weights at once instead of moving 1 % of the way.")
+        if torch.allclose(got, (average + weights) / 2, atol=1e-6):
+            raise _Wrong("It averages the two equally; decay says how much of the old average is kept.")
+        if torch.allclose(got, weights) or torch.allclose(got, average):
+            raise _Wrong("It returns one of its inputs unchanged; mix them: keep decay of the average, add "
+                         "(1 − decay) of the weights.")
+        raise _Wrong(f"With decay {decay} the values differ from an exponential moving average step.")
+
+
+# ------------------------------------------------------------------------------------------------------------------
 
 REFERENCES: dict[str, Any] = {
     "global_avg_pool": ref_global_avg_pool, "flatten_head_params": ref_flatten_head_params,
     "adaptive_windows": ref_adaptive_windows, "gap_module": ref_gap_module, "seed_block": ref_seed_block,
     "per_class_accuracy": ref_per_class_accuracy, "nin_head": ref_nin_head, "shift_right_down": ref_shift_right_down,
     "class_activation_map": ref_class_activation_map, "peak_cell": ref_peak_cell,
+    "smoothed_targets": ref_smoothed_targets, "ema_update": ref_ema_update,
 }
 CHECKS: dict[str, Callable[[Any], CheckResult]] = {
     "global_avg_pool": global_avg_pool, "flatten_head_params": flatten_head_params,
     "adaptive_windows": adaptive_windows, "gap_module": gap_module, "seed_block": seed_block,
     "per_class_accuracy": per_class_accuracy, "nin_head": nin_head, "shift_right_down": shift_right_down,
     "class_activation_map": class_activation_map, "peak_cell": peak_cell,
+    "smoothed_targets": smoothed_targets, "ema_update": ema_update,
 }
 
 

@@ -2,6 +2,11 @@
 
 Introduced in notebook 01 (its first code cell). ``tools/sync_notebooks.py`` writes :func:`install_cell` and
 :func:`badge_markdown` into every notebook; ``tests/test_notebooks.py`` fails if a notebook drifts from them.
+Publishing a copy of the course: ``python tools/sync_notebooks.py --repo OWNER/NAME --ref TAG`` rewrites
+``GITHUB_REPO`` and ``REF`` below, then every badge, install cell and README link.
+
+The environment variable ``GAPCOURSE_INSTALL_SOURCE`` (:data:`SOURCE_ENV`) replaces the repository URL in the install
+cell (a wheel's path, a fork's URL): ``tests/test_colab_rehearsal.py`` points it at the wheel ``make wheel`` builds.
 """
 
 from __future__ import annotations
@@ -10,6 +15,15 @@ GITHUB_REPO = "gapcourse/gapcourse"
 REF = "main"  # the branch or tag the Colab cells install from and the badges open
 
 INSTALL_CELL_TAGS = ["nbval-skip"]
+SOURCE_ENV = "GAPCOURSE_INSTALL_SOURCE"
+_MISSING = ("The course helpers (gapcourse) are not installed: the first code ",
+            "cell could not install them. Follow its advice, then run all again.")
+MISSING_HELPERS = "".join(_MISSING)  # what `import gapcourse` says after a failed install
+
+
+def install_source() -> str:
+    """What the install cell gives pip by default: this repository at :data:`REF`."""
+    return f"gapcourse @ git+https://github.com/{GITHUB_REPO}@{REF}"
 
 
 def badge_url(notebook_path: str) -> str:
@@ -24,22 +38,33 @@ def badge_markdown(notebook_path: str) -> str:
 
 def install_cell() -> str:
     """Source of each notebook's first code cell: installs the helpers on Colab only, never torch or numpy; if that
-    fails, it says what to do instead of showing a traceback."""
+    fails, it says what to do instead of showing a traceback, and makes the next ``import gapcourse`` say that the
+    helpers are missing (rather than a bare "No module named")."""
     return (
         "# On Google Colab, install the course helpers (torch, torchvision and numpy are already there and are\n"
         "# not reinstalled: --no-deps). Anywhere else this cell does nothing.\n"
+        "import os\n"
         "import subprocess\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    source = "gapcourse @ git+https://github.com/{GITHUB_REPO}@{REF}"\n'
+        f'    source = os.environ.get("{SOURCE_ENV}",  # the course\'s tests point it at a wheel\n'
+        f'                            "{install_source()}")\n'
         '    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", source],\n'
         "                          capture_output=True, text=True)\n"
         "    if done.returncode != 0:\n"
         '        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no message)"]\n'
         '        print(f"Could not install the course helpers from {source}: {last[0]}")\n'
         '        print("Instead: run `make wheel` in a copy of the course, upload dist/gapcourse-*.whl with the Files "\n'
-        '              "panel, and run `!pip install --no-deps /content/gapcourse-*.whl`; or put your fork\'s URL above.")'
+        '              "panel, and run `!pip install --no-deps /content/gapcourse-*.whl`; or put your fork\'s URL above.")\n'
+        "\n"
+        "        class HelpersMissing:  # so that `import gapcourse` below says what is missing\n"
+        "            def find_spec(self, name, *_):\n"
+        '                if name == "gapcourse":\n'
+        f'                    raise ModuleNotFoundError("{_MISSING[0]}"\n'
+        f'                                              "{_MISSING[1]}")\n'
+        "\n"
+        "        sys.meta_path.append(HelpersMissing())"
     )
 
 

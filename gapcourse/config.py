@@ -8,8 +8,13 @@ Environment variables
 ---------------------
 ``GAPCOURSE_PROFILE``  ``full`` (default) or ``fast``.
 ``GAPCOURSE_DATA``     a local CIFAR-10 copy (see :mod:`gapcourse.data`), or ``synthetic`` for the labelled stand-in.
-``GAPCOURSE_CACHE``    where decoded tensors, downloads and checkpoints go (default ``~/.cache/gapcourse``).
+``GAPCOURSE_CACHE``    where decoded tensors, downloads and checkpoints go (default ``$XDG_CACHE_HOME/gapcourse``,
+                       else ``~/.cache/gapcourse``).
 ``GAPCOURSE_DEVICE``   force ``cpu``, ``cuda`` or ``mps`` instead of picking the best available one.
+
+Values are read with surrounding spaces removed (a path with a stray space is said to have had one, once), and ``~``
+is expanded in the course's own path variables. ``XDG_CACHE_HOME`` follows the XDG specification: a relative value
+(``~/x`` in quotes is one) is ignored, with a note.
 """
 
 from __future__ import annotations
@@ -76,19 +81,52 @@ class CacheError(RuntimeError):
     """The cache folder cannot be used; the message names it and says how to move it."""
 
 
+_SAID: set[str] = set()  # notes already printed in this process (each is said once, not at every call)
+
+
+def _note_once(text: str) -> None:
+    if text not in _SAID:
+        _SAID.add(text)
+        print(f"NOTE: {text}")
+
+
+def env_text(name: str) -> str | None:
+    """The environment variable ``name`` with surrounding spaces removed (None if unset or blank). When spaces were
+    removed, says so once, showing the value exactly as it was read."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    if text != raw:
+        _note_once(f"{name}={raw!r} has spaces around it; using {text!r}.")
+    return text
+
+
+def env_path(name: str) -> Path | None:
+    """A path from the environment variable ``name``: spaces around it removed (see :func:`env_text`), ``~``
+    expanded, made absolute (so every message shows where it really is). None if unset or blank."""
+    text = env_text(name)
+    return None if text is None else Path(text).expanduser().absolute()
+
+
 def cache_dir() -> Path:
-    """Folder for decoded datasets, downloads and checkpoints (created on first use).
+    """Folder for decoded datasets, downloads and checkpoints (created on first use): ``$GAPCOURSE_CACHE``, else
+    ``$XDG_CACHE_HOME/gapcourse`` (only an absolute ``XDG_CACHE_HOME``, as the XDG specification says), else
+    ``~/.cache/gapcourse``.
 
     Raises :class:`CacheError`, naming the folder, when it cannot be created (a file is in the way, no permission).
     """
-    root = os.environ.get(CACHE_ENV)
-    if root:
-        path = Path(root).expanduser()
-        origin = f"from {CACHE_ENV}"
+    path = env_path(CACHE_ENV)
+    if path is not None:
+        origin = f"from {CACHE_ENV}={os.environ[CACHE_ENV]!r}"
     else:
-        base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
-        path = Path(base) / "gapcourse"
-        origin = f"the default; set {CACHE_ENV} to move it"
+        xdg = env_text("XDG_CACHE_HOME")
+        if xdg is not None and not Path(xdg).is_absolute():
+            _note_once(f"XDG_CACHE_HOME={xdg!r} is a relative path, which the XDG specification says to ignore; "
+                       f"using {Path.home() / '.cache'} (set an absolute path, or {CACHE_ENV}).")
+            xdg = None
+        path = (Path(xdg) if xdg else Path.home() / ".cache") / "gapcourse"
+        origin = ("from XDG_CACHE_HOME" if xdg else "the default") + f"; set {CACHE_ENV} to move it"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .config import CACHE_ENV, DATA_ENV, CacheError, Profile, cache_dir
+from .config import CACHE_ENV, DATA_ENV, CacheError, Profile, cache_dir, env_text
 from .config import profile as active_profile
 
 CLASSES: tuple[str, ...] = (
@@ -145,7 +145,7 @@ def load_cifar10(
     if per_class is None:
         per_class = profile.train_per_class if split == "train" else profile.test_per_class
 
-    where = source if source is not None else os.environ.get(DATA_ENV) or None
+    where = source if source is not None else env_text(DATA_ENV)  # spaces around the variable's value removed
     if where is not None and str(where).strip().lower() == "synthetic":
         data = synthetic_cifar10(split)
     else:
@@ -160,7 +160,7 @@ def load_cifar10(
 def _detect_layout(path: Path) -> tuple[str, Path]:
     """Return (layout, folder-or-file) for a local copy, or raise DataError saying what was expected."""
     if not path.exists():
-        raise DataError(f"CIFAR-10 source {path} does not exist. {_HOW_TO_POINT}")
+        raise DataError(f"CIFAR-10 source '{path}' does not exist. {_HOW_TO_POINT}")
     if path.is_file():
         if path.name.endswith((".tar.gz", ".tgz")):
             return "tarball", path
@@ -215,6 +215,7 @@ def _load_real(split: str, where: str | os.PathLike | None, *, download: bool) -
     else:
         layout, path = _detect_layout(Path(where).expanduser())
     described = "torchvision download" if path is None else f"{layout} at {path}"
+    uncached: list[str] = []  # why the decoded split was not cached (prepare-data fails on it)
     try:
         cache = _cache_file(split, layout, path)
     except CacheError as err:
@@ -222,6 +223,7 @@ def _load_real(split: str, where: str | os.PathLike | None, *, download: bool) -
             raise
         print(f"WARNING: {err}\n         Decoding {described} into memory without caching it (slower next time).")
         cache = None
+        uncached.append(f"not cached: {err}")
 
     if cache is not None and cache.exists():
         try:
@@ -235,6 +237,7 @@ def _load_real(split: str, where: str | os.PathLike | None, *, download: bool) -
                 print(f"WARNING: {err}\n         It could not be moved aside ({move_err.strerror}); rebuilding "
                       f"from the source ({described}) without replacing it.")
                 cache = None
+                uncached.append(f"not cached: a corrupt cache file could not be moved aside ({move_err.strerror})")
 
     if layout == "download":
         folder = _download(download)
@@ -255,7 +258,8 @@ def _load_real(split: str, where: str | os.PathLike | None, *, download: bool) -
             print(f"WARNING: could not write the cache file {cache} ({err.strerror or err}). Using the decoded "
                   f"images from memory; they will be decoded again next time. Point {CACHE_ENV} at a writable "
                   "folder to cache them.")
-    return Cifar10Split(images, labels, split, described, sha256=digest)
+            uncached.append(f"not cached: could not write {cache} ({err.strerror or err})")
+    return Cifar10Split(images, labels, split, described, sha256=digest, notes=uncached)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -351,19 +355,28 @@ def _decode_files(files: list[str]) -> np.ndarray:
     return out
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # what an ImageFolder copy may hold (other files are named in errors)
+
+
 def _decode_imagefolder(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode ``root/split/<class>/*`` in class order, file-name order, using every core."""
     folder = root / split
     found = sorted(p.name for p in folder.iterdir() if p.is_dir())
     if tuple(found) != CLASSES:
         raise DataError(f"{folder} has class folders {found}; expected exactly {list(CLASSES)}.")
-    files, labels = [], []
+    files, labels, others = [], [], []
     for index, name in enumerate(CLASSES):
-        names = sorted(p for p in (folder / name).iterdir()
-                       if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+        names = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         files += [str(p) for p in names]
         labels += [index] * len(names)
+        others += sorted(p for p in (folder / name).iterdir()
+                         if p.suffix.lower() not in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
     expected = SPLIT_SIZES[split]
+    if len(files) != expected and others:  # e.g. .webp files: say what they are, not that the copy is partial
+        kinds = sorted({p.suffix.lower() or "(no extension)" for p in others})
+        raise DataError(f"{folder} holds {len(files)} JPEG/PNG images and {len(others)} file(s) of a type the course "
+                        f"does not read ({', '.join(kinds)}; e.g. {others[0]}); CIFAR-10's {split} split has "
+                        f"{expected}. Convert them to PNG (lossless) or point at a copy in JPEG/PNG.")
     if len(files) != expected:
         raise DataError(f"{folder} holds {len(files)} images; CIFAR-10's {split} split has {expected}. "
                         "The copy is partial: copy it again or point at another one.")

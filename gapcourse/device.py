@@ -11,10 +11,16 @@ import torch
 from .config import DEVICE_ENV
 
 
+class DeviceError(RuntimeError):
+    """The device asked for (argument or ``$GAPCOURSE_DEVICE``) is not available here; the command line prints the
+    message on one line and exits with status 2."""
+
+
 def pick_device(preferred: str | None = None, *, announce: bool = True) -> torch.device:
     """Best available device: CUDA, then Apple MPS, then CPU; ``preferred`` or ``$GAPCOURSE_DEVICE`` overrides.
 
-    Prints what it picked and why, so a learner sees at once whether the GPU is in use.
+    Prints what it picked and why, so a learner sees at once whether the GPU is in use. Raises ``ValueError`` for a
+    name that is no device and :class:`DeviceError` (a ``RuntimeError``) for a device this machine lacks.
     """
     wanted = (preferred or os.environ.get(DEVICE_ENV) or "").strip().lower()
     origin = "argument" if preferred else DEVICE_ENV
@@ -30,11 +36,11 @@ def pick_device(preferred: str | None = None, *, announce: bool = True) -> torch
         if device.type == "cuda":
             count = torch.cuda.device_count() if torch.cuda.is_available() else 0
             if count == 0 or (device.index or 0) >= count:
-                raise RuntimeError(f"Device {wanted!r} was asked for ({origin}) but is not available here: this "
+                raise DeviceError(f"Device {wanted!r} was asked for ({origin}) but is not available here: this "
                                    f"machine has {count} CUDA GPU{'s' if count != 1 else ''}. Unset {DEVICE_ENV} to "
                                    "pick automatically.")
         if device.type == "mps" and not mps_ok:
-            raise RuntimeError(f"Device {wanted!r} was asked for ({origin}) but is not available here (no Apple MPS). "
+            raise DeviceError(f"Device {wanted!r} was asked for ({origin}) but is not available here (no Apple MPS). "
                                f"Unset {DEVICE_ENV} to pick automatically.")
     elif torch.cuda.is_available():
         device = torch.device("cuda")

@@ -8,7 +8,8 @@ regimes (:data:`REGIMES`) and with several seeds, so that every difference can b
   here the heads are compared on accuracy, on other input sizes (resized, and at native scale on larger canvases)
   and on translation (the image moved around a larger canvas, so nothing is cropped).
 * ``no_augmentation``: no augmentation, no label smoothing, no weight averaging, on a 5 000-image subset (500 per
-  class), trained until the networks memorise it: where the Network in Network paper (§4.6) measured overfitting.
+  class), trained until the networks memorise it: the setting of the Network in Network paper's head comparison
+  (§4.6, CIFAR-10 without augmentation, which reports test error).
 
 Every finished network is appended to the results file at once (resumable), with its provenance.
 """
@@ -16,7 +17,6 @@ Every finished network is appended to the results file at once (resumable), with
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -30,9 +30,11 @@ from .checkpoints import checkpoint_dir, load_checkpoint, save_checkpoint
 from .config import Profile
 from .data import Cifar10Split, normalize
 from .models import ANY_SIZE_HEADS, HEADS, CifarNet, build_net, count_parameters
-from .provenance import RESULTS_DIR, provenance, write_json
-from .stats import binomial_halfwidth, mean_and_spread
-from .train import PRESETS, History, Recipe, evaluate, fit, predict_logits, resolve_precision
+from .provenance import RESULTS_DIR, _read_object, check_output, data_record, provenance, write_results
+from .stats import Stat, binomial_halfwidth, difference_halfwidth, mean_and_spread, noise_of_difference
+from .stats import differs as stats_differs
+from .recipes import PRESETS, Recipe, resolve_precision
+from .train import History, evaluate, fit, predict_logits
 
 RESULTS_FILE = RESULTS_DIR / "heads.json"
 RESIZED = (24, 40, 48, 64)  # test images resized to these sides (the object's scale changes)
@@ -230,13 +232,9 @@ def measure(model: CifarNet, train: Cifar10Split, test: Cifar10Split, recipe: Re
 
 
 def _load_results(path: Path) -> dict:
-    if not path.exists():
+    payload = _read_object(Path(path), "heads results file")  # ResultsError for a folder, bad JSON, a JSON list...
+    if payload is None:
         return {"runs": []}
-    try:
-        payload = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}). Move it away to start afresh; nothing was changed.") \
-            from None
     if not isinstance(payload.get("runs"), list):
         raise ValueError(f"{path} has no 'runs' list: not a gapcourse heads results file. Move it away.")
     return payload
@@ -250,9 +248,16 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
 
     Networks are trained (or loaded, see :func:`train_or_load`) with the seed set exactly as notebook 03 does.
     Returns the results payload (``{"provenance": ..., "runs": [...]}``). ``output=None`` keeps results in memory.
+    A run is identified by head, regime, seed, profile, recipe and the training data's SHA-256 fingerprint (of the
+    regime's images, ``train_sha256``, and of the whole split they come from, ``split_sha256``); ``output`` is
+    checked before any training (:func:`gapcourse.provenance.check_output`: never the committed file from a fast or
+    synthetic run, never another experiment's file) and written through :func:`gapcourse.provenance.write_results`.
     """
     check_names(heads, regimes)
-    memory = {"runs": []}
+    data_id = data_record(profile.name, train)
+    if output is not None:
+        output = check_output(output, data_id)
+    memory = {"runs": [], "provenance": dict(data_id)}
 
     def current() -> dict:
         return _load_results(output) if output is not None else memory
@@ -266,7 +271,8 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
         recipe = regime_recipe(regime, device, base)
         data = regime_data(regime, train)
         key = {"head": head, "regime": regime.name, "seed": seed, "profile": profile.name,
-               "n_train": len(data), "recipe": recipe.describe(), "train_sha256": data.fingerprint()}
+               "n_train": len(data), "recipe": recipe.describe(), "train_sha256": data.fingerprint(),
+               "split_sha256": data_id["train_sha256"]}
         if done(key, current()):  # measured before, or by another process writing the same file
             continue
         bar.set_postfix_str(f"{regime.name} {head} seed {seed}")
@@ -286,8 +292,9 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
                                                n_test=len(test), seconds_are="training + measuring, summed over runs",
                                                regimes={name: r.description for name, r in REGIMES.items()})
             if output is not None:
-                write_json(output, payload)
+                write_results(output, payload, data_id)
             else:
+                payload["provenance"].update(data_id)
                 memory.update(payload)
     return current()
 
@@ -319,9 +326,15 @@ class _locked:
 
 
 def runs_of(payload: dict, regime: str, head: str, profile: str | None = None) -> list[dict]:
-    profile = profile or payload.get("provenance", {}).get("profile")
+    """The runs of one head in one regime that belong to the payload's experiment: the profile and the training
+    data (SHA-256 of the whole training split) its provenance records, so runs on other data are never counted as
+    more seeds of the same measurement."""
+    prov = payload.get("provenance", {})
+    profile = profile or prov.get("profile")
+    split = prov.get("train_sha256")
     return [r for r in payload["runs"] if r["regime"] == regime and r["head"] == head
-            and (profile is None or r.get("profile") == profile)]
+            and (profile is None or r.get("profile") == profile)
+            and (split is None or r.get("split_sha256") == split)]
 
 
 def stat(runs: list[dict], get: Callable[[dict], float | None]) -> tuple[float, float, int] | None:
@@ -340,108 +353,307 @@ def fmt(s: tuple[float, float, int] | None, scale: float = 100) -> str:
     return f"{scale * mean:.1f} ± {scale * spread / 2:.1f}" if n > 1 else f"{scale * mean:.1f}"
 
 
-def results_markdown(payload: dict, regime: str = "augmented") -> str:
-    """One Markdown table per regime: mean ± half the spread over seeds, in %."""
+# Parts of the comparison, one question each: each has its own table, picture and conclusions (notebook 04, README).
+PARTS = {
+    "accuracy": ("augmented", "Clean accuracy and overfitting, with augmentation"),
+    "size": ("augmented", "Any input size: native scale on a canvas against resized"),
+    "translation": ("augmented", f"Translation on a {TRANSLATE_CANVAS} px canvas (nothing cropped)"),
+    "crop-shift": ("augmented", "Crop-shift within the 32 px frame (pixels lost)"),
+    "overfitting": ("no_augmentation", "Overfitting without augmentation"),
+}
+
+
+def _columns(part: str) -> list[tuple[str, Callable[[dict], float | None]]]:
+    if part == "accuracy":
+        return [("test acc", lambda r: r["test_acc"]), ("train acc", lambda r: r["train_acc"]),
+                ("train − test", lambda r: r["train_minus_test"])]
+    if part == "size":
+        return ([("at 32 px", lambda r: r["at_32"])]
+                + [(f"canvas {s} px", lambda r, s=s: r["canvas"][str(s)]) for s in CANVASES]
+                + [(f"resized {s} px", lambda r, s=s: r["resized"][str(s)]) for s in RESIZED])
+    if part == "translation":
+        return [(f"at ({d},{d})", lambda r, d=d: r["translated"][str(d)]) for d in OFFSETS]
+    if part == "crop-shift":
+        return [("at 32 px", lambda r: r["at_32"])] + [(f"crop-shift {d} px", lambda r, d=d: r["crop_shift"][str(d)])
+                                                        for d in CROP_SHIFTS if d]
+    if part == "overfitting":
+        return [("train acc", lambda r: r["train_acc"]), ("test acc", lambda r: r["test_acc"]),
+                ("train − test", lambda r: r["train_minus_test"])]
+    raise ValueError(f"Unknown part {part!r}: expected one of {', '.join(PARTS)}.")
+
+
+def results_markdown(payload: dict, regime: str = "augmented", part: str | None = None) -> str:
+    """The measured table of one question (``part``, one of :data:`PARTS`): mean ± half the spread over seeds, in %.
+    Without ``part``, every part of ``regime``, each under its own heading (never one 20-column table)."""
+    if part is None:
+        names = [p for p, (r, _) in PARTS.items() if r == regime]
+        if not names:
+            raise ValueError(f"Unknown regime {regime!r}: expected one of {', '.join(REGIMES)}.")
+        if len(names) == 1:
+            return results_markdown(payload, regime, names[0])
+        return "\n\n".join(f"**{PARTS[p][1]}**\n\n" + results_markdown(payload, regime, p) for p in names)
+    cols = _columns(part)
+    regime = PARTS[part][0]
     heads = [h for h in HEADS if runs_of(payload, regime, h)]
     if not heads:
         return f"(no runs in the {regime} regime)"
-    first = runs_of(payload, regime, heads[0])[0]
-    if regime == "augmented":
-        cols = [("test acc", lambda r: r["test_acc"]), ("train − test", lambda r: r["train_minus_test"])]
-        cols += [(f"resized {s}px", lambda r, s=s: r["resized"][str(s)]) for s in RESIZED]
-        cols += [(f"canvas {s}px", lambda r, s=s: r["canvas"][str(s)]) for s in CANVASES]
-        cols += [(f"at ({d},{d}) on {TRANSLATE_CANVAS}px", lambda r, d=d: r["translated"][str(d)]) for d in OFFSETS]
-        cols += [(f"crop-shift {d}px", lambda r, d=d: r["crop_shift"][str(d)]) for d in CROP_SHIFTS if d]
-    else:
-        cols = [("train acc", lambda r: r["train_acc"]), ("test acc", lambda r: r["test_acc"]),
-                ("train − test", lambda r: r["train_minus_test"])]
+    if part in ("size", "translation"):  # the flatten heads cannot run: a row of "cannot run" says nothing new
+        heads = [h for h in heads if h in ANY_SIZE_HEADS] or heads
+    first = runs_of(payload, regime, heads[0])
+    n_seeds = len(first)
     header = ["head", "head params", "seeds"] + [c for c, _ in cols]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for h in heads:
         runs = runs_of(payload, regime, h)
         cells = [h, f"{runs[0]['head_params']:,}", str(len(runs))] + [fmt(stat(runs, f)) for _, f in cols]
         lines.append("| " + " | ".join(cells) + " |")
-    n_test = payload.get("provenance", {}).get("n_test", 10_000)
-    acc = stat(runs_of(payload, regime, heads[0]), lambda r: r["test_acc"])
-    note = (f"\n\nMean ± half the spread (max − min) over {first and len(runs_of(payload, regime, heads[0]))} seeds, "
-            f"in %. One accuracy on {n_test:,} test images is itself good to "
-            f"±{100 * binomial_halfwidth(acc[0], n_test):.1f} points (95 %)")
-    if regime == "augmented":
-        note += (f"; the size and translation columns use {first.get('robustness_images', 0):,} test images "
-                 f"(±{100 * binomial_halfwidth(0.8, max(1, first.get('robustness_images', 1))):.1f} points at 80 %)")
-    return "\n".join(lines) + note + "."
+    note = f"\n\nMean ± half the spread (max − min) over {n_seeds} seeds, in %."
+    if part in ("accuracy", "overfitting"):
+        n_test = payload.get("provenance", {}).get("n_test", 10_000)
+        acc = stat(first, lambda r: r["test_acc"])[0]
+        note += (f" One test accuracy on {n_test:,} images is good to ±{100 * binomial_halfwidth(acc, n_test):.1f} "
+                 f"points (95 %), a difference of two to ±{100 * difference_halfwidth(acc, acc, n_test):.1f}.")
+    else:
+        n = max(1, first[0].get("robustness_images", 1))
+        note += (f" Measured on {n:,} test images, one view each: one accuracy near 70 % is good to "
+                 f"±{100 * binomial_halfwidth(0.7, n):.1f} points (95 %), a difference of two to "
+                 f"±{100 * difference_halfwidth(0.7, 0.7, n):.1f}.")
+    return "\n".join(lines) + note
 
 
-def differs(a: tuple[float, float, int] | None, b: tuple[float, float, int] | None, n_test: int) -> bool:
-    """A difference is called real only when the means are further apart than both the seeds' spreads (half of
-    each, added) and the binomial 95 % interval of a single accuracy."""
-    if a is None or b is None:
-        return False
-    noise = max(a[1] / 2 + b[1] / 2, binomial_halfwidth((a[0] + b[0]) / 2, n_test))
-    return abs(a[0] - b[0]) > noise
+def differs(a: Stat | None, b: Stat | None, n_test: int) -> bool:
+    """The course's difference rule (:func:`gapcourse.stats.differs`): real only when the means are further apart
+    than the 95 % interval of a difference of two accuracies on ``n_test`` images and the seeds' half-spreads added."""
+    return stats_differs(a, b, n_test)
 
 
-def conclusions(payload: dict) -> list[str]:
-    """The statements the measured numbers support, written from them (notebook 04 and the README print these)."""
-    prov = payload.get("provenance", {})
-    n_test = prov.get("n_test", 10_000)
-    out = []
-    aug = {h: runs_of(payload, "augmented", h) for h in HEADS}
-    aug = {h: r for h, r in aug.items() if r}
-    if aug:
-        acc = {h: stat(r, lambda x: x["test_acc"]) for h, r in aug.items()}
-        best = max(acc, key=lambda h: acc[h][0])
-        tied = [h for h in acc if not differs(acc[h], acc[best], n_test)]
-        lower = [h for h in acc if h not in tied]
-        out.append(f"Clean test accuracy (augmented regime): best {best} {100 * acc[best][0]:.1f} %; "
-                   + (f"{', '.join(h for h in tied if h != best)} within the noise of it"
-                      if len(tied) > 1 else "every other head measurably lower")
-                   + (("; measurably lower: " + ", ".join(f"{h} {100 * acc[h][0]:.1f} %" for h in lower))
-                      if lower and len(tied) > 1 else "") + ".")
-        gap = [h for h in aug if h in ANY_SIZE_HEADS]
-        c48 = {h: stat(aug[h], lambda x: x["canvas"]["48"]) for h in gap}
-        r48 = {h: stat(aug[h], lambda x: x["resized"]["48"]) for h in gap}
-        if gap:
-            out.append("Any input size: the flatten heads cannot run at all on 40/48/64 px inputs. At native scale "
-                       "on a 48 px canvas the global-pooling heads keep "
-                       + ", ".join(f"{h} {100 * c48[h][0]:.1f} %" for h in gap)
-                       + "; resized to 48 px (objects 1.5× larger) they fall to "
-                       + ", ".join(f"{h} {100 * r48[h][0]:.1f} %" for h in gap)
-                       + ". Running at any size is not recognising at any scale.")
-            places = {h: [stat(aug[h], lambda x, d=d: x["translated"][str(d)])[0] for d in OFFSETS] for h in gap}
-            n_robust = max(1, aug[gap[0]][0].get("robustness_images", 0))
-            typical = sum(sum(v) for v in places.values()) / sum(len(v) for v in places.values())
-            out.append(f"Translation on a {TRANSLATE_CANVAS} px canvas (nothing cropped): across the {len(OFFSETS)} "
-                       f"places, accuracy ranges over "
-                       + ", ".join(f"{h} {100 * min(v):.1f}–{100 * max(v):.1f} %" for h, v in places.items())
-                       + f" (on {n_robust:,} test images, ±{100 * binomial_halfwidth(typical, n_robust):.1f} points "
-                       f"at {100 * typical:.0f} %).")
-            at32 = {h: stat(aug[h], lambda x: x["at_32"])[0] for h in gap}
-            drop = {h: at32[h] - sum(v) / len(v) for h, v in places.items()}
-            spread = {h: max(v) - min(v) for h, v in places.items()}
-            if all(drop[h] > spread[h] for h in gap):
-                out[-1] += (" Moving the image around the canvas changes accuracy less than putting it on a canvas at "
-                            "all (" + ", ".join(f"{h} −{100 * drop[h]:.1f}" for h in gap) + " points from 32 px): "
-                            "a likely reason: no training image had flat borders around its object.")
-    noaug = {h: runs_of(payload, "no_augmentation", h) for h in HEADS}
-    noaug = {h: r for h, r in noaug.items() if r}
-    if noaug:
-        gapm = {h: stat(r, lambda x: x["train_minus_test"]) for h, r in noaug.items()}
-        test = {h: stat(r, lambda x: x["test_acc"]) for h, r in noaug.items()}
-        flat = [h for h in noaug if h not in ANY_SIZE_HEADS]
-        glob = [h for h in noaug if h in ANY_SIZE_HEADS]
-        line = ("Overfitting without augmentation (train − test, points): "
-                + ", ".join(f"{h} {100 * gapm[h][0]:.1f}" for h in noaug) + ". ")
-        if flat and glob:
-            best_flat = max(flat, key=lambda h: test[h][0])
-            best_glob = max(glob, key=lambda h: test[h][0])
-            if differs(test[best_glob], test[best_flat], n_test):
-                winner = best_glob if test[best_glob][0] > test[best_flat][0] else best_flat
-                line += (f"Best test accuracy: {winner} ({100 * test[winner][0]:.1f} % against "
-                         f"{100 * min(test[best_glob][0], test[best_flat][0]):.1f} % for the best of the other kind), "
-                         "a difference larger than the noise.")
-            else:
-                line += (f"The best global-pooling head ({best_glob}, {100 * test[best_glob][0]:.1f} %) and the best "
-                         f"flatten head ({best_flat}, {100 * test[best_flat][0]:.1f} %) are within the noise.")
-        out.append(line)
+def _pct(s: Stat | float) -> str:
+    return f"{100 * (s[0] if isinstance(s, tuple) else s):.1f} %"
+
+
+def _verdict(a: Stat, b: Stat, n: int) -> str:
+    """'beyond the noise (±x)' or 'within the noise (±x)' for the difference of two measurements on n images."""
+    word = "beyond" if differs(a, b, n) else "within"
+    return f"{word} the noise (±{100 * noise_of_difference(a, b, n):.1f})"
+
+
+def _accuracy_lines(aug: dict[str, list[dict]], n_test: int) -> list[str]:
+    acc = {h: stat(r, lambda x: x["test_acc"]) for h, r in aug.items()}
+    best = max(acc, key=lambda h: acc[h][0])
+    tied = [h for h in acc if h != best and not differs(acc[h], acc[best], n_test)]
+    lower = [h for h in acc if h != best and h not in tied]
+    noise = 100 * difference_halfwidth(acc[best][0], acc[best][0], n_test)
+    said = ([f"{', '.join(f'{h} {_pct(acc[h])}' for h in tied)} within the noise of it"] if tied else []) + \
+        (["measurably lower: " + ", ".join(f"{h} {_pct(acc[h])}" for h in lower)] if lower else [])
+    line = (f"Clean test accuracy (augmented regime): best {best} {_pct(acc[best])}; " + "; ".join(said)
+            + f" (a difference must exceed ±{noise:.1f} points, the 95 % interval of a difference of two accuracies "
+              f"on {n_test:,} images, and the seeds' spreads).")
+    gaps = [stat(r, lambda x: x["train_minus_test"])[0] for r in aug.values()]
+    return [line, f"With augmentation no head overfits much: train − test is {100 * min(gaps):.1f} to "
+                  f"{100 * max(gaps):.1f} points."]
+
+
+def _size_lines(aug: dict[str, list[dict]], glob: list[str]) -> list[str]:
+    n = max(1, aug[glob[0]][0].get("robustness_images", 0))
+    get = lambda h, kind, s: stat(aug[h], lambda x: x[kind][str(s)])  # noqa: E731
+    at32 = {h: stat(aug[h], lambda x: x["at_32"]) for h in glob}
+    side = TRANSLATE_CANVAS
+    out = [f"Any input size: the flatten heads cannot run at all on {'/'.join(map(str, CANVASES))} px inputs; the "
+           f"global-pooling heads run, but lose accuracy. At native scale on a {side} px canvas: "
+           + ", ".join(f"{h} {_pct(get(h, 'canvas', side))} (−{100 * (at32[h][0] - get(h, 'canvas', side)[0]):.1f} "
+                       f"points from 32 px)" for h in glob) + "."]
+    parts = []
+    for s in (c for c in CANVASES if c in RESIZED):
+        better = [h for h in glob if differs(get(h, "canvas", s), get(h, "resized", s), n)
+                  and get(h, "canvas", s)[0] > get(h, "resized", s)[0]]
+        worse = [h for h in glob if differs(get(h, "canvas", s), get(h, "resized", s), n) and h not in better]
+        tied = [h for h in glob if h not in better and h not in worse]
+        bits = ([f"canvas ahead for {', '.join(better)}"] if better else []) + \
+               ([f"resized ahead for {', '.join(worse)}"] if worse else []) + \
+               ([f"within the noise for {', '.join(tied)}"] if tied else [])
+        parts.append(f"at {s} px " + ", ".join(bits))
+    out.append("Canvas (object at its trained scale) against resized (object larger), head by head on the same "
+               f"{n:,} images: " + "; ".join(parts) + ". Running at any size is not recognising at any scale.")
+    lo, hi = (CANVASES[-2], CANVASES[-1]) if len(CANVASES) > 1 else (None, None)
+    if lo is not None:
+        held = [h for h in glob if not differs(get(h, "canvas", lo), get(h, "canvas", hi), n)]
+        fell = [h for h in glob if h not in held]
+        change = lambda h: f"{h} {100 * get(h, 'canvas', lo)[0]:.1f} → {_pct(get(h, 'canvas', hi))}"  # noqa: E731
+        out.append(f"From a {lo} to a {hi} px canvas (more background, the object unchanged): "
+                   + (f"{', '.join(change(h) for h in held)} holds (within the noise)" if held else "no head holds")
+                   + ("; " + ", ".join(change(h) for h in fell) + " fall" if fell else "")
+                   + ". An average over the map is diluted by every background cell, a maximum is not: notebook 04 "
+                     "(section 7) tests this with the shipped networks.")
     return out
+
+
+def _translation_lines(aug: dict[str, list[dict]], glob: list[str]) -> list[str]:
+    places = {h: [stat(aug[h], lambda x, d=d: x["translated"][str(d)])[0] for d in OFFSETS] for h in glob}
+    n = max(1, aug[glob[0]][0].get("robustness_images", 0))
+    typical = sum(sum(v) for v in places.values()) / sum(len(v) for v in places.values())
+    line = (f"Translation on a {TRANSLATE_CANVAS} px canvas (nothing cropped): across the {len(OFFSETS)} places, "
+            "accuracy ranges over " + ", ".join(f"{h} {100 * min(v):.1f}–{_pct(max(v))}" for h, v in places.items())
+            + f" (a difference of two places is good to ±{100 * difference_halfwidth(typical, typical, n):.1f} "
+              f"points on {n:,} images).")
+    at32 = {h: stat(aug[h], lambda x: x["at_32"])[0] for h in glob}
+    drop = {h: at32[h] - sum(v) / len(v) for h, v in places.items()}
+    spread = {h: max(v) - min(v) for h, v in places.items()}
+    if all(drop[h] > spread[h] for h in glob):
+        line += (" Moving the image around the canvas changes accuracy less than putting it on a canvas at all ("
+                 + ", ".join(f"{h} −{100 * drop[h]:.1f}" for h in glob) + " points from 32 px, on average over the "
+                 "places).")
+    return [line]
+
+
+def _crop_lines(aug: dict[str, list[dict]], n: int) -> list[str]:
+    d = max(CROP_SHIFTS)
+    acc = {h: stat(r, lambda x: x["crop_shift"][str(d)]) for h, r in aug.items()}
+    glob = [h for h in acc if h in ANY_SIZE_HEADS]
+    flat = [h for h in acc if h not in ANY_SIZE_HEADS]
+    line = (f"Crop-shift by {d} px ({100 * (1 - (32 - d) ** 2 / 32 ** 2):.0f} % of the image lost): "
+            + ", ".join(f"{h} {_pct(acc[h])}" for h in acc) + ".")
+    if glob and flat:
+        worst_glob = min(glob, key=lambda h: acc[h][0])
+        best_flat = max(flat, key=lambda h: acc[h][0])
+        line += (f" The worst global-pooling head ({worst_glob}) against the best flatten head ({best_flat}): "
+                 f"{100 * (acc[worst_glob][0] - acc[best_flat][0]):+.1f} points, "
+                 f"{_verdict(acc[worst_glob], acc[best_flat], n)}.")
+    return [line]
+
+
+def _overfitting_lines(noaug: dict[str, list[dict]], n_test: int) -> list[str]:
+    train = {h: stat(r, lambda x: x["train_acc"]) for h, r in noaug.items()}
+    test = {h: stat(r, lambda x: x["test_acc"]) for h, r in noaug.items()}
+    memorised = [h for h in noaug if train[h][0] >= 0.995]
+    n_train = next(iter(noaug.values()))[0].get("n_train", 0)
+    images = f"{n_train:,} " if n_train else ""
+    out = []
+    if memorised:
+        out.append(f"Without augmentation, {', '.join(memorised)} reach {min(100 * train[h][0] for h in memorised):.1f}"
+                   f" % training accuracy: {'every head lets' if len(memorised) == len(noaug) else 'these heads let'} "
+                   f"the body memorise its {images}training images, so a global-pooling head does not by itself "
+                   "prevent overfitting, and for these heads train − test is simply the test error.")
+    ref = "gap_mlp" if "gap_mlp" in test else max(test, key=lambda h: test[h][0])
+    for h in noaug:
+        if h not in memorised:
+            out.append(f"{h}'s smaller train − test ({100 * stat(noaug[h], lambda x: x['train_minus_test'])[0]:.1f} "
+                       f"points) comes from its lower training accuracy ({_pct(train[h])}); its test accuracy "
+                       f"({_pct(test[h])}) against {ref}'s ({_pct(test[ref])}): "
+                       f"{_verdict(test[h], test[ref], n_test)}.")
+    best = max(test, key=lambda h: test[h][0])
+    line = f"Best test accuracy: {best} {_pct(test[best])}"
+    others = [h for h in ([ref] if ref != best else []) + [max((h for h in test if h not in ANY_SIZE_HEADS
+                                                               and h != best), key=lambda h: test[h][0], default=None)]
+              if h is not None]
+    for h in dict.fromkeys(others):
+        line += (f"; against {h} ({_pct(test[h])}): {100 * (test[best][0] - test[h][0]):+.1f} points, "
+                 f"{_verdict(test[best], test[h], n_test)}")
+    out.append(line + ".")
+    return out
+
+
+def conclusions(payload: dict, part: str | None = None) -> list[str]:
+    """The statements the measured numbers support, written from them with the difference rule (:func:`differs`):
+    for one question (``part``, one of :data:`PARTS`) or for all of them. Notebook 04 and the README print these."""
+    if part is not None and part not in PARTS:
+        raise ValueError(f"Unknown part {part!r}: expected one of {', '.join(PARTS)} (or None for all).")
+    wanted = list(PARTS) if part is None else [part]
+    n_test = payload.get("provenance", {}).get("n_test", 10_000)
+    aug = {h: r for h in HEADS if (r := runs_of(payload, "augmented", h))}
+    noaug = {h: r for h in HEADS if (r := runs_of(payload, "no_augmentation", h))}
+    glob = [h for h in aug if h in ANY_SIZE_HEADS]
+    n_robust = max(1, aug[glob[0]][0].get("robustness_images", 0)) if glob else 1
+    out = []
+    for name in wanted:
+        if name == "accuracy" and aug:
+            out += _accuracy_lines(aug, n_test)
+        elif name == "size" and glob:
+            out += _size_lines(aug, glob)
+        elif name == "translation" and glob:
+            out += _translation_lines(aug, glob)
+        elif name == "crop-shift" and aug:
+            out += _crop_lines(aug, n_robust)
+        elif name == "overfitting" and noaug:
+            out += _overfitting_lines(noaug, n_test)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# When GAP is the wrong choice: dilution by background (notebook 04, section 7)
+
+DILUTION_SIDE = 64  # the canvas on which the average-pooling heads fall and global max pooling holds
+FILLS = ("mean colour", "reflected image", "noise")  # what surrounds the 32 px image on the canvas
+
+
+def fill_canvas(images: torch.Tensor, side: int, fill: str, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Normalised N×3×32×32 ``images`` centred on a ``side``×``side`` canvas whose border is one of :data:`FILLS`:
+    ``"mean colour"`` (0 after normalisation, :func:`place_on_canvas`), ``"reflected image"`` (the image mirrored
+    outwards: the border carries the object's own texture) or ``"noise"`` (standard normal noise, texture of no
+    class). Introduced in notebook 04, section 7."""
+    n, _, h, w = images.shape
+    pad = (side - h) // 2
+    if side - h != 2 * pad or h != w:
+        raise ValueError(f"fill_canvas centres square images with an even margin: {h}×{w} on {side} px does not fit. "
+                         f"Use a side of {h} + an even number.")
+    if fill == "mean colour":
+        return place_on_canvas(images, side)
+    if fill == "reflected image":
+        if pad >= h:
+            raise ValueError(f"A reflected border must be narrower than the image ({pad} ≥ {h} px): use a side below "
+                             f"{3 * h}.")
+        return F.pad(images, (pad, pad, pad, pad), mode="reflect")
+    if fill == "noise":
+        canvas = torch.randn(n, images.shape[1], side, side, generator=generator).to(images)
+        canvas[..., pad:pad + h, pad:pad + w] = images
+        return canvas
+    raise ValueError(f"Unknown fill {fill!r}: expected one of {', '.join(FILLS)}.")
+
+
+@dataclass
+class Dilution:
+    """What :func:`dilution_test` measured for one network (accuracies as fractions of ``n`` test images)."""
+
+    head: str
+    side: int
+    n: int
+    accuracy: dict[str, float]  # "32 px", each of FILLS, and "object cells only"
+    blank_class: int  # the class the network gives a canvas with no object at all
+    wrong_as_blank: float  # share of the wrong answers on the mean-colour canvas that are blank_class
+
+
+def dilution_test(model: CifarNet, data: Cifar10Split, side: int = DILUTION_SIDE, *, batch_size: int = 250,
+                  seed: int = 0) -> Dilution:
+    """Test the dilution hypothesis on a trained global-pooling network (evaluation only, on the CPU): accuracy at
+    32 px; on a ``side`` px canvas with each of :data:`FILLS` around the image; and with the head's global pooling
+    restricted to the feature-map cells that cover the object ("object cells only": the head run on those cells of
+    the mean-colour canvas's maps). Introduced in notebook 04, section 7."""
+    if model.head_name not in ANY_SIZE_HEADS:
+        raise ValueError(f"dilution_test needs a global-pooling head ({', '.join(ANY_SIZE_HEADS)}); "
+                         f"{model.head_name!r} cannot run on a {side} px canvas.")
+    model = model.cpu().float().eval()
+    generator = torch.Generator().manual_seed(seed)
+    hits = {k: 0 for k in ("32 px", *FILLS, "object cells only")}
+    wrong = wrong_blank = 0
+    with torch.no_grad():
+        blank_class = int(model(torch.zeros(1, 3, side, side)).argmax(1))
+        for start in range(0, len(data), batch_size):
+            x = normalize(data.images[start:start + batch_size]).float()
+            y = data.labels[start:start + batch_size]
+            hits["32 px"] += int((model(x).argmax(1) == y).sum())
+            for fill in FILLS:
+                canvas = fill_canvas(x, side, fill, generator=generator)
+                maps = model.body(canvas)
+                pred = model.head(maps).argmax(1)
+                hits[fill] += int((pred == y).sum())
+                if fill == "mean colour":
+                    stride = side // maps.shape[-1]
+                    first, last = (side - x.shape[-1]) // 2, (side + x.shape[-1]) // 2
+                    if first % stride or last % stride:
+                        raise ValueError(f"The object's edges ({first}, {last} px) do not fall on the {stride} px "
+                                         "grid of the feature map: choose a canvas side 32 + a multiple of 16.")
+                    cells = slice(first // stride, last // stride)
+                    hits["object cells only"] += int((model.head(maps[..., cells, cells]).argmax(1) == y).sum())
+                    wrong += int((pred != y).sum())
+                    wrong_blank += int(((pred != y) & (pred == blank_class)).sum())
+    return Dilution(model.head_name, side, len(data), {k: v / len(data) for k, v in hits.items()}, blank_class,
+                    wrong_blank / max(1, wrong))

@@ -71,8 +71,13 @@ def provenance(command: str | None = None, *, device: torch.device, seconds: flo
 
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` atomically (a temporary file renamed into place), so an interrupted run never leaves a
-    half-written results file."""
+    half-written results file. A last guard: a payload whose provenance names another profile than ``full`` is never
+    written into the committed folders (results should go through :func:`write_results`, which checks the data)."""
     path = Path(path)
+    profile_name = (payload.get("provenance") or {}).get("profile", "full") if isinstance(payload, dict) else "full"
+    if profile_name != "full" and is_committed(path):
+        raise ResultsError(f"Refused: a {profile_name}-profile run may not change the committed {path.name}. Pass "
+                           "--output a file elsewhere.")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
@@ -81,3 +86,179 @@ def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Where results may be written: the one gate every results-writing command goes through (compare-heads, ablate in
+# both presets, bench --record, compare-heads --export-weights). Introduced for issue 19.
+#
+# A committed results file is evidence. Only a run made to regenerate it may replace or extend it: the full profile,
+# all 50 000 real CIFAR-10 training images, and the same training data (SHA-256 fingerprint) as the file records.
+# The command line's default output is the committed file only for such a run; any other run (fast profile,
+# synthetic stand-in, other data) gets a file in the cache folder instead, announced on one line. An explicit
+# --output into the committed folder by such a run is refused with a one-line error.
+
+COMMITTED_DIRS = (RESULTS_DIR, PACKAGE_DIR / "weights")
+
+
+class ResultsError(ValueError):
+    """A results file cannot be written where asked (committed evidence, a folder, not writable, another
+    experiment's file, impossible values); the message says why and what to do."""
+
+
+def data_record(profile_name: str, train: Any) -> dict[str, Any]:
+    """What a results file records about the data it was measured on: profile, training-set size, the training
+    split's SHA-256 fingerprint (:meth:`gapcourse.data.Cifar10Split.fingerprint`), its source and whether it is the
+    synthetic stand-in. Every results file's provenance carries it, and runs are identified by it."""
+    return {"profile": profile_name, "n_train": len(train), "train_sha256": train.fingerprint(),
+            "train_source": train.source, "synthetic": bool(train.synthetic)}
+
+
+def is_committed(path: str | os.PathLike) -> bool:
+    """Whether ``path`` lies in the course's committed results or weights folder."""
+    where = Path(path).expanduser().resolve()
+    return any(where.is_relative_to(folder.resolve()) for folder in COMMITTED_DIRS)
+
+
+def _read_object(path: Path, what: str = "results file") -> dict[str, Any] | None:
+    """The JSON object in ``path`` (None if there is no file); :class:`ResultsError` if it is anything else."""
+    if not path.exists():
+        return None
+    if path.is_dir():
+        raise ResultsError(f"{path} is a folder; the {what} must be a file. Give a file name, e.g. --output "
+                           f"{path / 'results.json'}.")
+    try:
+        payload = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ResultsError(f"{path} is not valid JSON ({err}); move it away or pass --output another file. Nothing "
+                           "was changed.") from None
+    except OSError as err:
+        raise ResultsError(f"{path} cannot be read ({err.strerror or err}); pass --output another file.") from None
+    if not isinstance(payload, dict):
+        raise ResultsError(f"{path} holds a JSON {type(payload).__name__}, not a gapcourse {what} (a JSON object); "
+                           "move it away or pass --output another file. Nothing was changed.")
+    return payload
+
+
+def committed_refusal(path: str | os.PathLike, data: dict[str, Any]) -> str | None:
+    """Why a run on ``data`` (see :func:`data_record`) may not write the committed file ``path``; None if it may
+    (or if ``path`` is not committed)."""
+    path = Path(path)
+    if not is_committed(path):
+        return None
+    from .data import SPLIT_SIZES
+
+    if data.get("profile") != "full":
+        return f"a {data.get('profile')}-profile run may not change the committed {path.name}"
+    if data.get("synthetic"):
+        return f"a run on the synthetic stand-in may not change the committed {path.name}"
+    if data.get("n_train") != SPLIT_SIZES["train"]:
+        return (f"a run on {data.get('n_train'):,} training images (not all {SPLIT_SIZES['train']:,} of CIFAR-10) may "
+                f"not change the committed {path.name}")
+    existing = _read_object(path)
+    prov = (existing or {}).get("provenance") if existing is not None else None
+    if existing is not None and path.name != "manifest.json":
+        recorded = (prov or {}).get("train_sha256")
+        if recorded != data.get("train_sha256"):
+            return (f"the committed {path.name} was measured on other training data (SHA-256 "
+                    f"{str(recorded)[:12]}…) than this run's ({str(data.get('train_sha256'))[:12]}…); to regenerate "
+                    "it from scratch on this data, move it away first")
+    return None
+
+
+def check_output(path: str | os.PathLike, data: dict[str, Any] | None = None, *, what: str = "results file",
+                 json_object: bool = True) -> Path:
+    """Check, before any work, that ``path`` can take the output: not a folder, its folder can be created and
+    written, an existing results file is a JSON object of the same experiment (profile and training data), and the
+    committed folder only for a run allowed to regenerate it. Returns the path; raises :class:`ResultsError`."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ResultsError(f"{path} is a folder; the {what} must be a file. Give a file name inside it, e.g. "
+                           f"{path / ('results.json' if json_object else 'output')}.")
+    if data is not None:
+        why = committed_refusal(path, data)
+        if why:
+            raise ResultsError(f"Refused: {why}. Pass --output a file elsewhere (e.g. in /tmp); committed results "
+                               "are only regenerated by the full profile on the real CIFAR-10.")
+    if json_object:
+        existing = _read_object(path, what)
+        prov = (existing or {}).get("provenance") or {}
+        if data is not None and existing is not None and prov:
+            clash = [k for k in ("profile", "train_sha256") if k in prov and prov[k] != data.get(k)]
+            if clash:
+                theirs = ", ".join(f"{k} {str(prov[k])[:12]}" for k in clash)
+                ours = ", ".join(f"{k} {str(data.get(k))[:12]}" for k in clash)
+                raise ResultsError(f"{path} holds another experiment's results ({theirs}; this run: {ours}): runs "
+                                   "on other data are never mixed. Pass --output another file, or move it away.")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".gapcourse-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ResultsError(f"Cannot write the {what} {path}: {err.strerror or err} ({folder}). Pass --output a "
+                           "writable location; nothing was run.") from None
+    return path
+
+
+def default_output(committed: Path, data: dict[str, Any]) -> Path:
+    """The command line's default output: the committed file when this run may regenerate it, else a file in the
+    cache folder named for the profile and the data, announced on one line (so a quick run never touches the
+    committed evidence)."""
+    why = committed_refusal(committed, data)
+    if why is None:
+        return committed
+    from .config import cache_dir
+
+    alt = cache_dir() / "results" / f"{committed.stem}-{data['profile']}-{data['train_sha256'][:10]}{committed.suffix}"
+    print(f"NOTE: {why}; results go to {alt} instead (pass --output to choose another file).")
+    return alt
+
+
+_ACC_PARENTS = {"resized", "canvas", "translated", "crop_shift", "test_acc_by_tta"}
+
+
+def impossible_values(payload: Any, where: str = "", key: str = "", parent: str = "") -> list[str]:
+    """Values no measurement can have, named by their place in ``payload``: an accuracy outside 0..1, a negative
+    time or memory, a throughput ≤ 0, NaN or infinity. The tests run this on every committed results file, and
+    :func:`write_results` refuses to write a payload that has any."""
+    import math
+
+    out: list[str] = []
+    if isinstance(payload, dict):
+        for k, value in payload.items():
+            out += impossible_values(value, f"{where}.{k}" if where else str(k), str(k), key)
+        return out
+    if isinstance(payload, list):  # list items are judged by the list's own name
+        for i, value in enumerate(payload):
+            out += impossible_values(value, f"{where}[{i}]", key, parent)
+        return out
+    if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+        return out
+    if not math.isfinite(payload):
+        return [f"{where} = {payload} (not a number)"]
+    if key == "train_minus_test":
+        ok, rule = -1 <= payload <= 1, "a difference of accuracies lies within -1..1"
+    elif "acc" in key or key == "at_32" or key.endswith("_share") or parent in _ACC_PARENTS:
+        ok, rule = 0 <= payload <= 1, "an accuracy or a share lies within 0..1"
+    elif key.endswith(("_ips", "img_s")):
+        ok, rule = payload > 0, "a throughput is positive"
+    elif "seconds" in key or key.endswith(("_s", "_mb")) or parent == "to_threshold":
+        ok, rule = payload >= 0, "a time or a memory size is not negative"
+    else:
+        return out
+    return [] if ok else [f"{where} = {payload} ({rule})"]
+
+
+def write_results(path: str | os.PathLike, payload: dict[str, Any], data: dict[str, Any]) -> Path:
+    """Write a results file through the one gate: ``data`` (:func:`data_record`) goes into its provenance; the
+    committed folder is refused unless this run may regenerate it (:func:`committed_refusal`); an existing file of
+    another experiment is never overwritten; impossible values are refused. Atomic (see :func:`write_json`)."""
+    path = check_output(path, data)
+    payload.setdefault("provenance", {}).update(data)
+    bad = impossible_values(payload)
+    if bad:
+        raise ResultsError(f"Refused to write {path}: impossible values {'; '.join(bad[:3])}"
+                           + (f" and {len(bad) - 3} more" if len(bad) > 3 else "") + ".")
+    return write_json(path, payload)

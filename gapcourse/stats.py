@@ -1,9 +1,12 @@
 """Noise in accuracies: how far apart two numbers must be before the difference means something. Introduced in
-notebook 04; used by every results table.
+notebook 04 (the difference rule behind its conclusions); notebook 05 uses the same intervals.
 
 One test accuracy ``p`` on ``n`` images is a binomial proportion: its 95 % interval is about ``±1.96·√(p(1−p)/n)``
-(±0.66 points at 87 % on 10 000 images). Retraining with another seed moves it too; tables report the mean and the
-spread over seeds, and a difference is called real only when it exceeds both.
+(±0.7 points at 84 % on 10 000 images). A *difference* of two such accuracies has two noises in it, so its interval is
+``±1.96·√(p₁(1−p₁)/n₁ + p₂(1−p₂)/n₂)``: about √2 times one accuracy's (±1.0 point at 84 %), the formula notebook 05
+uses for GAP against GMP. Retraining with another seed moves every accuracy too, so tables report the mean and the
+spread over seeds, and :func:`differs` calls a difference real only when it exceeds both the interval of a difference
+and the seeds' spreads, or when a paired comparison over the same seeds (:func:`paired_differs`) says so.
 """
 
 from __future__ import annotations
@@ -11,19 +14,67 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+Stat = tuple[float, float, int]  # (mean, spread = max − min, number of seeds) of one measurement over seeds
+
+# Two-sided 95 % quantiles of Student's t for 1..9 degrees of freedom (a paired comparison over 2..10 seeds).
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def _check(p: float, n: int) -> None:
+    if isinstance(n, bool) or n <= 0 or int(n) != n:
+        raise ValueError(f"n must be a positive whole number of images, got {n!r}.")
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be an accuracy in [0, 1] (a fraction, not a percentage), got {p}.")
+
 
 def binomial_halfwidth(p: float, n: int, z: float = 1.96) -> float:
-    """Half-width of the normal-approximation 95 % interval of an accuracy ``p`` measured on ``n`` images."""
-    if n <= 0:
-        raise ValueError(f"n must be a positive number of images, got {n}.")
-    if not 0 <= p <= 1:
-        raise ValueError(f"p must be an accuracy in [0, 1], got {p}.")
+    """Half-width of the normal-approximation 95 % interval of ONE accuracy ``p`` measured on ``n`` images."""
+    _check(p, n)
     return z * math.sqrt(p * (1 - p) / n)
+
+
+def difference_halfwidth(p1: float, p2: float, n1: int, n2: int | None = None, z: float = 1.96) -> float:
+    """Half-width of the 95 % interval of the DIFFERENCE ``p1 − p2`` of two accuracies measured on ``n1`` and ``n2``
+    images (``n2`` defaults to ``n1``): ``z·√(p1(1−p1)/n1 + p2(1−p2)/n2)``, about √2 × one accuracy's."""
+    n2 = n1 if n2 is None else n2
+    _check(p1, n1)
+    _check(p2, n2)
+    return z * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
 
 
 def mean_and_spread(values: Sequence[float]) -> tuple[float, float]:
     """Mean and spread (max − min) of a few accuracies, e.g. one per seed."""
     if not values:
-        raise ValueError("no values")
+        raise ValueError("mean_and_spread needs at least one value (e.g. one accuracy per seed), got none.")
     return sum(values) / len(values), max(values) - min(values)
 
+
+def noise_of_difference(a: Stat, b: Stat, n: int) -> float:
+    """The larger of the two noises a difference of means must beat: the 95 % interval of a difference of two
+    accuracies on ``n`` images, and the seeds' half-spreads added."""
+    return max(difference_halfwidth(a[0], b[0], n), a[1] / 2 + b[1] / 2)
+
+
+def differs(a: Stat | None, b: Stat | None, n: int) -> bool:
+    """True when two measured accuracies (``(mean, spread, seeds)``, see :data:`Stat`) are further apart than
+    :func:`noise_of_difference`; False when either is missing (a head that cannot run)."""
+    if a is None or b is None:
+        return False
+    return abs(a[0] - b[0]) > noise_of_difference(a, b, n)
+
+
+def paired_differs(a: Sequence[float], b: Sequence[float], n: int) -> bool:
+    """A paired comparison over seeds: ``a[i]`` and ``b[i]`` come from the same seed (same data order and
+    initialisation of the body). Real when the mean of the per-seed differences exceeds both its t-interval
+    (Student's t, ``len − 1`` degrees of freedom) and the interval of a difference of two accuracies on ``n``
+    images (the test images are the same for every seed, so the seeds cannot average their noise away)."""
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"paired_differs needs two equally long lists of at least 2 per-seed accuracies, got "
+                         f"{len(a)} and {len(b)}; with one seed use differs().")
+    if len(a) - 1 not in T95:
+        raise ValueError(f"paired_differs supports 2 to {max(T95) + 1} seeds, got {len(a)}.")
+    diffs = [x - y for x, y in zip(a, b)]
+    mean = sum(diffs) / len(diffs)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+    t_half = T95[len(diffs) - 1] * sd / math.sqrt(len(diffs))
+    return abs(mean) > max(t_half, difference_halfwidth(sum(a) / len(a), sum(b) / len(b), n))

@@ -1,11 +1,11 @@
-"""A short, readable training loop and its recipes. Introduced in notebook 03; reused by notebook 04 and the CLI.
+"""The training loop. Introduced in notebook 03; reused by notebook 04 and the CLI.
 
-One function trains (:func:`fit`), one measures (:func:`evaluate`). A :class:`Recipe` names every choice that
-makes training fast, so none of them is hidden: batched augmentation (random shift + mirror), SGD with Nesterov
-momentum, a one-cycle learning-rate schedule, label smoothing, no weight decay on batch-norm parameters and biases,
-an exponential moving average of the weights, 16-bit arithmetic where the hardware has it natively, channels-last
-memory layout, and test-time augmentation. :data:`PRESETS` holds the tuned recipes; :func:`pick_recipe` chooses one
-for the device, and :func:`choose_precision` the arithmetic.
+One function trains (:func:`fit`), one measures (:func:`evaluate`). The recipe (:class:`~gapcourse.recipes.Recipe`)
+names every choice that makes training fast, so none of them is hidden: batched augmentation (random shift + mirror),
+SGD with Nesterov momentum, a one-cycle learning-rate schedule, label smoothing, no weight decay on batch-norm
+parameters and biases, an exponential moving average of the weights, 16-bit arithmetic where the hardware has it
+natively, channels-last memory layout, and test-time augmentation. Recipes, presets and the choice of precision live
+in :mod:`gapcourse.recipes` (re-exported here); training to a time budget is planned by :mod:`gapcourse.budget`.
 
 The step never waits for the device: losses and correct counts stay on the device and are read once per epoch (the
 progress bar reads one loss every ``log_every`` steps), and the epoch's random draws reach the device in one copy.
@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import inspect
 import time
-from dataclasses import asdict, dataclass, field, replace
+import warnings
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -28,189 +30,11 @@ from .config import Profile
 from .config import profile as active_profile
 from .data import Cifar10Split, normalize
 from .pipeline import batches, num_batches, shift_crop
-
-PRECISIONS = ("bf16", "fp16", "fp32")
-TTA_MODES = ("none", "flip", "flip_shift")
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Every training choice in one place. ``epochs`` is for the full profile; the fast profile runs one epoch."""
-
-    name: str
-    epochs: int
-    batch_size: int
-    lr: float  # peak learning rate of the one-cycle schedule
-    width: float = 1.0  # conv width multiplier for the seed body
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    decay_norm_and_bias: bool = True  # False: no weight decay on BatchNorm weights/biases and on layer biases
-    label_smoothing: float = 0.1
-    augment_padding: int | None = 4  # random shift of up to ±4 px, plus a random mirror; None turns both off
-    warmup: float = 0.25  # share of the steps spent raising the learning rate
-    ema: float = 0.0  # decay per step of a moving average of the weights, which is what gets evaluated (0: off)
-    precision: str = "auto"  # "auto": choose_precision() for the device; or "bf16", "fp16", "fp32"
-    channels_last: bool = False
-    tta: str = "none"  # test-time augmentation: "none", "flip" (image + mirror), "flip_shift" (+ 1 px shifts)
-    low_res_epochs: int = 0  # progressive resizing: the first epochs (never all) train on images shrunk to low_res px
-    low_res: int = 24  # ... which GAP makes possible (any input size) and which costs about (24/32)² of a step
-    cutout: int = 0  # side of a square (px) blanked to the mean colour at a random place in each training image (0: off)
-
-    def __post_init__(self):
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs={self.epochs} (need at least 1)")
-        if self.batch_size < 1:
-            problems.append(f"batch_size={self.batch_size} (need at least 1)")
-        if not self.lr > 0:
-            problems.append(f"lr={self.lr} (need > 0)")
-        if not 0 <= self.ema < 1:
-            problems.append(f"ema={self.ema} (a decay in [0, 1); 0 turns it off)")
-        if self.precision not in ("auto", *PRECISIONS):
-            problems.append(f"precision={self.precision!r} (expected 'auto' or one of {PRECISIONS})")
-        if self.tta not in TTA_MODES:
-            problems.append(f"tta={self.tta!r} (expected one of {TTA_MODES})")
-        if self.low_res_epochs < 0:
-            problems.append(f"low_res_epochs={self.low_res_epochs} (expected ≥ 0; at most epochs − 1 are used)")
-        if not 8 <= self.low_res <= 64:
-            problems.append(f"low_res={self.low_res} (expected 8..64 px)")
-        if not 0 <= self.cutout <= 32:
-            problems.append(f"cutout={self.cutout} (a square side in px, 0..32; 0 turns it off)")
-        if not 0 <= self.label_smoothing < 1:
-            problems.append(f"label_smoothing={self.label_smoothing} (expected 0 ≤ value < 1)")
-        if problems:
-            raise ValueError(f"Recipe {self.name!r} is not valid: " + "; ".join(problems) + ".")
-
-    def describe(self) -> str:
-        """Every field as ``name=value``. Fields added after the first results were recorded (from ``cutout`` on)
-        appear only when they differ from their default, so a recorded recipe still names the same recipe."""
-        later = _LATER_FIELDS
-        return ", ".join(f"{k}={v}" for k, v in asdict(self).items()
-                         if k not in later or v != later[k])
-
-
-# Fields added after results were first recorded, with their defaults (see Recipe.describe).
-_LATER_FIELDS = {"cutout": 0}
-
-PRESETS: dict[str, Recipe] = {
-    # A 2-core CPU: the seed's layers at half width, about 4 minutes of training, so that notebook 03 stays within
-    # its 6-minute budget (README: ablation and benchmark tables). The first half of the epochs trains on 24 px
-    # images (progressive resizing, which only a GAP head allows).
-    "cpu": Recipe("cpu", epochs=16, batch_size=256, lr=0.2, width=0.5, label_smoothing=0.2,
-                  decay_norm_and_bias=False, ema=0.99, channels_last=True, tta="flip_shift", low_res_epochs=8),
-    # Apple GPUs: as the cpu preset, but without channels_last (it has given wrong results and slow backward passes
-    # on MPS in several torch releases) and in fp32. Not measured by the course: no Mac was available.
-    "mps": Recipe("mps", epochs=16, batch_size=256, lr=0.2, width=0.5, label_smoothing=0.2,
-                  decay_norm_and_bias=False, ema=0.99, precision="fp32", tta="flip_shift"),
-    # One CUDA GPU: the seed network unchanged (width 1). Not measured by the course yet (see the README).
-    "gpu": Recipe("gpu", epochs=24, batch_size=512, lr=0.4, width=1.0, label_smoothing=0.2,
-                  decay_norm_and_bias=False, ema=0.99, channels_last=True, tta="flip_shift"),
-    # Plain fp32, no tricks: the baseline the presets are measured against.
-    "plain": Recipe("plain", epochs=8, batch_size=128, lr=0.05, width=1.0, label_smoothing=0.0, nesterov=False,
-                    precision="fp32"),
-}
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Arithmetic precision, chosen by what the hardware does natively
-
-
-@dataclass(frozen=True)
-class Precision:
-    """The arithmetic a run uses, and why. ``mode`` is ``bf16``, ``fp16`` (with a gradient scaler) or ``fp32``."""
-
-    mode: str
-    reason: str
-
-    @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.mode)
-
-    @property
-    def needs_grad_scaler(self) -> bool:
-        """fp16 gradients can underflow to 0; a scaler multiplies the loss before backward and divides after."""
-        return self.mode == "fp16"
-
-
-def choose_precision(device_type: str, cuda_capability: tuple[int, int] | None = None,
-                     cpu_native_bf16: bool = False) -> Precision:
-    """The fastest arithmetic that is native on the hardware. A pure function of what it is told, so every branch
-    is tested without the hardware:
-
-    * CUDA, compute capability ≥ 8.0 (A100, RTX 30xx/40xx, L4, H100): bf16 autocast; cuDNN has bf16 convolutions.
-    * CUDA 7.x (V100 7.0, T4 and RTX 20xx 7.5): fp16 autocast with a gradient scaler; cuDNN refuses bf16
-      convolutions below 8.0, so bf16 would fall back to a slow path (``torch.cuda.is_bf16_supported()`` says True on
-      every CUDA GPU, because it counts emulation).
-    * older CUDA GPUs: fp32 (no fast 16-bit units).
-    * a CPU with native bf16 (AVX-512 BF16 or AMX): bf16 autocast; any other CPU: fp32 (emulated bf16 is slower).
-    * Apple MPS and anything else: fp32.
-    """
-    if device_type == "cuda":
-        if cuda_capability is None:
-            return Precision("fp32", "CUDA device of unknown compute capability")
-        cap = f"{cuda_capability[0]}.{cuda_capability[1]}"
-        if tuple(cuda_capability) >= (8, 0):
-            return Precision("bf16", f"CUDA compute capability {cap} ≥ 8.0: native bf16 (cuDNN bf16 convolutions)")
-        if tuple(cuda_capability) >= (7, 0):
-            return Precision("fp16", f"CUDA compute capability {cap}: tensor cores do fp16 but cuDNN has no bf16 "
-                                     "convolutions below 8.0; fp16 autocast with a gradient scaler")
-        return Precision("fp32", f"CUDA compute capability {cap} < 7.0: no fast 16-bit arithmetic")
-    if device_type == "cpu":
-        if cpu_native_bf16:
-            return Precision("bf16", "CPU with native bf16 instructions (AVX-512 BF16 or AMX)")
-        return Precision("fp32", "CPU without native bf16 (emulated bf16 is slower than fp32)")
-    if device_type == "mps":
-        return Precision("fp32", "Apple MPS: fp32 (the course has not measured 16-bit autocast there)")
-    return Precision("fp32", f"device type {device_type!r}: fp32")
-
-
-def cpu_has_native_bf16() -> bool:
-    """True if this CPU has AVX-512 BF16 or AMX (read from /proc/cpuinfo on Linux; False where it cannot tell)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
-
-
-def native_precision(device: torch.device | str) -> Precision:
-    """:func:`choose_precision` for a real device, reading its capability."""
-    device = torch.device(device)
-    capability = None
-    if device.type == "cuda" and torch.cuda.is_available():
-        capability = torch.cuda.get_device_capability(device)
-    return choose_precision(device.type, capability, device.type == "cpu" and cpu_has_native_bf16())
-
-
-def resolve_precision(recipe: Recipe | None, device: torch.device | str) -> Precision:
-    """The precision a recipe asks for on ``device``: its own choice if it names one, else the native one."""
-    device = torch.device(device)
-    if recipe is None:
-        return Precision("fp32", "no recipe: plain fp32")
-    if recipe.precision == "auto":
-        return native_precision(device)
-    if device.type == "meta":
-        return Precision("fp32", "meta device: shapes only")
-    return Precision(recipe.precision, f"set by recipe '{recipe.name}'")
-
-
-def pick_recipe(device: torch.device | str, name: str | None = None, *, announce: bool = True) -> Recipe:
-    """The preset for ``device`` (``gpu`` on CUDA, ``mps`` on Apple GPUs, else ``cpu``) or the one named, with its
-    precision resolved for the device (recorded in the recipe, so checkpoints say what was used)."""
-    device = torch.device(device)
-    chosen = name or {"cuda": "gpu", "mps": "mps"}.get(device.type, "cpu")
-    if chosen not in PRESETS:
-        raise ValueError(f"Unknown preset {chosen!r}; expected one of {sorted(PRESETS)}.")
-    recipe = PRESETS[chosen]
-    precision = resolve_precision(recipe, device)
-    recipe = replace(recipe, precision=precision.mode)
-    if announce:
-        print(f"Recipe '{recipe.name}': {recipe.epochs} epochs (full profile), batch {recipe.batch_size}, "
-              f"width ×{recipe.width}, {precision.mode} ({precision.reason}), channels_last={recipe.channels_last}")
-    return recipe
-
+from . import budget as _budget
+from .budget import Plan
+from .recipes import (PRECISIONS, PRESETS, TTA_MODES, _LATER_FIELDS, Precision, Recipe,  # noqa: F401
+                      choose_precision, cpu_has_native_bf16, native_precision, pick_recipe,
+                      resolve_precision)
 
 # --------------------------------------------------------------------------------------------------------------------
 # Training
@@ -228,6 +52,11 @@ class History:
     seconds: list[float] = field(default_factory=list)  # training time so far, evaluation excluded
     step_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # one per step
+    plan: Plan | None = None  # how a run with a time budget was planned, and how long it took (gapcourse.budget)
+
+    def __post_init__(self):
+        if isinstance(self.plan, dict):  # read back from a checkpoint's metadata
+            self.plan = Plan.from_dict(self.plan)
 
     @property
     def train_seconds(self) -> float:
@@ -310,13 +139,77 @@ class WeightAverage:
         model.load_state_dict(self.model.state_dict())
 
 
-def _sgd(groups: list[dict], recipe: Recipe, device: torch.device) -> torch.optim.SGD:
+def _has_fused_sgd() -> bool:
+    """Whether this torch has the fused SGD optimizer (one kernel per step; CUDA, and CPU in recent releases)."""
+    return "fused" in inspect.signature(torch.optim.SGD).parameters
+
+
+_said_unfused = False  # the warning below is given once per process
+
+
+def _sgd(groups: list[dict], recipe: Recipe, device: torch.device, *, fused: bool | None = None) -> torch.optim.SGD:
+    """SGD with the recipe's momentum. ``fused`` (default: on CUDA, where this torch has it) runs the whole step as
+    one kernel, which also lets the fp16 gradient scaler skip its per-step host read of "was there an overflow?".
+
+    A fused optimizer starts from zero momentum buffers. Fused SGD would otherwise create them with ``empty_like``
+    in its first step and rely on that step to fill them; when the fp16 gradient scaler skips that step (an
+    overflow), the buffers stay uninitialised memory and the next step uses them. Zeros give the same first step
+    as PyTorch's own (dampening 0: buffer = momentum·0 + gradient = gradient), whether or not it is skipped.
+    """
+    global _said_unfused
     kwargs = dict(lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
-    if device.type == "cuda" and "fused" in inspect.signature(torch.optim.SGD).parameters:
-        kwargs["fused"] = True  # one kernel per step; lets the fp16 gradient scaler skip its host sync
-    return torch.optim.SGD(groups, **kwargs)
+    if fused is None:
+        fused = device.type == "cuda" and _has_fused_sgd()
+        if device.type == "cuda" and not fused and not _said_unfused:
+            _said_unfused = True
+            warnings.warn(f"torch {torch.__version__} has no fused SGD: training on CUDA uses the unfused optimizer, "
+                          "and in fp16 its gradient scaler then waits for the GPU once per step (it reads whether "
+                          "the step overflowed). A newer torch removes that wait.", stacklevel=2)
+    if fused:
+        kwargs["fused"] = True
+    optimizer = torch.optim.SGD(groups, **kwargs)
+    if fused and recipe.momentum:
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return optimizer
 
 
+@contextlib.contextmanager
+def device_settings(device: torch.device | str, precision: Precision):
+    """The global switches a run on ``device`` needs, restored on exit however the run ends. On CUDA: cuDNN
+    autotuning on (the input shapes are fixed, so cuDNN times its kernels once and keeps the fastest), and for an
+    fp32 run TF32 off for convolutions and matrix products, since on compute capability ≥ 8.0 cuDNN would otherwise
+    run "fp32" convolutions in TF32 (a 10-bit mantissa). Elsewhere: nothing to set."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        yield
+        return
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32
+    try:
+        cudnn.benchmark = True
+        if precision.mode == "fp32":
+            cudnn.allow_tf32 = matmul.allow_tf32 = False
+        yield
+    finally:
+        cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+def _within_device_settings(train_fn):
+    """Run :func:`fit` inside :func:`device_settings` for its device and recipe."""
+
+    @functools.wraps(train_fn)
+    def run(*args, **kwargs):
+        bound = inspect.signature(train_fn).bind(*args, **kwargs)
+        device = torch.device(bound.arguments.get("device", "cpu"))
+        with device_settings(device, resolve_precision(bound.arguments["recipe"], device)):
+            return train_fn(*args, **kwargs)
+
+    return run
+
+
+@_within_device_settings
 def fit(
     model: nn.Module,
     train: Cifar10Split,
@@ -336,20 +229,23 @@ def fit(
     smoothing; backward; SGD step; update the weight average; advance the one-cycle schedule. ``epochs``, if given,
     is obeyed as it is (the profile's scaling applies only to the recipe's own number). With ``recipe.ema`` the
     model ends holding the averaged weights.
+
+    A recipe with ``budget_s`` and no ``epochs`` trains to that time budget: fit first times a few steps on a copy
+    of the network, then runs as many epochs as fit the budget (:mod:`gapcourse.budget`; ``history.plan`` records
+    the plan, and ``fit(..., history.plan.fixed_recipe(recipe), epochs=history.plan.epochs)`` repeats the run).
     """
+    started = _budget.clock()  # a budget counts everything fit does, from here
     device = torch.device(device)
     profile = profile or active_profile(announce=False)
-    if epochs is None:
+    if epochs is None and recipe.budget_s is None:
         epochs = profile.epochs(recipe.epochs)
-    elif not isinstance(epochs, int) or epochs < 1:
+    elif epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"epochs must be a whole number ≥ 1, got {epochs!r}.")
     if len(train) == 0:
         raise ValueError("The training split is empty: nothing to train on.")
     precision = resolve_precision(recipe, device)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    model.to(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN time its kernels once and keep the best
+    model.to(device)  # on CUDA, cuDNN autotuning (and for fp32, TF32 off) is set by device_settings around fit
     if device.type != "cpu":  # keep the uint8 training and test sets on the accelerator: no copy per step
         train = replace(train, images=train.images.to(device), labels=train.labels.to(device))
         if test is not None:
@@ -359,14 +255,22 @@ def fit(
 
     drop_last = len(train) > recipe.batch_size  # equal-sized steps, unless the data fit in one batch
     steps_per_epoch = num_batches(len(train), recipe.batch_size, drop_last=drop_last)
+    plan = None
+    if epochs is None:  # a time budget: measure this machine, then plan the epochs that fit (gapcourse.budget)
+        plan = _budget.make_plan(model, train, test, recipe, device=device, profile=profile, started=started,
+                                 steps_per_epoch=steps_per_epoch,
+                                 images_per_epoch=steps_per_epoch * recipe.batch_size if drop_last else len(train))
+        if progress:
+            print(plan.describe_plan())
+        epochs, recipe = plan.epochs, plan.fixed_recipe(recipe)
+        precision = resolve_precision(recipe, device)
     optimizer = _sgd(parameter_groups(model, recipe.weight_decay, recipe.decay_norm_and_bias), recipe, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(epochs * steps_per_epoch, recipe.warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_grad_scaler)
     average = WeightAverage(model, recipe.ema) if recipe.ema > 0 else None
 
     # The same share of the run at low resolution when the number of epochs is not the recipe's own.
-    low_res_epochs = min(epochs - 1, round(recipe.low_res_epochs * epochs / recipe.epochs)) if recipe.low_res_epochs \
-        else 0
+    low_res_epochs = _budget.low_res_epochs_for(recipe, epochs)
     history = History()
     trained = 0.0
     for epoch in range(1, epochs + 1):
@@ -426,6 +330,8 @@ def fit(
             if test is not None:
                 msg += f", test acc {history.test_acc[-1]:.1%}"
             print(msg + f" ({trained:.0f} s training so far)")
+    if plan is not None:
+        history.plan = _budget.finish_plan(plan, started, trained)
     return history
 
 

@@ -2,7 +2,8 @@
 
 Introduced in: :func:`show_images`, :func:`show_feature_maps`, :func:`show_map_and_average` (notebook 01);
 :func:`show_pooling_windows`, :func:`plot_output_sizes` (notebook 02); :func:`plot_history`, :func:`plot_confusion`,
-:func:`plot_per_class`, :func:`show_predictions` (notebook 03); :func:`show_heatmaps` (notebook 05).
+:func:`plot_per_class`, :func:`show_predictions`, :func:`plot_budget_curve` (notebook 03); :func:`show_heatmaps`
+(notebook 05).
 """
 
 from __future__ import annotations
@@ -279,4 +280,35 @@ def show_heatmaps(images: torch.Tensor, heats: torch.Tensor, *, titles: Sequence
         fig.suptitle(title)
     if shared_scale and shown is not None:
         fig.colorbar(shown, ax=list(np.ravel(fig.axes)), shrink=0.8, label=label)
+    return fig
+
+
+def plot_budget_curve(payload: dict, *, highlight: float | None = None) -> plt.Figure:
+    """Notebook 03: test accuracy against the training budget, one line per condition (the rows of
+    ``gapcourse/results/budget_table.json``, see :mod:`gapcourse.budget_table`), the planned epochs written at each
+    point. ``highlight`` (seconds) draws a vertical line at a budget, e.g. the notebook's own."""
+    rows = payload.get("rows") if isinstance(payload, dict) else None
+    if not rows:
+        raise ValueError("plot_budget_curve expects the budget table's results (a dict with a non-empty 'rows' list), "
+                         "e.g. gapcourse.budget_table.load_table().")
+    from .budget_table import CONDITIONS
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for condition in [c for c in CONDITIONS if any(r["condition"] == c for r in rows)]:
+        mine = sorted((r for r in rows if r["condition"] == condition), key=lambda r: r["budget_s"])
+        minutes = [r["budget_s"] / 60 for r in mine]
+        acc = [100 * r["test_acc"] for r in mine]
+        ax.plot(minutes, acc, "o-", label=CONDITIONS[condition])
+        for x, y, r in zip(minutes, acc, mine):
+            ax.annotate(f"{r['epochs']} ep", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    if highlight is not None:
+        ax.axvline(highlight / 60, color="grey", ls="--", lw=1, label=f"budget {highlight / 60:g} min")
+    ax.set_xscale("log", base=2)
+    ticks = sorted({r["budget_s"] / 60 for r in rows})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xlabel("training budget (minutes, whole fit call)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("What the cpu preset reaches in a given time")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig

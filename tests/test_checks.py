@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import math
+import random
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -34,6 +36,32 @@ def test_placeholders_are_not_attempted_and_never_raise(name):
         result = CHECKS[name](todo)
         assert result.status == NOT_ATTEMPTED, result
         assert repr(result).startswith("⏳")
+
+
+class MeanModule(nn.Module):  # GAP written with .mean: what the gap_module exercise rules out
+    def forward(self, x):
+        return x.mean((2, 3))
+
+
+class SumModule(nn.Module):  # GAP as sum / count: an average by hand, not layers
+    def forward(self, x):
+        return x.sum((2, 3)) / (x.shape[2] * x.shape[3])
+
+
+class NinWrapped(nn.Module):  # right values, but notebook 04 could not take the conv as head[0]
+    def __init__(self, c, k):
+        super().__init__()
+        self.conv, self.pool = nn.Conv2d(c, k, 1), nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        return self.pool(self.conv(x)).flatten(1)
+
+
+def block(i, m, o, conv=None, pool=None):
+    """The course's block with some convolution arguments or the pooling layer changed."""
+    conv = {"padding": 1, **(conv or {})}
+    return nn.Sequential(nn.Conv2d(i, m, 3, **conv), nn.ReLU(), nn.Conv2d(m, o, 3, **conv), nn.ReLU(),
+                         pool or nn.MaxPool2d(2, 2), nn.BatchNorm2d(o))
 
 
 WRONG_ANSWERS = [
@@ -66,6 +94,9 @@ WRONG_ANSWERS = [
     ("gap_module", lambda: nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten()), "max pooling"),
     ("gap_module", lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 6)),
      "no parameters"),
+    ("gap_module", lambda: MeanModule(), "calls \\.mean"),
+    ("gap_module", lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), MeanModule()), "calls \\.mean"),
+    ("gap_module", lambda: SumModule(), "sums each map and divides"),
     ("seed_block", lambda i, m, o: nn.Sequential(nn.Conv2d(i, m, 3), nn.ReLU(), nn.Conv2d(m, o, 3), nn.ReLU(),
                                                  nn.MaxPool2d(2, 2), nn.BatchNorm2d(o)), "padding=1"),
     ("seed_block", lambda i, m, o: nn.Sequential(nn.Conv2d(i, m, 3, padding=1), nn.ReLU(),
@@ -80,6 +111,14 @@ WRONG_ANSWERS = [
     ("seed_block", lambda i, m, o: nn.Sequential(nn.Conv2d(i, m, 3, padding=1), nn.ReLU(),
                                                  nn.Conv2d(m, o, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
                                                  nn.BatchNorm2d(m)), "BatchNorm2d\\(c_out\\)"),
+    ("seed_block", lambda i, m, o: block(i, m, o, conv=dict(padding=2, dilation=2)), "not dilated"),
+    ("seed_block", lambda i, m, o: block(i, m, o, pool=nn.MaxPool2d(3, 2, 1)), "MaxPool2d\\(2, 2\\): 2×2 windows"),
+    ("seed_block", lambda i, m, o: block(i, m, o, pool=nn.MaxPool2d(2, 2, ceil_mode=True)), "MaxPool2d\\(2, 2\\)"),
+    ("seed_block", lambda i, m, o: block(i, m, o, conv=dict(bias=False)), "Keep the convolutions' biases"),
+    ("seed_block", lambda i, m, o: block(i, m, o, conv=dict(padding=1, padding_mode="reflect")), "zero padding"),
+    ("seed_block", lambda i, m, o: nn.Sequential(nn.Conv2d(i, m, 3, padding=1), nn.ReLU(),
+                                                 nn.Conv2d(m, o, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
+                                                 nn.BatchNorm2d(o, affine=False)), "affine=True"),
     ("per_class_accuracy", lambda p, y, k: [((p == c) & (y == c)).sum() for c in range(k)], "counts"),
     ("per_class_accuracy", lambda p, y, k: [((p == c) & (y == c)).sum() / len(y) for c in range(k)],
      "divides by all images"),
@@ -91,6 +130,9 @@ WRONG_ANSWERS = [
     ("nin_head", lambda c, k: nn.Sequential(nn.Conv2d(c, k, 1), nn.AdaptiveAvgPool2d(1)), "add nn.Flatten"),
     ("nin_head", lambda c, k: nn.Sequential(nn.Conv2d(c, k, 1), nn.AdaptiveMaxPool2d(1), nn.Flatten()),
      "averages of the class maps"),
+    ("nin_head", lambda c, k: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, k, 1), nn.Flatten()),
+     "1×1 conv comes first.*Here the conv gets 1×1 maps"),
+    ("nin_head", lambda c, k: NinWrapped(c, k), "nn.Sequential whose first layer is the 1×1 conv"),
     ("shift_right_down", lambda x, s: torch.roll(x, (s, s), (2, 3)), "wraps"),
     ("shift_right_down", lambda x, s: checks.ref_shift_right_down(x.flip(2, 3), s).flip(2, 3), "left and up"),
     ("shift_right_down", lambda x, s: torch.cat([torch.zeros_like(x[..., :s]), x[..., :x.shape[-1] - s]], -1),
@@ -102,6 +144,19 @@ WRONG_ANSWERS = [
     ("peak_cell", lambda c: divmod(int(c.argmax()), c.shape[1])[::-1], "swapped"),
     ("peak_cell", lambda c: divmod(int(c.argmax()), c.shape[0]), "divide the flat index by the width"),
     ("peak_cell", lambda c: (0, 0), "peak is elsewhere"),
+    ("smoothed_targets", lambda y, k, s: torch.nn.functional.one_hot(y, k).float(), "one-hot"),
+    ("smoothed_targets", lambda y, k, s: torch.nn.functional.one_hot(y, k).float() * (1 - s), "sum to 1"),
+    ("smoothed_targets", lambda y, k, s: torch.where(torch.nn.functional.one_hot(y, k).bool(), 1 - s, s / (k - 1)),
+     "other C − 1 classes only"),
+    ("smoothed_targets", lambda y, k, s: torch.nn.functional.one_hot(y, k).float() * s + (1 - s) / k, "swapped"),
+    ("smoothed_targets", lambda y, k, s: torch.nn.functional.one_hot(y, k).float() * (1 - s / 2) + s / (2 * k),
+     "values differ"),
+    ("smoothed_targets", lambda y, k, s: torch.full((k, len(y)), 1 / k), "one distribution per image"),
+    ("ema_update", lambda a, w, d: d * w + (1 - d) * a, "instead of the old average"),
+    ("ema_update", lambda a, w, d: (a + w) / 2, "equally"),
+    ("ema_update", lambda a, w, d: w.clone(), "unchanged"),
+    ("ema_update", lambda a, w, d: a.mul_(d).add_((1 - d) * w), "in place"),
+    ("ema_update", lambda a, w, d: d * a + d * w, "values differ"),
 ]
 
 
@@ -129,6 +184,111 @@ def test_messages_do_not_print_the_answer():
 def test_crashing_answers_are_reported_not_raised():
     result = checks.global_avg_pool(lambda x: x.reshape(7))
     assert result.status == WRONG and "RuntimeError" in result.message
+
+
+def _settings_now():
+    return (torch.get_default_dtype(), torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+            torch.is_grad_enabled(), torch.get_float32_matmul_precision(), torch.get_default_device())
+
+
+def _generators_now():
+    return torch.get_rng_state(), random.getstate(), np.random.get_state()[1].tolist()
+
+
+def _changing(change):
+    """A right GAP answer that also does ``change()`` to torch's global state."""
+    def answer(x):
+        change()
+        return x.mean((2, 3))
+
+    return answer
+
+
+GLOBAL_CHANGES = {
+    "default dtype": (lambda: torch.set_default_dtype(torch.float64), "default dtype \\(float32 → float64\\)"),
+    "threads": (lambda: torch.set_num_threads(torch.get_num_threads() + 1), "number of CPU threads"),
+    "deterministic": (lambda: torch.use_deterministic_algorithms(True),
+                      "deterministic-algorithms mode \\(off → on\\)"),
+    "grad mode": (lambda: torch.set_grad_enabled(False), "gradient mode \\(on → off\\)"),
+    "matmul precision": (lambda: torch.set_float32_matmul_precision("medium"), "float32 matmul precision"),
+    "default device": (lambda: torch.set_default_device("meta"), "default device \\(cpu → meta\\)"),
+    "torch seed": (lambda: torch.manual_seed(0), "reseeds a random generator \\(torch.manual_seed\\):"),
+    "random seed": (lambda: random.seed(0), "random.seed"),
+    "numpy seed": (lambda: np.random.seed(0), "numpy.random.seed"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(GLOBAL_CHANGES))
+def test_an_answer_that_changes_global_state_is_wrong_says_what_and_is_undone(change):
+    make_change, message = GLOBAL_CHANGES[change]
+    settings, generators = _settings_now(), _generators_now()
+    result = checks.global_avg_pool(_changing(make_change))
+    assert result.status == WRONG, result
+    assert __import__("re").search(message, result.message), result.message
+    assert "put it back" in result.message and "Float did not match Double" not in result.message
+    assert _settings_now() == settings
+    after = _generators_now()
+    assert torch.equal(after[0], generators[0]) and after[1:] == generators[1:]
+    assert torch.randn(2).dtype == torch.float32  # what a later cell of the notebook gets
+
+
+def test_a_module_built_by_the_answer_is_watched_too_and_a_failing_answer_is_undone():
+    class Leaky(nn.Module):
+        def forward(self, x):
+            torch.set_default_dtype(torch.float64)
+            return nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+
+    result = checks.gap_module(Leaky)
+    assert result.status == WRONG and "default dtype" in result.message, result
+    assert torch.get_default_dtype() == torch.float32
+
+    def breaks_after_changing(x):
+        torch.set_num_threads(torch.get_num_threads() + 1)
+        raise ValueError("oops")
+
+    threads = torch.get_num_threads()
+    result = checks.global_avg_pool(breaks_after_changing)
+    assert result.status == WRONG and "number of CPU threads" in result.message, result
+    assert torch.get_num_threads() == threads
+
+
+def test_a_nested_reseed_is_reported_once():
+    result = checks.global_avg_pool(_changing(lambda: torch.manual_seed(0)))
+    assert result.message.count("reseeds") == 1, result.message  # torch.manual_seed also seeds CUDA's generators
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_checks_leave_the_random_generators_as_they_found_them(name):
+    before = _generators_now()
+    assert CHECKS[name](answer(name)).passed
+    assert CHECKS[name](placeholder).status == NOT_ATTEMPTED
+    after = _generators_now()
+    assert torch.equal(after[0], before[0]) and after[1:] == before[1:]
+
+
+@pytest.mark.parametrize("stopper", [SystemExit, KeyboardInterrupt, GeneratorExit])
+def test_answers_raising_what_would_stop_the_notebook_are_wrong_answers(stopper, capsys):
+    def stops(*_args):
+        raise stopper()
+
+    result = checks.global_avg_pool(stops)  # raised by the learner's function
+    assert result.status == WRONG and f"raised {stopper.__name__}, which would stop" in result.message, result
+
+    class StopsInForward(nn.Module):
+        def forward(self, x):
+            raise stopper()
+
+    result = checks.gap_module(StopsInForward)  # raised by a module the answer built, when the check runs it
+    assert result.status == WRONG and stopper.__name__ in result.message, result
+
+    class StopsWhenInspected(nn.Sequential):
+        def modules(self):
+            raise stopper()
+
+    result = checks.nin_head(lambda c, k: StopsWhenInspected(nn.Conv2d(c, k, 1)))  # outside any call of the answer
+    assert result.status == WRONG and result.message.startswith(f"Your code raised {stopper.__name__}"), result
+    assert answer_or_reference("global_avg_pool", stops) is checks.ref_global_avg_pool
+    assert "reference" in capsys.readouterr().out
 
 
 def test_answer_or_reference_prefers_a_passing_answer(capsys):

@@ -46,3 +46,30 @@ def test_seed_everything_repeats_draws():
     g2 = seed_everything(3)
     b = (torch.rand(3), torch.randperm(10, generator=g2))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+# Issue 19, item 8: environment values ---------------------------------------------------------------------------------
+def test_19_8_spaces_around_the_cache_path_are_removed_and_said(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GAPCOURSE_CACHE", f"  {tmp_path / 'c'} ")
+    assert cache_dir() == tmp_path / "c"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"], "no folder named ' ' in the working directory"
+    assert "has spaces around it" in capsys.readouterr().out
+
+
+def test_19_8_a_relative_xdg_cache_home_is_ignored_as_the_spec_says(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GAPCOURSE_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", "~/xdg")
+    assert cache_dir() == tmp_path / "home" / ".cache" / "gapcourse"
+    assert not (tmp_path / "~").exists()
+    assert "relative path, which the XDG specification says to ignore" in capsys.readouterr().out
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "gapcourse"
+
+
+def test_19_8_a_tilde_in_the_cache_variable_is_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GAPCOURSE_CACHE", "~/gc")
+    assert cache_dir() == tmp_path / "home" / "gc"

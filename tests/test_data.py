@@ -202,3 +202,14 @@ def test_fast_profile_takes_a_balanced_real_subset():
     assert train.class_counts() == [fast.train_per_class] * 10
     assert test.class_counts() == [fast.test_per_class] * 10
     assert not train.synthetic and os.fspath(real_copy()) in train.source
+
+
+def test_19_8_spaces_around_the_data_path_are_removed_and_said(tmp_path, tiny_sizes, monkeypatch, capsys):
+    root = write_imagefolder(tmp_path / "jpg")
+    monkeypatch.setenv("GAPCOURSE_DATA", f"{root}  ")
+    got = load_cifar10("test", profile=FULL)
+    assert torch.equal(got.images, expected_tensors("test")[0])
+    assert f"GAPCOURSE_DATA='{root}  ' has spaces around it; using '{root}'" in capsys.readouterr().out
+    monkeypatch.setenv("GAPCOURSE_DATA", f"{tmp_path / 'nowhere'} ")
+    with pytest.raises(DataError, match=f"source '{tmp_path / 'nowhere'}' does not exist"):
+        load_cifar10("test", profile=FULL)

@@ -1,6 +1,8 @@
-"""The GPU path, checked without a GPU (CI has none): the precision table for simulated hardware, a sync audit of the
-training step on the ``meta`` device, and device checks with fake CUDA tensors. The last test needs a real GPU and
-is skipped without one."""
+"""The GPU path, checked without a GPU (CI has none): the precision table for simulated hardware; the fp16 path
+(GradScaler + fused SGD) with an overflow on its first step; the cuDNN/TF32 switches; a sync audit of the training
+step on the ``meta`` device, and of the 16-bit step on the CPU with a stand-in for CUDA's sync debug mode
+(gapcourse.bench.audit_steps, the same audit ``bench --verify-gpu`` runs on a GPU); pinned uploads and device checks
+with fake CUDA tensors. The last test needs a real GPU and is skipped without one."""
 
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from gapcourse import build_net, checks
+from gapcourse import train as train_module
+from gapcourse.bench import HostSyncStandIn, audit_steps
 from gapcourse.data import Cifar10Split, normalize
 from gapcourse.pipeline import augment, batches
-from gapcourse.train import (PRESETS, _sgd, choose_precision, evaluate, fit, pick_recipe, predict_logits,
-                             tta_views)
+from gapcourse.recipes import Precision
+from gapcourse.train import (PRESETS, _sgd, choose_precision, device_settings, evaluate, fit, pick_recipe,
+                             predict_logits, tta_views)
 
 
 # Precision by capability ---------------------------------------------------------------------------------------------
@@ -70,6 +75,114 @@ def test_the_gpu_optimizer_is_fused_so_the_fp16_scaler_does_not_sync():
     assert not cpu.defaults.get("fused")
 
 
+def test_without_fused_sgd_the_cuda_optimizer_says_so_once(monkeypatch):
+    """An older torch has no fused SGD: the fp16 scaler then reads one number per step. Say so, once."""
+    monkeypatch.setattr(train_module, "_has_fused_sgd", lambda: False)
+    monkeypatch.setattr(train_module, "_said_unfused", False)
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(3, device="meta"))], "weight_decay": 0.0}]
+    with pytest.warns(UserWarning, match="no fused SGD") as caught:
+        first = _sgd(groups, PRESETS["gpu"], torch.device("cuda"))
+        _sgd(groups, PRESETS["gpu"], torch.device("cuda"))
+    assert len([w for w in caught if "fused" in str(w.message)]) == 1
+    assert not first.defaults.get("fused")
+
+
+# fp16 + GradScaler + fused SGD (the T4 path), on the CPU ---------------------------------------------------------
+def _tiny_net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10))
+
+
+def _scaled_steps(model, optimizer, overflow_first: bool, steps: int = 2):
+    """fit's step in fp16 on the CPU: autocast, GradScaler, the optimizer. Step 1 can be forced to overflow."""
+    scaler = torch.amp.GradScaler("cpu")
+    x, y = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(1)), torch.arange(8) % 10
+    scales = []
+    for step in range(steps):
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if overflow_first and step == 0:
+            next(model.parameters()).grad.view(-1)[0] = float("inf")
+        scaler.step(optimizer)
+        scaler.update()
+        scales.append(scaler.get_scale())
+    return scales
+
+
+def test_fp16_fused_sgd_survives_an_overflow_on_its_first_step(monkeypatch):
+    """GradScaler skips an overflowing step; fused SGD must not be left with uninitialised momentum buffers.
+    ``empty_like`` memory can hold anything; here it holds NaN, so that the test does not depend on luck."""
+    real_empty_like = torch.empty_like
+    monkeypatch.setattr(torch, "empty_like", lambda t, *a, **k: real_empty_like(t, *a, **k).fill_(float("nan")))
+    recipe = replace(PRESETS["gpu"], lr=0.1)
+    fused_net, plain_net = _tiny_net(), _tiny_net()
+    fused = _sgd([{"params": list(fused_net.parameters()), "weight_decay": 0.0}], recipe, torch.device("cpu"),
+                 fused=True)
+    assert fused.defaults.get("fused") is True
+    plain = torch.optim.SGD(plain_net.parameters(), lr=0.1, momentum=0.9, nesterov=True)  # PyTorch's own first step
+    scales = _scaled_steps(fused_net, fused, overflow_first=True)
+    _scaled_steps(plain_net, plain, overflow_first=True)
+    assert scales[0] < 65536.0  # the first step overflowed and was skipped
+    for p, q in zip(fused_net.parameters(), plain_net.parameters()):
+        buffer = fused.state[p]["momentum_buffer"]
+        assert torch.isfinite(buffer).all() and torch.isfinite(p).all()
+        torch.testing.assert_close(buffer, plain.state[q]["momentum_buffer"])
+        torch.testing.assert_close(p, q)
+
+
+def test_zero_momentum_buffers_give_pytorchs_own_first_step():
+    """With dampening 0, momentum·0 + gradient = gradient: the same first step (bit for bit) as fused SGD's own."""
+    recipe = replace(PRESETS["gpu"], lr=0.1)
+    ours_net, theirs_net = _tiny_net(), _tiny_net()
+    ours = _sgd([{"params": list(ours_net.parameters()), "weight_decay": 0.0}], recipe, torch.device("cpu"),
+                fused=True)
+    assert all(torch.equal(s["momentum_buffer"], torch.zeros_like(p)) for p, s in ours.state.items())
+    theirs = torch.optim.SGD(theirs_net.parameters(), lr=0.1, momentum=0.9, nesterov=True, fused=True)
+    _scaled_steps(ours_net, ours, overflow_first=False, steps=3)
+    _scaled_steps(theirs_net, theirs, overflow_first=False, steps=3)
+    for p, q in zip(ours_net.parameters(), theirs_net.parameters()):
+        assert torch.equal(p, q) and torch.equal(ours.state[p]["momentum_buffer"], theirs.state[q]["momentum_buffer"])
+
+
+# cuDNN and TF32 switches --------------------------------------------------------------------------------------------
+@pytest.fixture
+def cuda_switches():
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = False, True, True
+    yield lambda: (cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32)
+    cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+def test_an_fp32_run_on_cuda_has_no_tf32_and_every_switch_is_restored(cuda_switches):
+    with device_settings("cuda", Precision("fp32", "plain")):
+        assert cuda_switches() == (True, False, False)  # autotuning on; fp32 means fp32, not TF32
+    assert cuda_switches() == (False, True, True)
+    with device_settings("cuda", Precision("bf16", "native")):
+        assert cuda_switches() == (True, True, True)  # a 16-bit run leaves TF32 as the user set it
+    assert cuda_switches() == (False, True, True)
+    with device_settings("cpu", Precision("fp32", "cpu")):
+        assert cuda_switches() == (False, True, True)
+
+
+def test_fit_sets_the_switches_for_its_run_and_restores_them_however_it_ends(cuda_switches):
+    seen = []
+
+    class Stops(torch.nn.Module):
+        def to(self, *args, **kwargs):  # fit's first touch of the device: record the switches, then fail
+            seen.append(cuda_switches())
+            raise RuntimeError("stop here")
+
+    data = Cifar10Split(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.arange(4), "train", "zeros")
+    with pytest.raises(RuntimeError, match="stop here"):
+        fit(Stops(), data, None, PRESETS["plain"], device="cuda", epochs=1, progress=False)
+    assert seen == [(True, False, False)]
+    assert cuda_switches() == (False, True, True)
+
+
 # Sync audit ------------------------------------------------------------------------------------------------------------
 class HostTraffic(TorchDispatchMode):
     """Counts what makes a CPU wait for a device: scalar reads (``.item()``) and copies from the device to the host;
@@ -122,9 +235,116 @@ def test_the_progress_bar_reads_one_loss_every_log_every_steps():
     assert chatty.reads - quiet.reads == 2 * (56 // 50)
 
 
+# The 16-bit step, audited on the CPU: autocast, GradScaler, the fused optimizer, tensor constructors ------------------
+def _small(precision: str):
+    return replace(PRESETS["gpu"], batch_size=8, width=0.25, precision=precision)
+
+
+@pytest.fixture
+def fused_on_cpu(monkeypatch):
+    """fit's optimizer as on CUDA (fused, zero momentum buffers), here with the CPU kernel."""
+    monkeypatch.setattr(train_module, "_sgd", lambda *a, **k: _sgd(*a, **k, fused=True))
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_the_16bit_step_never_waits_for_the_device(fused_on_cpu, precision):
+    """Every step of fit (autocast, GradScaler with the fused step, EMA, schedule, batches) runs with anything that
+    would make a CPU wait for a GPU raising an error: scalar reads, device→host copies, tensors built from lists."""
+    audit = audit_steps(_small(precision), "cpu", steps=3, guard=HostSyncStandIn)
+    assert audit.clean and audit.reached == 3 and audit.sync_at is None, audit.describe()
+
+
+def test_the_audit_catches_the_scalers_read_when_sgd_is_not_fused():
+    """Without the fused optimizer, GradScaler reads "did it overflow?" every step: the audit names fit's line."""
+    audit = audit_steps(_small("fp16"), "cpu", steps=3, guard=HostSyncStandIn)
+    assert not audit.clean and audit.reached == 2  # the first guarded step
+    assert "gapcourse/train.py" in audit.sync_at and "scaler.step(optimizer)" in audit.sync_at, audit.describe()
+
+
+def test_a_tensor_built_from_a_list_in_the_step_is_caught_and_setup_is_not_blamed(fused_on_cpu, monkeypatch):
+    """``torch.tensor(list, device=...)`` is a blocking copy on CUDA (on ``meta`` it is skipped, so the meta audit
+    above cannot see it). One in the third step is caught there, with fit's line and the line that made it; the
+    same sync in fit's setup (before the first step) is not blamed on training."""
+    real_cross_entropy = torch.nn.functional.cross_entropy
+    calls = []
+
+    def cross_entropy(logits, y, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            torch.tensor([1.0, 2.0], device=logits.device)  # the culprit
+        return real_cross_entropy(logits, y, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", cross_entropy)
+    audit = audit_steps(_small("fp16"), "cpu", steps=4, guard=HostSyncStandIn)
+    assert audit.reached == 3 and not audit.clean
+    assert "gapcourse/train.py" in audit.sync_at and "cross_entropy" in audit.sync_at
+    assert "test_gpu_path.py" in audit.origin and "the culprit" in audit.origin
+
+    calls.clear()
+    real_average = train_module.WeightAverage.__init__
+
+    def average_with_a_sync(self, *args, **kwargs):  # setup: the same constructor, before the first step
+        torch.tensor([1.0, 2.0]).sum().item()
+        real_average(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", real_cross_entropy)
+    monkeypatch.setattr(train_module.WeightAverage, "__init__", average_with_a_sync)
+    audit = audit_steps(_small("fp16"), "cpu", steps=4, guard=HostSyncStandIn)
+    assert audit.clean and audit.reached == 4, audit.describe()
+
+
+class PinnedUploads(TorchDispatchMode):
+    """Host→device copies under fake CUDA tensors, each noted with whether it came from pinned memory and was
+    asynchronous. (Fake tensors cannot pin: the pinned tensor is the same tensor, remembered as pinned.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.pinned, self.uploads = set(), []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.ops.aten._pin_memory.default:
+            self.pinned.add(id(args[0]))
+            return args[0]
+        if func is torch.ops.aten._to_copy.default and args[0].device.type == "cpu" \
+                and torch.device(kwargs.get("device") or "cpu").type == "cuda":
+            self.uploads.append((id(args[0]) in self.pinned, bool(kwargs.get("non_blocking"))))
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("n_batches", [2, 5])
+def test_an_epochs_uploads_are_pinned_asynchronous_and_do_not_grow_with_its_steps(n_batches, monkeypatch):
+    from gapcourse import data as data_module
+
+    skip_unless_cuda_can_be_faked()
+    generator = torch.Generator().manual_seed(0)
+    monkeypatch.setattr(data_module, "_STATS", {})
+    with FakeTensorMode(allow_non_fake_inputs=True), PinnedUploads() as traffic:
+        n = 16 * n_batches
+        data = Cifar10Split(torch.empty(n, 3, 32, 32, dtype=torch.uint8, device="cuda"),
+                            torch.arange(n, device="cuda") % 10, "train", "fake")  # on the GPU, as fit keeps it
+        for kind in ("mean", "std"):  # normalize's constants, uploaded once per device (not cached for fakes)
+            data_module._STATS[kind, data.images.device] = data_module._channel_stats(kind, data.images.device)
+        traffic.uploads.clear()
+        steps = list(batches(data, 16, shuffle=True, augment_padding=4, generator=generator, device="cuda", cutout=8))
+    assert len(steps) == n_batches
+    assert traffic.uploads == [(True, True), (True, True)]  # the epoch's order, then its draws: one copy each
+
+
 # Fake CUDA tensors -------------------------------------------------------------------------------------------------------
+def skip_unless_cuda_can_be_faked() -> None:
+    """Older torch (2.9) initialises CUDA for indexing a fake tensor, which needs a driver: feature-detected."""
+    with FakeTensorMode(allow_non_fake_inputs=True), torch.device("cuda"):
+        try:
+            torch.empty(2, dtype=torch.int64)[:, None] + torch.arange(2)
+        except RuntimeError as err:
+            pytest.skip(f"torch {torch.__version__} cannot fake CUDA tensors without a CUDA driver "
+                        f"({str(err).splitlines()[0]}); these tests run with constraints.txt's torch")
+
+
 @pytest.fixture
 def fake_cuda():
+    skip_unless_cuda_can_be_faked()
     with FakeTensorMode(allow_non_fake_inputs=True) as mode, torch.device("cuda"):
         yield mode
 
@@ -175,18 +395,15 @@ def test_cam_helpers_work_on_device_tensors(fake_cuda):
 
 # A real GPU ----------------------------------------------------------------------------------------------------------------
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here; run on a GPU machine)")
-def test_twenty_steps_on_a_real_gpu_never_sync():
-    n = 20 * 64
-    data = Cifar10Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8), torch.arange(n) % 10, "train",
-                        "random")
-    recipe = replace(pick_recipe(torch.device("cuda"), announce=False), batch_size=64, epochs=1)
-    model = build_net(width=recipe.width).cuda()
-    steps = []
-    model.register_forward_pre_hook(lambda *_: steps.append(1))
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        with pytest.raises(RuntimeError, match="synchroniz"):  # the epoch's one read, after its last step
-            fit(model, data, None, recipe, device="cuda", epochs=1, progress=False)
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
-    assert len(steps) == 20, f"a sync stopped training after {len(steps)} of 20 steps"
+@pytest.mark.parametrize("precision", ["native", "fp16"])
+def test_twenty_steps_on_a_real_gpu_never_sync(precision):
+    """The data, normalize's constants and fit's setup are in place before torch.cuda.set_sync_debug_mode("error")
+    switches on (at the second step's forward pass, after the first step's one-time work); any sync after that is
+    named by its line. The only one allowed
+    is fit's read of the epoch's numbers after the last step. (Its logic is tested on the CPU above.)"""
+    recipe = pick_recipe(torch.device("cuda"), announce=False)
+    if precision == "fp16":  # the T4's path: fp16, GradScaler and the fused step
+        recipe = replace(recipe, precision="fp16")
+    audit = audit_steps(replace(recipe, batch_size=64), "cuda", steps=20)
+    assert audit.reached == 20 and audit.guarded_from == 2, audit.describe()
+    assert audit.clean, audit.describe()

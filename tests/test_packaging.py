@@ -44,6 +44,37 @@ def test_dependencies_are_lower_bounds_only():
         assert "==" not in spec and "<" not in spec, f"{spec}: pins belong in constraints.txt"
 
 
+def pins(path: Path) -> dict[str, str]:
+    return dict(re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", line.strip()).groups()
+                for line in path.read_text().splitlines() if line.strip() and not line.startswith("#"))
+
+
+def test_lower_bounds_are_the_oldest_pair_ci_tests():
+    """pyproject.toml (and so environment.yml, above) promises exactly the torch/torchvision pair CI installs for
+    `make test-oldest`; the newest pinned pair is at or above it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    bounds = dict(requirement(s) for s in project["dependencies"])
+    oldest, newest = pins(ROOT / "constraints-oldest.txt"), pins(ROOT / "constraints.txt")
+    assert set(oldest) == {"torch", "torchvision"} == set(newest)
+    for name, version in oldest.items():
+        assert bounds[name] == f">={version}", f"{name}: pyproject says {bounds[name]}, CI tests {version}"
+        old, new = (tuple(int(x) for x in v.split(".")) for v in (version, newest[name]))
+        assert old <= new
+
+
+def test_ci_runs_the_newest_and_the_oldest_pair():
+    ci = (ROOT / ".ci" / "run").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^make test$", ci, re.M) and re.search(r"^make test-oldest$", ci, re.M)
+    recipe = makefile.split("\n$(STAMP_OLDEST):", 1)[1].split("\n\n", 1)[0]
+    assert "-c constraints-oldest.txt" in recipe and "constraints-oldest.txt" in recipe.splitlines()[0]
+    target = re.search(r"^test-oldest: .*\n\t(.*)$", makefile, re.M).group(1)
+    assert "GAPCOURSE_PROFILE=fast" in target and "--ignore=tests/test_browser.py" in target
+    assert " tests notebooks " in target  # every notebook under nbval there; make test runs them in the rehearsal
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"] == \
+        ["tests"]
+
+
 def test_readme_quick_start_commands_exist():
     readme = (ROOT / "README.md").read_text()
     makefile = (ROOT / "Makefile").read_text()

@@ -60,3 +60,58 @@ def test_same_seed_same_batches_and_all_images_once_per_epoch():
 def test_drop_last_gives_full_batches_only():
     sizes = [len(y) for _, y in batches(fake_split(), 16, drop_last=True)]
     assert sizes == [16, 16, 16]
+
+
+def test_cutout_blanks_one_square_per_image_to_the_mean_colour():
+    from gapcourse.pipeline import cut_out
+
+    x = torch.randn(3, 3, 32, 32) + 5  # no zeros by chance
+    cy, cx = torch.tensor([16, 0, 31]), torch.tensor([16, 0, 5])
+    out = cut_out(x, cy, cx, 12)
+    blanked = (out == 0).all(1)  # n×h×w: all three channels at the mean (0 after normalisation)
+    assert blanked[0].sum() == 12 * 12  # a whole square in the middle
+    assert blanked[0, 10:22, 10:22].all()
+    assert blanked[1].sum() == 6 * 6  # centred on the corner: the square is cut by the edges
+    assert blanked[2].sum() == 7 * 11  # rows 25..31 (bottom edge) × columns 0..10 (left edge)
+    assert torch.equal(out[~blanked[:, None].expand_as(out)], x[~blanked[:, None].expand_as(x)])
+
+
+def test_cutout_leaves_the_other_draws_of_an_epoch_unchanged():
+    from gapcourse.pipeline import epoch_plan
+
+    plain = epoch_plan(100, shuffle=True, augment_padding=4, generator=torch.Generator().manual_seed(3))
+    with_cut = epoch_plan(100, shuffle=True, augment_padding=4, generator=torch.Generator().manual_seed(3),
+                          cutout_within=32)
+    assert with_cut.shape == (6, 100) and torch.equal(with_cut[:4], plain)
+    assert 0 <= int(with_cut[4:].min()) and int(with_cut[4:].max()) <= 31
+
+
+def test_cutout_in_batches_blanks_squares_and_is_repeatable():
+    data = fake_split(32)
+    run = lambda: list(batches(data, 16, shuffle=True, augment_padding=4, cutout=8,  # noqa: E731
+                               generator=torch.Generator().manual_seed(0)))
+    a, b = run(), run()
+    assert all(torch.equal(x1, x2) for (x1, _), (x2, _) in zip(a, b))
+    x = torch.cat([x for x, _ in a])
+    blanked = (x == 0).all(1).flatten(1).sum(1)  # per image: cells at the mean colour
+    assert bool((blanked >= 4 * 4).all()) and bool((blanked <= 8 * 8).all())
+    no_cut = torch.cat([x for x, _ in batches(data, 16, shuffle=True, augment_padding=4,
+                                              generator=torch.Generator().manual_seed(0))])
+    assert int((no_cut == 0).all(1).flatten(1).sum(1).max()) < 4 * 4
+
+
+def test_recipe_strings_recorded_before_cutout_still_name_the_same_recipe():
+    import json
+    from pathlib import Path
+
+    from gapcourse.train import PRESETS, Recipe
+
+    bench = json.loads((Path(__file__).parents[1] / "gapcourse/results/bench_cpu.json").read_text())
+    recorded = next(r["recipe"] for r in bench["rows"] if r["recipe"].startswith("name=cpu,"))
+    assert "cutout" not in recorded
+    assert recorded == PRESETS["cpu"].__class__(**{**PRESETS["cpu"].__dict__, "precision": "bf16"}).describe()
+    assert "cutout=12" in Recipe("x", epochs=1, batch_size=1, lr=0.1, cutout=12).describe()
+    import pytest
+
+    with pytest.raises(ValueError, match="cutout"):
+        Recipe("x", epochs=1, batch_size=1, lr=0.1, cutout=40)

@@ -323,3 +323,273 @@ def test_the_course_index_records_a_headline_written_from_another_folder(tmp_pat
     runlog.write_index(Path("html"))
     assert "88.4 % test accuracy" in (tmp_path / "html" / "index.html").read_text()
     assert (tmp_path / "html" / "course_times.json").exists()
+
+
+# Issue 19 -------------------------------------------------------------------------------------------------------------
+# (each test failed on the code before the fix; the numbers are the issue's items)
+from gapcourse import provenance as prov_mod  # noqa: E402
+from gapcourse.provenance import RESULTS_DIR, ResultsError  # noqa: E402
+
+COMMITTED = sorted(RESULTS_DIR.glob("*.json"))
+
+
+@pytest.fixture
+def committed_results_unchanged():
+    """Snapshot every committed results file; after the test, assert none changed (and put any back)."""
+    before = {p: p.read_bytes() for p in COMMITTED}
+    yield
+    changed = [p.name for p, b in before.items() if not p.exists() or p.read_bytes() != b]
+    for p, b in before.items():
+        p.write_bytes(b)
+    assert not changed, f"a committed results file was changed: {changed}"
+
+
+def _fake_throughput(*_a, **_k):
+    return 1000.0, 2000.0, 1500.0, 0.1
+
+
+def test_19_1_a_fast_compare_heads_never_touches_the_committed_results(monkeypatch, capsys, isolated_cache,
+                                                                       committed_results_unchanged):
+    from gapcourse import experiments, train
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(experiments, "train_or_load", lambda head, *a, **k: (  # what is written is tested, not training
+        build_net(head, width=0.25), train.History(epoch=[1], seconds=[1.0]), False))
+    assert main(["compare-heads", "--profile", "fast", "--heads", "gap_linear", "--seeds", "0", "--regimes",
+                 "no_augmentation"]) == 0
+    out = capsys.readouterr().out
+    written = next(line for line in out.splitlines() if line.startswith("written:")).split(": ", 1)[1]
+    assert Path(written).is_relative_to(isolated_cache) and "fast" in Path(written).name
+    assert "may not change the committed heads.json" in out
+
+
+def test_19_1_the_library_refuses_a_fast_run_into_the_committed_file_before_training(monkeypatch):
+    from gapcourse import ablation, experiments
+
+    monkeypatch.setattr(experiments, "train_or_load", lambda *a, **k: pytest.fail("trained before refusing"))
+    monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
+    small = synthetic_cifar10("train", per_class=20)
+    with pytest.raises(ResultsError, match="fast-profile run may not change the committed heads.json"):
+        experiments.compare_heads(small, small, FAST, device=torch.device("cpu"), output=experiments.RESULTS_FILE)
+    with pytest.raises(ResultsError, match="may not change the committed recipe_ablation.json"):
+        ablation.run_ablation(small, small, FAST, device=torch.device("cpu"), output=ablation.RESULTS_FILE)
+    with pytest.raises(ResultsError, match="synthetic stand-in may not change"):
+        ablation.run_gpu_study(small, small, FULL, device=torch.device("cpu"), output=ablation.GPU_RESULTS_FILE)
+
+
+def test_19_1_a_fast_ablate_goes_to_the_cache_folder(monkeypatch, capsys, isolated_cache):
+    from gapcourse import ablation
+
+    seen = {}
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(ablation, "run_ablation", lambda *a, output, **k: seen.setdefault("cpu", output) and
+                        {"runs": [], "provenance": {"profile": "fast"}})
+    monkeypatch.setattr(ablation, "run_gpu_study", lambda *a, output, **k: seen.setdefault("gpu", output))
+    assert main(["ablate", "--profile", "fast"]) == 0
+    assert main(["ablate", "--profile", "fast", "--preset", "gpu"]) == 0
+    assert all(Path(p).is_relative_to(isolated_cache) for p in seen.values()), seen
+
+
+def test_19_1_a_fast_bench_record_never_replaces_the_committed_record(monkeypatch, capsys, isolated_cache,
+                                                                      committed_results_unchanged):
+    from gapcourse import bench
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(bench, "measure_throughput", _fake_throughput)
+    monkeypatch.setattr(bench, "pil_vs_tensor", lambda data: (100.0, 800.0))
+    assert main(["bench", "--profile", "fast", "--device", "cpu", "--train", "--record"]) == 0
+    out = capsys.readouterr().out
+    recorded = Path(next(line for line in out.splitlines() if line.startswith("recorded:")).split(": ", 1)[1])
+    assert recorded.is_relative_to(isolated_cache)
+    import json
+
+    prov = json.loads(recorded.read_text())["provenance"]
+    assert prov["profile"] == "fast" and prov["synthetic"] is True and len(prov["train_sha256"]) == 64
+
+
+def test_19_1_impossible_values_are_refused_when_written(tmp_path, monkeypatch, capsys):
+    from gapcourse import bench
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(bench, "measure_throughput", lambda *a, **k: (-5.0, 2000.0, 1500.0, 0.1))
+    monkeypatch.setattr(bench, "pil_vs_tensor", lambda data: (100.0, 800.0))
+    assert main(["bench", "--profile", "fast", "--device", "cpu", "--train", "--record"]) == 2
+    assert "impossible values rows[0].train_ips = -5.0" in capsys.readouterr().err
+
+
+def test_19_1_no_writer_puts_a_fast_profile_payload_into_the_committed_folder():
+    """The last guard, for any writer that bypasses write_results (e.g. a new command's own record)."""
+    target = RESULTS_DIR / "bench_made_by_a_test.json"
+    with pytest.raises(ResultsError, match="fast-profile run may not change the committed"):
+        prov_mod.write_json(target, {"provenance": {"profile": "fast"}, "rows": []})
+    assert not target.exists()
+
+
+def test_19_2_runs_on_other_data_are_not_counted_as_seeds():
+    from gapcourse.experiments import runs_of
+
+    run = {"head": "gap_linear", "regime": "augmented", "profile": "fast", "test_acc": 0.2}
+    payload = {"provenance": {"profile": "fast", "train_sha256": "real"},
+               "runs": [{**run, "seed": 0, "split_sha256": "synthetic", "test_acc": 0.9},
+                        {**run, "seed": 0, "split_sha256": "real"}]}
+    assert [r["test_acc"] for r in runs_of(payload, "augmented", "gap_linear")] == [0.2]
+
+
+def test_19_2_compare_heads_on_other_data_refuses_to_join_the_first_datas_file(tmp_path, monkeypatch):
+    from gapcourse import experiments
+
+    synthetic = synthetic_cifar10("train", per_class=3)
+    other = split_like(synthetic, seed=1)  # same size and labels, other pixels
+    base = replace(TINY_RECIPE, tta="none")
+    out = tmp_path / "heads.json"
+    first = experiments.compare_heads(synthetic, synthetic, FAST, device=torch.device("cpu"), heads=("gap_linear",),
+                                      seeds=(0,), regimes=("no_augmentation",), base=base, output=out, progress=False)
+    assert first["provenance"]["train_sha256"] == synthetic.fingerprint() == first["runs"][0]["split_sha256"]
+    monkeypatch.setattr(experiments, "train_or_load", lambda *a, **k: pytest.fail("trained before refusing"))
+    with pytest.raises(ResultsError, match="another experiment's results"):
+        experiments.compare_heads(other, other, FAST, device=torch.device("cpu"), heads=("gap_linear",), seeds=(0,),
+                                  regimes=("no_augmentation",), base=base, output=out, progress=False)
+
+
+def test_19_2_ablate_does_not_skip_runs_made_on_other_data(tmp_path, monkeypatch):
+    import json
+    from types import SimpleNamespace
+
+    from gapcourse import ablation
+
+    synthetic = synthetic_cifar10("train", per_class=3)
+    real = split_like(synthetic, seed=1)
+    runs = [{"step": k, "seed": s, "recipe": replace(r, precision="fp32").describe(), "profile": "fast",
+             "n_train": len(synthetic), "train_sha256": synthetic.fingerprint()}
+            for k, _, r in ablation.steps() for s in (0, 1, 2)]
+    out = tmp_path / "ablation.json"
+    out.write_text(json.dumps({"provenance": {"profile": "fast", "train_sha256": synthetic.fingerprint()},
+                               "runs": runs}))
+
+    class Trained(Exception):
+        pass
+
+    def fit(*_a, **_k):
+        raise Trained
+
+    monkeypatch.setattr(ablation, "fit", fit)
+    monkeypatch.setattr(ablation, "resolve_precision", lambda recipe, device: SimpleNamespace(mode="fp32"))
+    with pytest.raises(ResultsError, match="another experiment's results"):  # refused, not 11 runs "skipped"
+        ablation.run_ablation(real, real, FAST, device=torch.device("cpu"), output=out)
+    legacy = tmp_path / "legacy.json"  # a file from before fingerprints: its runs do not stand for this data's
+    legacy.write_text(json.dumps({"provenance": {"profile": "fast"},
+                                  "runs": [{k: v for k, v in r.items() if k != "train_sha256"} for r in runs]}))
+    with pytest.raises(Trained):
+        ablation.run_ablation(real, real, FAST, device=torch.device("cpu"), output=legacy)
+
+
+@pytest.mark.parametrize("argv", [["train"], ["compare-heads"], ["bench"], ["ablate"], ["ablate", "--preset", "gpu"]],
+                         ids=lambda a: " ".join(a))
+def test_19_3_an_unavailable_device_is_one_line_and_exit_2_in_every_command(argv, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(data, "_load_real", lambda *a, **k: pytest.fail("data was loaded"))
+    monkeypatch.setenv("GAPCOURSE_DEVICE", "cuda:1")
+    assert main([*argv, "--profile", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Device 'cuda:1'") and "not available here" in err and err.count("\n") == 1
+
+
+def test_19_4_train_refuses_an_unwritable_output_before_training(tmp_path, monkeypatch, capsys):
+    from gapcourse import train
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained before the output was checked"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["train", "--profile", "fast", "--output", str(blocker / "net.pt")]) == 2
+    assert "Cannot write the checkpoint" in capsys.readouterr().err
+    assert main(["train", "--profile", "fast", "--output", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_19_4_a_failing_cleanup_does_not_hide_the_checkpoint_error(tmp_path, monkeypatch):
+    from gapcourse import checkpoints
+
+    def read_only(*_a, **_k):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(checkpoints.torch, "save", read_only)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(CheckpointError, match="Read-only file system"):
+        save_checkpoint(build_net(width=0.25), tmp_path / "net.pt")
+    with pytest.raises(CheckpointError, match="Could not write the checkpoint"):  # its folder cannot be made
+        (tmp_path / "file").write_text("x")
+        save_checkpoint(build_net(width=0.25), tmp_path / "file" / "net.pt")
+
+
+def test_19_4_bench_checks_both_outputs_before_measuring(tmp_path, monkeypatch, capsys):
+    from gapcourse import bench
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(bench, "measure_throughput", lambda *a, **k: pytest.fail("measured before checking"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["bench", "--profile", "fast", "--record", "--output", str(blocker / "table.md")]) == 2
+    assert "Cannot write the Markdown table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["compare-heads", "ablate"])
+def test_19_4_a_folder_or_a_json_list_as_output_is_one_line_before_training(command, tmp_path, monkeypatch, capsys):
+    from gapcourse import ablation, experiments
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(experiments, "train_or_load", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained"))
+    assert main([command, "--profile", "fast", "--output", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    listing = tmp_path / "list.json"
+    listing.write_text("[1, 2]")
+    assert main([command, "--profile", "fast", "--output", str(listing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "JSON list" in err and err.count("\n") == 1
+    assert listing.read_text() == "[1, 2]"
+
+
+def test_19_9_the_default_checkpoint_name_keeps_seed_epochs_and_data(monkeypatch, capsys, isolated_cache):
+    from types import SimpleNamespace
+
+    from gapcourse import train
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(train, "fit", lambda *a, epochs=None, **k: train.History(  # the name is tested, not training
+        epoch=list(range(1, (epochs or 1) + 1)), train_loss=[1.0] * (epochs or 1)))
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: SimpleNamespace(accuracy=0.5))
+    saved = []
+    for extra in (["--epochs", "3"], ["--epochs", "1"], ["--epochs", "1", "--seed", "1"]):
+        assert main(["train", "--profile", "fast", "--head", "gap_linear", *extra]) == 0
+        saved.append(next(line for line in capsys.readouterr().out.splitlines() if line.startswith("saved ")))
+    assert len(set(saved)) == 3, saved
+    assert "seed0_3ep" in saved[0] and "seed0_1ep" in saved[1] and "seed1_1ep" in saved[2]
+
+
+def test_19_9_compare_heads_seeds_without_a_value_is_refused(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["compare-heads", "--seeds"])
+    assert stop.value.code == 2 and "--seeds" in capsys.readouterr().err
+
+
+def test_19_9_prepare_data_fails_when_nothing_could_be_cached(tmp_path, tiny_sizes, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("mine")
+    monkeypatch.setenv("GAPCOURSE_CACHE", str(blocker))
+    assert main(["prepare-data", "--source", str(write_imagefolder(tmp_path / "jpg"))]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bar
+    assert last.startswith("error: nothing could be cached") and "GAPCOURSE_CACHE" in last
+
+
+def test_19_9_a_webp_file_is_named_not_called_a_partial_copy(tmp_path, tiny_sizes):
+    from PIL import Image
+
+    root = write_imagefolder(tmp_path / "jpg")
+    victim = sorted((root / "train" / "cat").iterdir())[0]
+    Image.open(victim).save(victim.with_suffix(".webp"), lossless=True)
+    victim.unlink()
+    with pytest.raises(DataError) as err:
+        load_cifar10("train", source=root, profile=FULL)
+    message = str(err.value)
+    assert ".webp" in message and "does not read" in message and "partial" not in message

@@ -118,3 +118,149 @@ def test_a_tampered_weight_file_is_refused(tmp_path):
     victim.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="SHA-256"):
         load_shipped(head, folder=folder)
+
+
+# Issue 19: committed results are evidence (items 1, 2, 5 and 6) -------------------------------------------------------
+from gapcourse.provenance import impossible_values  # noqa: E402
+from gapcourse.weights import WeightsError  # noqa: E402
+
+MADE_BY_TRAINING = [p for p in RESULT_FILES if p.name != "course_times.json"]  # heads, ablation, bench, gpu study
+
+
+@pytest.mark.parametrize("path", RESULT_FILES, ids=lambda p: p.name)
+def test_19_every_committed_result_is_of_the_full_profile_on_real_cifar10(path):
+    """A fast-profile or synthetic run must never be committed: the provenance names the full profile, all 50 000
+    real training images and their SHA-256 fingerprint, and every run in the file is of that data."""
+    payload = json.loads(path.read_text())
+    prov = payload["provenance"]
+    assert prov.get("profile") == "full", f"{path.name}: provenance profile {prov.get('profile')!r}"
+    if path not in MADE_BY_TRAINING:
+        return
+    assert prov.get("n_train") == 50_000 and prov.get("synthetic") is False, path.name
+    assert len(prov.get("train_sha256", "")) == 64 and "synthetic" not in prov.get("train_source", "synthetic")
+    for run in payload.get("runs", []):
+        assert run.get("profile") == "full", f"{path.name}: a {run.get('profile')} run"
+        assert run.get("split_sha256", run.get("train_sha256")) == prov["train_sha256"], f"{path.name}: other data"
+
+
+@pytest.mark.parametrize("path", RESULT_FILES + [MANIFEST], ids=lambda p: p.name)
+def test_19_no_committed_result_holds_an_impossible_value(path):
+    assert impossible_values(json.loads(path.read_text())) == []
+
+
+def test_19_impossible_values_are_found():
+    """The check above can fail: an accuracy over 100 %, a negative throughput or time, NaN."""
+    bench = json.loads((RESULTS_DIR / "bench_cpu.json").read_text())
+    bench["rows"][0]["final_acc"] = 1.02
+    bench["rows"][0]["train_ips"] = -30.0
+    bench["provenance"]["seconds"] = -1
+    heads = json.loads(HEADS_FILE.read_text())
+    i = next(i for i, r in enumerate(heads["runs"]) if "translated" in r)
+    heads["runs"][i]["translated"]["4"] = float("nan")
+    found = impossible_values(bench) + impossible_values(heads)
+    assert [line.split(" =")[0] for line in found] == ["provenance.seconds", "rows[0].train_ips", "rows[0].final_acc",
+                                                       f"runs[{i}].translated.4"]
+
+
+def _weights_copy(tmp_path) -> Path:
+    import shutil
+
+    folder = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, folder)
+    return folder
+
+
+def _edit_manifest(folder: Path, edit) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    edit(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_19_5_a_swapped_weight_file_is_refused_not_mislabelled(tmp_path):
+    folder = _weights_copy(tmp_path)
+    entries = read_manifest(folder / "manifest.json")
+    a, b = entries["nin"], entries["gap_linear"]
+
+    def swap(manifest):
+        for e in manifest["weights"]:
+            if e["head"] == "nin":
+                e["file"], e["sha256"] = b["file"], b["sha256"]
+
+    _edit_manifest(folder, swap)
+    assert a["file"] != b["file"]
+    with pytest.raises(WeightsError, match="holds a 'gap_linear' network, but the manifest lists it as 'nin'"):
+        load_shipped("nin", folder=folder)
+
+
+@pytest.mark.parametrize("bad_file", ["../heads.pt", "/etc/passwd", "sub/nin.pt", ".."])
+def test_19_5_a_manifest_file_outside_the_weights_folder_is_refused(tmp_path, bad_file):
+    folder = _weights_copy(tmp_path)
+    (tmp_path / "heads.pt").write_bytes((folder / "nin.pt").read_bytes())
+
+    def point_out(manifest):
+        manifest["weights"][0]["file"] = bad_file
+
+    _edit_manifest(folder, point_out)
+    head = json.loads((folder / "manifest.json").read_text())["weights"][0]["head"]
+    with pytest.raises(WeightsError, match="not a plain file name inside"):
+        load_shipped(head, folder=folder)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("not json", "is not valid JSON"),
+    ("no weights", "has no 'weights' list"),
+    ("no sha256", "lacks sha256"),
+    ("folder as file", "is a folder"),
+    ("missing", "is missing"),
+])
+def test_19_5_a_malformed_or_missing_manifest_is_named_clearly(tmp_path, damage, message):
+    folder = _weights_copy(tmp_path)
+    manifest = folder / "manifest.json"
+    head = "nin"
+    if damage == "not json":
+        manifest.write_text("{'weights': oops")
+    elif damage == "no weights":
+        manifest.write_text(json.dumps({"files": []}))
+    elif damage == "no sha256":
+        _edit_manifest(folder, lambda m: [e.pop("sha256") for e in m["weights"] if e["head"] == head])
+    elif damage == "folder as file":
+        (folder / "nin.pt").unlink()
+        (folder / "nin.pt").mkdir()
+    else:
+        manifest.unlink()
+    with pytest.raises(WeightsError, match=message) as err:
+        load_shipped(head, folder=folder)
+    assert "ships no" not in str(err.value) and ("manifest" in str(err.value) or damage == "folder as file")
+
+
+def _readme_tables(monkeypatch, tmp_path, text: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_tables_under_test", ROOT / "tools" / "readme_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = tmp_path / "README.md"
+    monkeypatch.setattr(module, "README", readme)
+    readme.write_text(text)
+    return module, readme
+
+
+@pytest.mark.parametrize("damage", ["end marker damaged", "section removed", "section twice"])
+def test_19_6_the_readme_check_fails_when_a_section_marker_is_damaged_or_missing(monkeypatch, tmp_path, capsys,
+                                                                                 damage):
+    text = (ROOT / "README.md").read_text()
+    begin, end = "<!-- BEGIN GENERATED: bench -->", "<!-- END GENERATED: bench -->"
+    start, stop = text.index(begin), text.index(end) + len(end)
+    section = text[start:stop]
+    hand_edited = section.replace("|", "| 99.9", 1)  # a hand-typed number inside the section
+    if damage == "end marker damaged":
+        text = text[:start] + hand_edited.replace(end, "<!-- END GENERATED: bench ->") + text[stop:]
+    elif damage == "section removed":
+        body = hand_edited.removeprefix(begin).removesuffix(end)
+        text = text[:start] + body + text[stop:]
+    else:
+        text = text[:start] + section + "\n\n" + section + text[stop:]
+    module, readme = _readme_tables(monkeypatch, tmp_path, text)
+    assert module.main(["--check"]) == 1
+    assert module.main([]) == 1 and readme.read_text() == text, "a damaged README is never rewritten"
+    assert "markers are damaged or missing" in capsys.readouterr().out

@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from gapcourse.ablation import RESULTS_FILE as ABLATION_FILE, ablation_markdown  # noqa: E402
 from gapcourse.bench import table_from_record  # noqa: E402
-from gapcourse.experiments import REGIMES, RESULTS_FILE as HEADS_FILE, conclusions, results_markdown  # noqa: E402
+from gapcourse.budget_table import RESULTS_FILE as BUDGET_FILE, budget_markdown  # noqa: E402
+from gapcourse.experiments import (PARTS, REGIMES, RESULTS_FILE as HEADS_FILE, conclusions,  # noqa: E402
+                                   results_markdown)
 from gapcourse.provenance import RESULTS_DIR  # noqa: E402
 from gapcourse.weights import MANIFEST  # noqa: E402
 
@@ -47,26 +49,41 @@ def bench() -> str:
     return "(not measured yet)" if data is None else table_from_record(data) + "\n\n" + _made_by(data["provenance"])
 
 
-def _heads(regime: str) -> str:
+def budget() -> str:
+    data = _load(BUDGET_FILE)
+    return "(not measured yet)" if data is None else budget_markdown(data) + "\n\n" + _made_by(data["provenance"])
+
+
+def _heads(part: str, *, describe: bool = False, made_by: bool = False) -> str:
+    """One question of the heads comparison: its table, then the conclusions the difference rule allows."""
     data = _load(HEADS_FILE)
     if data is None:
         return "(not measured yet)"
-    return f"**{regime}**: {REGIMES[regime].description}.\n\n" + results_markdown(data, regime)
+    regime = PARTS[part][0]
+    head = f"**{regime}**: {REGIMES[regime].description}.\n\n" if describe else ""
+    lines = "\n".join(f"* {line}" for line in conclusions(data, part))
+    tail = "\n\n" + _made_by(data["provenance"]) if made_by else ""
+    return head + results_markdown(data, regime, part) + "\n\n" + lines + tail
 
 
-def heads_augmented() -> str:
-    return _heads("augmented")
+def heads_accuracy() -> str:
+    return _heads("accuracy", describe=True, made_by=True)
 
 
-def heads_no_augmentation() -> str:
-    return _heads("no_augmentation")
+def heads_size() -> str:
+    return _heads("size")
 
 
-def heads_conclusions() -> str:
-    data = _load(HEADS_FILE)
-    if data is None:
-        return "(not measured yet)"
-    return "\n".join(f"* {line}" for line in conclusions(data)) + "\n\n" + _made_by(data["provenance"])
+def heads_translation() -> str:
+    return _heads("translation")
+
+
+def heads_crop_shift() -> str:
+    return _heads("crop-shift")
+
+
+def heads_overfitting() -> str:
+    return _heads("overfitting", describe=True)
 
 
 def course_times() -> str:
@@ -92,9 +109,10 @@ def weights() -> str:
     return "\n".join(lines) + "\n\n" + _made_by(data["weights"][0])
 
 
-GENERATORS = {"ablation": ablation, "bench": bench, "heads-augmented": heads_augmented,
-              "heads-no-augmentation": heads_no_augmentation, "heads-conclusions": heads_conclusions,
-              "course-times": course_times, "weights": weights}
+GENERATORS = {"ablation": ablation, "bench": bench, "heads-accuracy": heads_accuracy, "heads-size": heads_size,
+              "heads-translation": heads_translation, "heads-crop-shift": heads_crop_shift,
+              "heads-overfitting": heads_overfitting,
+              "course-times": course_times, "budget": budget, "weights": weights}
 
 
 def render(text: str) -> str:
@@ -107,8 +125,36 @@ def render(text: str) -> str:
     return SECTION.sub(fill, text)
 
 
+def marker_problems(text: str) -> list[str]:
+    """What is wrong with the generated sections' markers: every section of :data:`GENERATORS` must be present
+    exactly once, as a BEGIN line and its END line in that order, and no other marker may appear (a damaged or
+    missing marker would otherwise let hand-edited numbers pass ``--check``)."""
+    problems = []
+    found = [m.group("name") for m in SECTION.finditer(text)]
+    for name in GENERATORS:
+        begin, end = f"<!-- BEGIN GENERATED: {name} -->", f"<!-- END GENERATED: {name} -->"
+        if found.count(name) != 1 or text.count(begin) != 1 or text.count(end) != 1:
+            problems.append(f"section {name!r}: {text.count(begin)} BEGIN and {text.count(end)} END markers, "
+                            f"{found.count(name)} complete section(s); expected exactly one of each")
+    marker = re.compile(r"<!-- (?:BEGIN|END) GENERATED: [\w-]+ -->")
+    for number, line in enumerate(text.splitlines(), 1):
+        if not (line.lstrip().startswith("<!--") and "GENERATED" in line.upper()):
+            continue
+        if not marker.fullmatch(line.strip()):
+            problems.append(f"line {number}: a damaged marker {line.strip()[:80]!r}")
+        elif line.split("GENERATED: ")[1].split(" ")[0] not in GENERATORS:
+            problems.append(f"line {number}: a marker for an unknown section {line.strip()!r}")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     text = README.read_text()
+    problems = marker_problems(text)
+    if problems:
+        print("README.md's generated-section markers are damaged or missing, so its tables cannot be checked: "
+              + "; ".join(problems) + ". Restore the markers (see the git history), then run "
+              "`python tools/readme_tables.py`.")
+        return 1
     new = render(text)
     if "--check" in argv:
         if new != text:

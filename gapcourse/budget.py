@@ -1,0 +1,343 @@
+"""Training to a time budget: measure this machine, then plan the epochs that fit. Introduced in notebook 03.
+
+A recipe with ``budget_s`` (seconds) and ``fit(..., epochs=None)`` makes :func:`gapcourse.train.fit` do this:
+
+1. **Calibrate** (:func:`calibrate`): a few timed training steps at each resolution the run will use (the recipe's
+   ``low_res`` and full size) and a timed evaluation batch, on a *copy* of the network with its own optimizer and its
+   own random generator, so the network, its optimizer and the training generator are exactly as before (the global
+   random state is restored too). Calibration time counts against the budget.
+2. **Choose the arithmetic**: on a CPU with native bf16 and a recipe that says ``precision="auto"``, bf16 and fp32
+   are both timed and the faster is kept, because native bf16 is not always faster (2.2× faster than fp32 on the
+   course's AMD EPYC, 0.7× as fast on an Intel Xeon with AVX-512 BF16 but no AMX). Elsewhere the rule of
+   :func:`gapcourse.recipes.choose_precision` holds.
+3. **Plan** (:func:`plan_epochs`, a pure function): the largest number of epochs whose predicted time (training at
+   the measured images/s, with the recipe's share of low-resolution epochs, plus the test evaluation after each
+   epoch and the final test-time-augmented one) fits in what the calibration left of the budget. The one-cycle
+   schedule then runs over exactly those epochs' steps. The profile's rule applies to the planned number as it does
+   to a recipe's own (the fast profile runs one epoch), so the fast profile runs the same code.
+4. **Record** (:class:`Plan`, ``history.plan``): the measurements, the epochs, the precision and why, predicted and
+   actual seconds. ``fit(..., plan.fixed_recipe(recipe), epochs=plan.epochs)`` repeats the run exactly (same seed
+   and threads: same losses). If the run took more than :data:`OVERSHOOT_TOLERANCE` longer than the budget (the
+   machine slowed down, or one epoch was already too long), fit prints by how much.
+
+An explicit ``fit(..., epochs=N)`` runs N epochs and plans nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import Profile
+from .data import Cifar10Split
+from .pipeline import batches
+from .recipes import Precision, Recipe, measures_precision, resolve_precision
+
+# The clock every budget measurement reads (seconds). Tests replace it with a fake one.
+clock = time.perf_counter
+
+OVERSHOOT_TOLERANCE = 0.05  # fit reports a run that took more than 5 % longer than its budget
+WARMUP_STEPS = 1  # untimed steps per calibrated setting (first-call costs: kernel selection, memory allocation)
+TIMED_STEPS = 3  # timed training steps per resolution and precision
+EVAL_IMAGES = 512  # test images in the timed evaluation
+TTA_VIEWS = {"none": 1, "flip": 2, "flip_shift": 6}  # forward passes per test image (gapcourse.train.tta_views)
+
+
+def low_res_share(low_res_epochs: int, shape_epochs: int, epochs: int) -> int:
+    """How many of ``epochs`` train at low resolution when the recipe put ``low_res_epochs`` of its ``shape_epochs``
+    there: the same share, rounded, and never every epoch."""
+    if not low_res_epochs:
+        return 0
+    return min(epochs - 1, round(low_res_epochs * epochs / shape_epochs))
+
+
+def low_res_epochs_for(recipe: Recipe, epochs: int) -> int:
+    """:func:`low_res_share` for a recipe: what :func:`gapcourse.train.fit` runs at low resolution."""
+    return low_res_share(recipe.low_res_epochs, recipe.epochs, epochs)
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What one epoch costs on this machine, from the calibration; :meth:`seconds` predicts a whole run."""
+
+    images_per_epoch: int
+    full_img_per_s: float  # training images/s at full resolution
+    low_img_per_s: float  # ... at the recipe's low resolution (the full figure when there is none)
+    shape_epochs: int  # the recipe's epochs and low-resolution epochs: the share kept at any length
+    shape_low_res_epochs: int
+    eval_images: int = 0  # test images evaluated after each epoch (0: no test split)
+    eval_img_per_s: float = math.inf  # one view
+    tta_views: int = 1  # views per test image in the last evaluation
+
+    def low_res_epochs(self, epochs: int) -> int:
+        return low_res_share(self.shape_low_res_epochs, self.shape_epochs, epochs)
+
+    def train_seconds(self, epochs: int) -> float:
+        low = self.low_res_epochs(epochs)
+        return self.images_per_epoch * (low / self.low_img_per_s + (epochs - low) / self.full_img_per_s)
+
+    def eval_seconds(self, epochs: int) -> float:
+        """One view after each epoch but the last, the recipe's test-time views after the last."""
+        return self.eval_images * (epochs - 1 + self.tta_views) / self.eval_img_per_s
+
+    def seconds(self, epochs: int) -> float:
+        return self.train_seconds(epochs) + self.eval_seconds(epochs)
+
+
+def plan_epochs(available_s: float, costs: Costs, max_epochs: int = 10_000) -> int:
+    """The largest number of epochs (at least 1, at most ``max_epochs``) predicted to take at most ``available_s``
+    seconds. The prediction grows with every epoch, so the first that does not fit ends the search."""
+    epochs = 1
+    while epochs < max_epochs and costs.seconds(epochs + 1) <= available_s:
+        epochs += 1
+    return epochs
+
+
+@dataclass
+class Calibration:
+    """Measured throughput: training images/s keyed ``"<precision>@<size>px"`` and evaluation images/s (one view)
+    keyed by precision; ``seconds``: what the calibration took."""
+
+    train_img_per_s: dict[str, float]
+    eval_img_per_s: dict[str, float]
+    seconds: float
+
+
+def _sizes(recipe: Recipe, full: int) -> tuple[int, int]:
+    """(full size, size of the low-resolution epochs); the same twice when the recipe has none."""
+    low = recipe.low_res if recipe.low_res_epochs and recipe.low_res != full else full
+    return full, low
+
+
+def calibrate(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, recipe: Recipe, *,
+              device: torch.device | str, precisions: tuple[str, ...]) -> Calibration:
+    """Time :data:`TIMED_STEPS` training steps (after :data:`WARMUP_STEPS` untimed ones) at each resolution the
+    recipe uses, for each of ``precisions``, and one evaluation of up to :data:`EVAL_IMAGES` test images.
+
+    The steps are those of :func:`gapcourse.train.fit` (augmented batches, the resize of low-resolution epochs,
+    forward under autocast, label-smoothed loss, backward, SGD, weight average), run on a deep copy of ``model``
+    with a fresh optimizer and a private generator; the global random state is restored afterwards. ``model``
+    should already be on ``device`` in the recipe's memory layout."""
+    from .train import WeightAverage, _prepare, _sgd, autocast, parameter_groups, predict_logits, synchronize
+
+    device = torch.device(device)
+    started = clock()
+    full, low = _sizes(recipe, train.images.shape[-1])
+    drop_last = len(train) > recipe.batch_size
+    train_ips: dict[str, float] = {}
+    eval_ips: dict[str, float] = {}
+    rng_devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):
+        for mode in precisions:
+            precision = Precision(mode, "calibration")
+            probe = copy.deepcopy(model).train()
+            optimizer = _sgd(parameter_groups(probe, recipe.weight_decay, recipe.decay_norm_and_bias), recipe, device)
+            scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_grad_scaler)
+            average = WeightAverage(probe, recipe.ema) if recipe.ema > 0 else None
+            for size in dict.fromkeys((low, full)):  # low first: both sizes, each once
+                draws = None
+                images, timer = 0, 0.0
+                for i in range(WARMUP_STEPS + TIMED_STEPS):
+                    if i == WARMUP_STEPS:
+                        synchronize(device)
+                        timer = clock()
+                    batch = next(draws, None) if draws is not None else None
+                    if batch is None:  # a private generator: the training generator is never touched
+                        draws = batches(train, recipe.batch_size, shuffle=True, augment_padding=recipe.augment_padding,
+                                        generator=torch.Generator().manual_seed(i), device=device,
+                                        drop_last=drop_last, cutout=recipe.cutout)
+                        batch = next(draws)
+                    x, y = batch
+                    if size != full:
+                        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+                    with autocast(device, precision):
+                        logits = probe(_prepare(x, recipe.channels_last))
+                        loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    if average is not None:
+                        average.update()
+                    if i >= WARMUP_STEPS:
+                        images += len(y)
+                synchronize(device)
+                train_ips[f"{mode}@{size}px"] = images / max(clock() - timer, 1e-9)
+            if test is not None and len(test):
+                n = min(len(test), EVAL_IMAGES)
+                eval_recipe = replace(recipe, precision=mode, tta="none", budget_s=None)
+                predict_logits(probe, test.images[:min(n, 64)], device=device, recipe=eval_recipe)  # warm-up
+                synchronize(device)
+                timer = clock()
+                predict_logits(probe, test.images[:n], device=device, recipe=eval_recipe)
+                synchronize(device)
+                eval_ips[mode] = n / max(clock() - timer, 1e-9)
+    return Calibration(train_ips, eval_ips, clock() - started)
+
+
+def costs_for(calibration: Calibration, mode: str, recipe: Recipe, *, images_per_epoch: int, full: int,
+              eval_images: int) -> Costs:
+    """The :class:`Costs` of running ``recipe`` in precision ``mode``, from a calibration."""
+    full, low = _sizes(recipe, full)
+    return Costs(images_per_epoch=images_per_epoch,
+                 full_img_per_s=calibration.train_img_per_s[f"{mode}@{full}px"],
+                 low_img_per_s=calibration.train_img_per_s[f"{mode}@{low}px"],
+                 shape_epochs=recipe.epochs, shape_low_res_epochs=recipe.low_res_epochs,
+                 eval_images=eval_images, eval_img_per_s=calibration.eval_img_per_s.get(mode, math.inf),
+                 tta_views=TTA_VIEWS[recipe.tta])
+
+
+def faster_precision(calibration: Calibration, recipe: Recipe, full: int,
+                     candidates: tuple[str, ...] = ("bf16", "fp32")) -> Precision:
+    """The candidate that trains the recipe's mix of resolutions in the least time per image, with the measured
+    figures as its reason."""
+    full, low = _sizes(recipe, full)
+    share = recipe.low_res_epochs / recipe.epochs if low != full else 0.0
+    ips = calibration.train_img_per_s
+
+    def per_image(mode: str) -> float:
+        return share / ips[f"{mode}@{low}px"] + (1 - share) / ips[f"{mode}@{full}px"]
+
+    best = min(candidates, key=per_image)
+    other = max(candidates, key=per_image)
+    measured = "; ".join(f"{mode} " + ", ".join(f"{ips[f'{mode}@{s}px']:,.0f} img/s at {s} px"
+                                                for s in dict.fromkeys((full, low)))
+                         for mode in candidates)
+    ratio = per_image(other) / per_image(best)
+    return Precision(best, f"timed on this CPU (native bf16): {measured}; {best} is {ratio:.2f}× as fast as "
+                           f"{other} here")
+
+
+@dataclass
+class Plan:
+    """How a budgeted :func:`gapcourse.train.fit` run was planned, and how long it took. Seconds of ``predicted_s``
+    and ``actual_s`` cover the whole fit (calibration, training, evaluation); ``*_train_s`` the training only."""
+
+    budget_s: float
+    epochs: int  # epochs run
+    planned_epochs: int  # epochs the budget allows (the fast profile then runs one)
+    low_res_epochs: int
+    low_res: int
+    steps_per_epoch: int
+    batch_size: int
+    threads: int
+    precision: str
+    precision_reason: str
+    train_img_per_s: dict[str, float] = field(default_factory=dict)
+    eval_img_per_s: dict[str, float] = field(default_factory=dict)
+    calibration_s: float = 0.0
+    predicted_s: float = 0.0
+    predicted_train_s: float = 0.0
+    actual_s: float | None = None
+    actual_train_s: float | None = None
+    note: str = ""
+
+    @property
+    def overshoot_s(self) -> float | None:
+        """Actual minus budget (negative: time to spare); None before the run ended."""
+        return None if self.actual_s is None else self.actual_s - self.budget_s
+
+    @property
+    def over_budget(self) -> bool:
+        """True when the run took more than :data:`OVERSHOOT_TOLERANCE` longer than the budget."""
+        return self.actual_s is not None and self.actual_s > self.budget_s * (1 + OVERSHOOT_TOLERANCE)
+
+    def fixed_recipe(self, recipe: Recipe) -> Recipe:
+        """``recipe`` with this plan's precision and no budget: with ``fit(..., epochs=self.epochs)`` and the same
+        seed it repeats the planned run exactly."""
+        return replace(recipe, precision=self.precision, budget_s=None)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: dict) -> Plan:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
+
+    def describe_plan(self) -> str:
+        """One line: what was measured and what was planned."""
+        measured = ", ".join(f"{v:,.0f} img/s {k.replace('@', ' at ').replace('px', ' px')}"
+                             for k, v in self.train_img_per_s.items())
+        low = f", the first {self.low_res_epochs} at {self.low_res} px" if self.low_res_epochs else ""
+        planned = "" if self.planned_epochs == self.epochs else f" (the budget allows {self.planned_epochs})"
+        return (f"Budget {self.budget_s:.0f} s: calibration {self.calibration_s:.1f} s measured {measured}; "
+                f"{self.precision} ({self.precision_reason}). Plan: {self.epochs} epoch{'s' * (self.epochs != 1)}"
+                f"{low}{planned}, "
+                f"{self.steps_per_epoch} steps each, predicted {self.predicted_s:.0f} s in all "
+                f"({self.predicted_train_s:.0f} s of training)." + (f" {self.note}" if self.note else ""))
+
+    def summary(self) -> str:
+        """The plan and, after the run, the time it took against the budget."""
+        text = self.describe_plan()
+        if self.actual_s is not None:
+            text += (f" Took {self.actual_s:.0f} s in all ({self.actual_train_s:.0f} s of training): "
+                     f"{abs(self.overshoot_s):.0f} s {'over' if self.overshoot_s > 0 else 'under'} the budget.")
+        return text
+
+
+def make_plan(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, recipe: Recipe, *,
+              device: torch.device, profile: Profile, started: float, steps_per_epoch: int,
+              images_per_epoch: int) -> Plan:
+    """Calibrate, choose the precision, and plan the epochs of a budgeted run that began at ``clock() == started``
+    (what :func:`gapcourse.train.fit` calls when ``recipe.budget_s`` is set and no ``epochs`` are given)."""
+    if recipe.budget_s is None:
+        raise ValueError(f"Recipe {recipe.name!r} has no budget_s: nothing to plan (give it budget_s=seconds).")
+    device = torch.device(device)
+    if measures_precision(recipe, device):
+        candidates = ("bf16", "fp32")
+    else:
+        candidates = (resolve_precision(recipe, device).mode,)
+    calibration = calibrate(model, train, test, recipe, device=device, precisions=candidates)
+    full = train.images.shape[-1]
+    if len(candidates) > 1:
+        precision = faster_precision(calibration, recipe, full, candidates)
+    else:
+        precision = resolve_precision(recipe, device)
+    eval_images = len(test) if test is not None else 0
+    costs = costs_for(calibration, precision.mode, recipe, images_per_epoch=images_per_epoch, full=full,
+                      eval_images=eval_images)
+    spent = clock() - started
+    # At most the recipe's own epochs: its schedule was tuned for that many, and a fast machine (a GPU given a CPU's
+    # budget) should train the full recipe and stop early rather than run hundreds of epochs.
+    planned = plan_epochs(recipe.budget_s - spent, costs, max_epochs=recipe.epochs)
+    epochs = profile.epochs(planned)  # the profile's rule, as for a recipe's own number (fast: one epoch)
+    note = ""
+    if planned == recipe.epochs and spent + costs.seconds(planned + 1) <= recipe.budget_s:
+        note = (f"The recipe's full {recipe.epochs} epochs fit the budget with time to spare: they are what runs "
+                f"(predicted {spent + costs.seconds(planned):.0f} s of {recipe.budget_s:.0f} s).")
+    if spent + costs.seconds(planned) > recipe.budget_s:
+        note = (f"The budget is too short for one epoch on this machine (one needs about "
+                f"{costs.seconds(1):.0f} s after {spent:.0f} s of calibration): one epoch anyway.")
+    elif epochs != planned:
+        note = f"The {profile.name} profile runs {epochs} epoch{'s' * (epochs != 1)} of the {planned} planned."
+    return Plan(budget_s=float(recipe.budget_s), epochs=epochs, planned_epochs=planned,
+                low_res_epochs=costs.low_res_epochs(epochs), low_res=_sizes(recipe, full)[1],
+                steps_per_epoch=steps_per_epoch, batch_size=recipe.batch_size, threads=torch.get_num_threads(),
+                precision=precision.mode, precision_reason=precision.reason,
+                train_img_per_s={k: round(v, 1) for k, v in calibration.train_img_per_s.items()},
+                eval_img_per_s={k: round(v, 1) for k, v in calibration.eval_img_per_s.items()},
+                calibration_s=round(calibration.seconds, 3), predicted_s=round(spent + costs.seconds(epochs), 3),
+                predicted_train_s=round(costs.train_seconds(epochs), 3), note=note)
+
+
+def finish_plan(plan: Plan, started: float, train_seconds: float) -> Plan:
+    """Record the actual seconds of a run that began at ``clock() == started``; print how far it went over its
+    budget if it took more than :data:`OVERSHOOT_TOLERANCE` longer (never silently)."""
+    plan.actual_s = round(clock() - started, 3)
+    plan.actual_train_s = round(train_seconds, 3)
+    if plan.over_budget:
+        too_short = plan.predicted_s > plan.budget_s * (1 + OVERSHOOT_TOLERANCE)
+        why = ("the budget was too short for one epoch here" if too_short
+               else "this machine ran slower than its calibration measured (another program running?)")
+        print(f"Over budget: fit took {plan.actual_s:.0f} s for a budget of {plan.budget_s:.0f} s "
+              f"(+{plan.overshoot_s:.0f} s, {plan.overshoot_s / plan.budget_s:.0%} over; the plan predicted "
+              f"{plan.predicted_s:.0f} s): {why}.")
+    return plan

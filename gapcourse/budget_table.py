@@ -1,0 +1,153 @@
+"""The budget table: what the cpu preset reaches when trained to a time budget, on this machine, under conditions
+that stand for other machines. ``python -m gapcourse budget-table``; notebook 03 plots it
+(:func:`gapcourse.viz.plot_budget_curve`) and the README shows it (section ``budget``).
+
+For each condition and budget the cpu preset is trained with ``budget_s`` set (:mod:`gapcourse.budget` plans the
+epochs), and one row records the budget, the planned epochs, predicted and actual seconds, the measured training
+images/s and the test accuracy with the preset's test-time augmentation. Conditions:
+
+* ``bf16``: bf16 forced (a CPU with native bf16 arithmetic);
+* ``fp32``: fp32 forced (standing for a laptop without native bf16);
+* ``one-thread``: ``torch.set_num_threads(1)``, precision chosen as in notebook 03 (standing for a slower machine);
+* ``auto``: as notebook 03 runs it (on a CPU with native bf16: bf16 and fp32 timed, the faster kept).
+
+Each row is written as it ends, and a rerun skips every row already there (a row is identified by its condition,
+budget, seed, recipe and training data), so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from .config import Profile
+from .data import Cifar10Split
+from .device import seed_everything
+from .models import build_net
+from .provenance import RESULTS_DIR, ResultsError, check_output, data_record, provenance, write_results
+from .recipes import PRESETS, Recipe
+from .train import fit
+
+RESULTS_FILE = RESULTS_DIR / "budget_table.json"
+BUDGETS = (60.0, 120.0, 240.0, 480.0)  # 1, 2, 4 and 8 minutes
+CONDITIONS = {
+    "bf16": "bf16 forced (a CPU with native bf16)",
+    "fp32": "fp32 forced (a laptop without native bf16)",
+    "one-thread": "one thread (a slower machine), precision as notebook 03 chooses it",
+    "auto": "as notebook 03 runs it (precision timed when the CPU has native bf16)",
+}
+DEFAULT_CONDITIONS = ("bf16", "fp32", "one-thread")
+
+
+def check_conditions(conditions: list[str] | tuple[str, ...], budgets: list[float] | tuple[float, ...]) -> None:
+    """One-line errors for unknown conditions or budgets that are not positive seconds (before any work)."""
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown:
+        raise ValueError(f"Unknown condition(s) {unknown}; expected any of {list(CONDITIONS)}.")
+    bad = [b for b in budgets if not b > 0]
+    if bad:
+        raise ValueError(f"Budgets must be seconds > 0 (e.g. 60 120 240 480), got {bad}.")
+
+
+def condition_recipe(condition: str, budget_s: float, preset: Recipe | None = None) -> Recipe:
+    """The cpu preset with ``budget_s``, its precision forced for ``bf16`` and ``fp32`` (``auto`` otherwise)."""
+    check_conditions([condition], [budget_s])
+    preset = preset or PRESETS["cpu"]
+    precision = condition if condition in ("bf16", "fp32") else "auto"
+    return replace(preset, budget_s=float(budget_s), precision=precision)
+
+
+@contextlib.contextmanager
+def _threads(condition: str):
+    """One thread for ``one-thread``, restored afterwards; the machine's setting otherwise."""
+    saved = torch.get_num_threads()
+    if condition == "one-thread":
+        torch.set_num_threads(1)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(saved)
+
+
+def load_table(path: str | Path = RESULTS_FILE) -> dict:
+    """The budget table's results (a dict with ``rows`` and ``provenance``); a clear error when there are none yet."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No budget table at {path}: run `python -m gapcourse budget-table` (full profile, on "
+                                "an otherwise idle machine: it trains 12 networks, about 1.5 hours).")
+    return json.loads(path.read_text())
+
+
+def run_budget_table(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device | str = "cpu",
+                     budgets: tuple[float, ...] = BUDGETS, conditions: tuple[str, ...] = DEFAULT_CONDITIONS,
+                     seed: int = 0, output: Path = RESULTS_FILE, progress: bool = True,
+                     command: str | None = None) -> dict:
+    """Train the cpu preset to each budget under each condition; write each row to ``output`` as it ends and skip
+    rows already there. ``command`` is recorded in the provenance (default: this process's command line).
+    Returns the payload."""
+    check_conditions(conditions, budgets)
+    device = torch.device(device)
+    data = data_record(profile.name, train)
+    output = check_output(output, data)
+    payload = json.loads(output.read_text()) if output.exists() else {}
+    payload.setdefault("rows", [])
+    started = time.perf_counter()
+    for condition in conditions:
+        for budget_s in budgets:
+            recipe = condition_recipe(condition, budget_s)
+            ident = {"condition": condition, "budget_s": float(budget_s), "seed": seed, "recipe": recipe.describe(),
+                     "train_sha256": data["train_sha256"]}
+            if any(all(row.get(k) == v for k, v in ident.items()) for row in payload["rows"]):
+                print(f"{condition}, {budget_s:.0f} s: already in {output.name}, skipped")
+                continue
+            print(f"== {condition}, budget {budget_s:.0f} s: {CONDITIONS[condition]}", flush=True)
+            with _threads(condition) as threads:
+                generator = seed_everything(seed)
+                model = build_net(width=recipe.width)
+                history = fit(model, train, test, recipe, device=device, generator=generator, profile=profile,
+                              progress=progress)
+            plan = history.plan
+            row = {**ident, "threads": threads, "epochs": plan.epochs, "planned_epochs": plan.planned_epochs,
+                   "low_res_epochs": plan.low_res_epochs, "precision": plan.precision,
+                   "precision_reason": plan.precision_reason, "predicted_s": plan.predicted_s,
+                   "actual_s": plan.actual_s, "calibration_s": plan.calibration_s,
+                   "predicted_train_s": plan.predicted_train_s, "train_seconds": history.train_seconds,
+                   "train_img_per_s": plan.train_img_per_s, "eval_img_per_s": plan.eval_img_per_s,
+                   "over_budget": plan.over_budget, "note": plan.note, "test_acc": history.test_acc[-1]}
+            epochs = f"{plan.epochs} epoch{'s' * (plan.epochs != 1)}"
+            print(f"{condition}, {budget_s:.0f} s: {epochs}, {plan.actual_s:.0f} s "
+                  f"(predicted {plan.predicted_s:.0f} s), "
+                  f"test accuracy {row['test_acc']:.2%}", flush=True)
+            payload["rows"].append(row)
+            payload["provenance"] = provenance(command, device=device, seconds=time.perf_counter() - started,
+                                               n_test=len(test), seed=seed)
+            write_results(output, payload, data)
+    if not payload["rows"]:
+        raise ResultsError("No budget-table rows were asked for (give --budgets and --conditions).")
+    return payload
+
+
+def budget_markdown(payload: dict) -> str:
+    """The README's table: one row per condition and budget, in the order conditions and budgets were run."""
+    lines = ["| condition | budget | epochs (at 24 px) | predicted | actual | training img/s at 32 px | precision "
+             "| test acc |", "|---|---|---|---|---|---|---|---|"]
+    for row in sorted(payload["rows"], key=lambda r: (list(CONDITIONS).index(r["condition"]), r["budget_s"],
+                                                      r["seed"])):
+        ips = next((v for k, v in row["train_img_per_s"].items() if k == f"{row['precision']}@32px"), None)
+        flag = " (over)" if row["over_budget"] else ""
+        lines.append(f"| {CONDITIONS[row['condition']]} | {row['budget_s']:.0f} s | {row['epochs']} "
+                     f"({row['low_res_epochs']}) | {row['predicted_s']:.0f} s | {row['actual_s']:.0f} s{flag} | "
+                     + (f"{ips:,.0f}" if ips is not None else "–") + f" | {row['precision']} | "
+                     f"{100 * row['test_acc']:.2f} % |")
+    prov = payload.get("provenance", {})
+    lines.append("")
+    lines.append(f"Each budget covers the whole `fit` call (calibration, training, the evaluation after each epoch and "
+                 f"the final test-time-augmented one); seed {prov.get('seed', 0)}, one run per row: one accuracy on "
+                 f"{prov.get('n_test', 10_000):,} test images is good to about ±0.7 points, a difference of two to "
+                 f"about ±1.0. \"(over)\": more than 5 % over the budget.")
+    return "\n".join(lines)

@@ -1,0 +1,302 @@
+"""gapcourse.budget: training to a time budget, planned on a fake machine whose clock the tests control.
+
+The fake machine charges a fixed number of seconds per image for every forward pass of the network (scaled by the
+image area, so 24 px images cost (24/32)² of a 32 px one, and optionally more under bf16 autocast); its clock is the
+only clock the planner reads. So a plan can be checked exactly, on any machine, however loaded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+
+from gapcourse import budget, recipes
+from gapcourse.budget import Costs, calibrate, low_res_share, plan_epochs
+from gapcourse.config import profile
+from gapcourse.data import synthetic_cifar10
+from gapcourse.models import build_net
+from gapcourse.recipes import PRESETS, Recipe, pick_recipe
+from gapcourse.train import History, fit, one_cycle
+
+FULL = profile("full", announce=False)
+FAST = profile("fast", announce=False)
+# The cpu preset's shape (16 epochs, 8 at 24 px, EMA, flip + shift TTA) on a tiny network and batch.
+TINY = replace(PRESETS["cpu"], batch_size=25, width=0.25, precision="fp32")
+BUDGET = 8.0  # fake seconds
+
+
+@pytest.fixture(scope="module")
+def data():
+    with pytest.warns(Warning):
+        train = synthetic_cifar10("train", per_class=10)  # 100 images: 4 steps of 25
+        test = synthetic_cifar10("test", per_class=2)  # 20 images
+    return train, test
+
+
+class FakeMachine:
+    """A clock that advances only when the network computes: ``per_image`` seconds per 32 px image per forward
+    pass (``bf16_factor`` times that under bf16 autocast; ``slow_factor`` times that for the one network object
+    named ``slow_model``, i.e. the run after the calibration's copies)."""
+
+    def __init__(self, per_image: float, bf16_factor: float = 1.0, slow_factor: float = 1.0):
+        self.now = 0.0
+        self.per_image, self.bf16_factor, self.slow_factor = per_image, bf16_factor, slow_factor
+        self.slow_model = None
+
+    def clock(self) -> float:
+        return self.now
+
+    def hook(self, module, args, output):
+        x = args[0]
+        cost = self.per_image * x.shape[0] * (x.shape[-1] / 32) ** 2
+        if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
+            cost *= self.bf16_factor
+        if module is self.slow_model:
+            cost *= self.slow_factor
+        self.now += cost
+
+    def net(self, monkeypatch) -> torch.nn.Module:
+        monkeypatch.setattr(budget, "clock", self.clock)
+        torch.manual_seed(0)
+        model = build_net(width=0.25)
+        # a plain function (copied by reference with the network: calibration probe, weight average); a bound
+        # method would be deep-copied with its FakeMachine, and the copies' time would not count
+        model.register_forward_hook(lambda module, args, output: self.hook(module, args, output))
+        return model
+
+
+def run(machine, monkeypatch, data, recipe, **kwargs):
+    train, test = data
+    model = machine.net(monkeypatch)
+    history = fit(model, train, test, recipe, generator=torch.Generator().manual_seed(0), progress=False,
+                  **{"profile": FULL, **kwargs})
+    return model, history
+
+
+# ---- the pure planner ------------------------------------------------------------------------------------------
+
+
+def costs(img_per_s: float) -> Costs:
+    """The cpu preset on the full training set at ``img_per_s`` (24 px images 1.7× as fast; evaluation 3×)."""
+    return Costs(images_per_epoch=49_920, full_img_per_s=img_per_s, low_img_per_s=1.7 * img_per_s,
+                 shape_epochs=16, shape_low_res_epochs=8, eval_images=10_000, eval_img_per_s=3 * img_per_s,
+                 tta_views=6)
+
+
+@pytest.mark.parametrize("img_per_s", [250.0, 1_050.0, 2_461.0, 40_000.0])
+def test_planned_epochs_are_the_most_that_fit_the_budget(img_per_s):
+    c = costs(img_per_s)
+    epochs = plan_epochs(240.0, c)
+    assert c.seconds(epochs) <= 240.0 or epochs == 1
+    assert c.seconds(epochs + 1) > 240.0
+    assert c.low_res_epochs(epochs) == min(epochs - 1, round(epochs * 8 / 16))
+
+
+def test_a_slower_machine_gets_fewer_epochs_and_one_at_least():
+    fast, slow = plan_epochs(240.0, costs(2_461.0)), plan_epochs(240.0, costs(1_050.0))
+    assert fast > slow >= 1
+    assert plan_epochs(240.0, costs(100.0)) == 1  # one epoch needs ~370 s: one anyway (and reported, see below)
+    assert plan_epochs(-5.0, costs(2_461.0)) == 1  # the calibration used up the budget
+
+
+def test_low_resolution_share_is_the_recipes():
+    for epochs in range(1, 50):
+        low = low_res_share(8, 16, epochs)
+        assert low == min(epochs - 1, round(epochs / 2))
+        assert 0 <= low < epochs
+    assert low_res_share(0, 16, 10) == 0
+    assert low_res_share(3, 12, 24) == 6
+
+
+# ---- fit with a budget on the fake machine -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("per_image", [8e-3, 1.2e-2])
+def test_budgeted_fit_runs_exactly_the_planned_steps_within_the_budget(per_image, data, monkeypatch):
+    machine = FakeMachine(per_image)
+    _, history = run(machine, monkeypatch, data, replace(TINY, budget_s=BUDGET))
+    plan = history.plan
+    assert len(history.epoch) == plan.epochs == plan.planned_epochs
+    assert len(history.step_loss) == len(history.lr) == plan.epochs * plan.steps_per_epoch == plan.epochs * 4
+    schedule = one_cycle(plan.epochs * 4, TINY.warmup)  # one cycle over exactly the planned steps
+    assert history.lr == pytest.approx([TINY.lr * schedule(step) for step in range(plan.epochs * 4)])
+    assert plan.low_res_epochs == low_res_share(8, 16, plan.epochs)
+    assert math.isclose(plan.actual_s, plan.predicted_s, rel_tol=1e-6)  # the fake machine is perfectly steady
+    assert plan.actual_s <= BUDGET and not plan.over_budget
+    one_more_epoch = 100 * per_image + 20 * per_image  # 100 training images at 32 px, one test view
+    assert plan.actual_s + one_more_epoch > BUDGET  # no whole epoch left unused
+    assert plan.calibration_s > 0 and plan.train_img_per_s["fp32@32px"] == pytest.approx(1 / per_image, rel=1e-3)
+    assert plan.train_img_per_s["fp32@24px"] == pytest.approx(1 / per_image / (24 / 32) ** 2, rel=1e-3)
+
+
+def test_slow_machine_plans_fewer_epochs_than_fast(data, monkeypatch):
+    fast = run(FakeMachine(8e-3), monkeypatch, data, replace(TINY, budget_s=BUDGET))[1].plan
+    slow = run(FakeMachine(1.2e-2), monkeypatch, data, replace(TINY, budget_s=BUDGET))[1].plan
+    assert fast.epochs > slow.epochs >= 1
+
+
+def test_explicit_epochs_are_obeyed_and_nothing_is_planned(data, monkeypatch):
+    machine = FakeMachine(2e-3)
+    _, history = run(machine, monkeypatch, data, replace(TINY, budget_s=1.0), epochs=3)
+    assert history.plan is None and len(history.epoch) == 3 and len(history.step_loss) == 12
+    # no calibration ran: only the 3 epochs' training and evaluation forwards advanced the clock
+    expected = 100 * 2e-3 * (2 * (24 / 32) ** 2 + 1) + 20 * 2e-3 * (2 + 6)  # 2 of 3 epochs at 24 px
+    assert machine.now == pytest.approx(expected, rel=1e-6)
+
+
+def test_overshoot_is_reported_not_silent(data, monkeypatch, capsys):
+    machine = FakeMachine(8e-3, slow_factor=3.0)  # the machine slows down 3× once the real run starts
+    train, test = data
+    model = machine.net(monkeypatch)
+    machine.slow_model = model
+    history = fit(model, train, test, replace(TINY, budget_s=BUDGET), generator=torch.Generator().manual_seed(0),
+                  profile=FULL, progress=False)
+    plan = history.plan
+    assert plan.over_budget and plan.overshoot_s > 0.05 * BUDGET and plan.predicted_s <= BUDGET
+    out = capsys.readouterr().out
+    assert "Over budget" in out and f"+{plan.overshoot_s:.0f} s" in out and "slower than its calibration" in out
+
+
+def test_a_budget_too_short_for_one_epoch_says_so(data, monkeypatch, capsys):
+    _, history = run(FakeMachine(2e-2), monkeypatch, data, replace(TINY, budget_s=2.0))
+    assert history.plan.epochs == 1 and "too short for one epoch" in history.plan.note
+    assert "Over budget" in capsys.readouterr().out
+
+
+def test_fast_profile_plans_but_runs_one_epoch(data, monkeypatch):
+    _, history = run(FakeMachine(8e-3), monkeypatch, data, replace(TINY, budget_s=BUDGET), profile=FAST)
+    plan = history.plan
+    assert plan.epochs == len(history.epoch) == 1 < plan.planned_epochs
+    assert "fast profile" in plan.note and plan.low_res_epochs == 0
+    assert History(**asdict(history)).plan == plan  # as a checkpoint's metadata stores and returns it
+
+
+def test_calibration_changes_neither_model_nor_random_state(data):
+    train, test = data
+    torch.manual_seed(0)
+    model = build_net(width=0.25)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    calibration = calibrate(model, train, test, replace(TINY, ema=0.99), device="cpu", precisions=("fp32",))
+    assert set(calibration.train_img_per_s) == {"fp32@24px", "fp32@32px"}
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BatchNorm statistics too
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_rerun_with_the_recorded_epochs_is_identical(data, monkeypatch):
+    monkeypatch.setattr(recipes, "cpu_has_native_bf16", lambda: True)  # the precision is chosen by measurement
+    recipe = replace(TINY, precision="auto", budget_s=BUDGET)
+    _, planned = run(FakeMachine(8e-3, bf16_factor=2.0), monkeypatch, data, recipe)
+    plan = planned.plan
+    assert plan.epochs >= 3 and plan.precision == "fp32"  # not the static rule's bf16: the rerun must be told
+    _, again = run(FakeMachine(8e-3), monkeypatch, data, plan.fixed_recipe(recipe), epochs=plan.epochs)
+    assert again.plan is None
+    assert again.step_loss == planned.step_loss and again.test_acc == planned.test_acc
+
+
+@pytest.mark.parametrize("bf16_factor, chosen", [(1.4, "fp32"), (0.45, "bf16")])
+def test_cpu_precision_is_chosen_by_measurement(bf16_factor, chosen, data, monkeypatch):
+    monkeypatch.setattr(recipes, "cpu_has_native_bf16", lambda: True)
+    recipe = pick_recipe("cpu", budget_s=4.0, announce=False)
+    assert recipe.precision == "auto"  # left to the measurement
+    tiny = replace(recipe, batch_size=25, width=0.25)
+    _, history = run(FakeMachine(4e-3, bf16_factor=bf16_factor), monkeypatch, data, tiny)
+    plan = history.plan
+    assert plan.precision == chosen
+    assert {"bf16@32px", "fp32@32px", "bf16@24px", "fp32@24px"} <= set(plan.train_img_per_s)
+    ratio = max(bf16_factor, 1 / bf16_factor)
+    assert f"{chosen} is {ratio:.2f}× as fast" in plan.precision_reason
+    assert plan.fixed_recipe(tiny).precision == chosen and plan.fixed_recipe(tiny).budget_s is None
+
+
+def test_without_native_bf16_the_rule_decides_and_only_it_is_timed(data, monkeypatch):
+    monkeypatch.setattr(recipes, "cpu_has_native_bf16", lambda: False)
+    recipe = pick_recipe("cpu", budget_s=4.0, announce=False)
+    assert recipe.precision == "fp32"
+    _, history = run(FakeMachine(8e-3), monkeypatch, data, replace(recipe, batch_size=25, width=0.25))
+    assert set(history.plan.train_img_per_s) == {"fp32@24px", "fp32@32px"}
+
+
+# ---- the recipe field ----------------------------------------------------------------------------------------------
+
+
+def test_budget_field_is_checked_and_named_only_when_set():
+    cpu = PRESETS["cpu"]
+    assert cpu.budget_s is None and "budget_s" not in cpu.describe()
+    assert replace(cpu, budget_s=240).describe() == cpu.describe() + ", budget_s=240"
+    for bad in (0, -1.0, float("nan"), "4 min"):
+        with pytest.raises(ValueError, match="budget_s"):
+            Recipe("x", epochs=1, batch_size=1, lr=0.1, budget_s=bad)
+
+
+# ---- the budget table: command, results file, README table, plot --------------------------------------------------
+
+
+def test_budget_table_command_writes_rows_with_provenance_and_resumes(tmp_path, capsys):
+    import json
+
+    from conftest import real_copy
+
+    from gapcourse.__main__ import main
+    from gapcourse.budget_table import budget_markdown
+    from gapcourse.viz import plot_budget_curve
+
+    if real_copy() is None:
+        pytest.skip("no local CIFAR-10 copy (set GAPCOURSE_DATA)")
+    out = tmp_path / "budget.json"
+    args = ["budget-table", "--profile", "fast", "--budgets", "3", "--conditions", "fp32", "one-thread",
+            "--output", str(out)]
+    assert main(args) == 0
+    payload = json.loads(out.read_text())
+    rows = payload["rows"]
+    assert [(r["condition"], r["budget_s"]) for r in rows] == [("fp32", 3.0), ("one-thread", 3.0)]
+    fp32, one = rows
+    assert fp32["precision"] == "fp32" and one["threads"] == 1 and fp32["threads"] == torch.get_num_threads()
+    for r in rows:
+        assert r["epochs"] == 1 <= r["planned_epochs"]  # the fast profile's one epoch
+        assert r["predicted_s"] > 0 and r["actual_s"] > 0 and 0 <= r["test_acc"] <= 1
+        assert r["recipe"] == condition_recipe_string(r["condition"], 3.0)
+    prov = payload["provenance"]
+    assert prov["profile"] == "fast" and prov["n_train"] == 2000 and len(prov["train_sha256"]) == 64
+    assert "budget-table" in prov["command"]
+    capsys.readouterr()
+    assert main(args) == 0  # a rerun trains nothing
+    assert "already in" in capsys.readouterr().out and json.loads(out.read_text())["rows"] == rows
+    table = budget_markdown(payload)
+    assert table.count("| 3 s |") == 2 and "fp32 forced" in table and "one thread" in table
+    fig = plot_budget_curve(payload, highlight=3.0)
+    assert len(fig.axes[0].lines) == 3  # two conditions and the highlighted budget
+
+
+def condition_recipe_string(condition: str, budget_s: float) -> str:
+    from gapcourse.budget_table import condition_recipe
+
+    return condition_recipe(condition, budget_s).describe()
+
+
+def test_budget_table_refuses_unknown_conditions_and_bad_budgets(capsys):
+    from gapcourse.__main__ import main
+
+    assert main(["budget-table", "--conditions", "bf17"]) == 2
+    assert "Unknown condition" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["budget-table", "--budgets", "0"])
+    assert "seconds > 0" in capsys.readouterr().err
+
+
+def test_plot_budget_curve_refuses_a_payload_without_rows():
+    from gapcourse.viz import plot_budget_curve
+
+    with pytest.raises(ValueError, match="rows"):
+        plot_budget_curve({"rows": []})
+
+
+def test_a_machine_with_time_to_spare_trains_the_recipes_epochs_and_stops(data, monkeypatch):
+    # e.g. a GPU given a CPU's budget: the full recipe, not hundreds of epochs of a schedule tuned for 16
+    _, history = run(FakeMachine(1e-5), monkeypatch, data, replace(TINY, budget_s=BUDGET))
+    plan = history.plan
+    assert plan.epochs == plan.planned_epochs == TINY.epochs
+    assert "fit the budget with time to spare" in plan.note and plan.actual_s < BUDGET / 10

@@ -1,0 +1,185 @@
+"""`python -m gapcourse grade`: a class's student notebooks, each run in its own kernel, tabulated per exercise.
+
+The submissions are made here from the student copy of notebook 01: right, wrong, empty (as handed out), broken
+(a syntax error, a renamed function, a SystemExit), one that kills its kernel, one that loops forever inside an
+answer, one that loops forever and ignores the interrupt, and a file that is not a notebook. Each costs its own rows.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from gapcourse import checks, grade
+from gapcourse.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDENT = ROOT / "notebooks" / "student"
+RIGHT = {
+    "flatten_head_params": "def flatten_head_params(channels, side, hidden=(128, 56), classes=10):\n"
+                           "    sizes = [channels * side * side, *hidden, classes]\n"
+                           "    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))",
+    "global_avg_pool": "def global_avg_pool(x):\n    return x.mean((2, 3))",
+}
+WRONG = {
+    "flatten_head_params": "def flatten_head_params(channels, side, hidden=(128, 56), classes=10):\n"
+                           "    sizes = [channels * side * side, *hidden, classes]\n"
+                           "    return sum(a * b for a, b in zip(sizes, sizes[1:]))  # no biases",
+    "global_avg_pool": "def global_avg_pool(x):\n    return x.sum((2, 3))",
+}
+
+
+def handout() -> nbformat.NotebookNode:
+    return nbformat.read(STUDENT / "01_gap_by_hand.ipynb", as_version=4)
+
+
+def exercise_cell(nb: nbformat.NotebookNode, name: str) -> int:
+    return next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.startswith(f"def {name}("))
+
+
+def answered(nb: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+    for name, source in answers.items():
+        nb.cells[exercise_cell(nb, name)].source = source
+    return nb
+
+
+def small(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The title, the setup cell, and each exercise with its check cell: a quick notebook to run."""
+    setup = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "from gapcourse import" in c.source
+                 and "nbval-skip" not in c.metadata.get("tags", []))  # the setup cell, not the Colab install cell
+    keep = [0, setup]
+    for name in RIGHT:
+        i = exercise_cell(nb, name)
+        keep += [i, i + 1]
+    nb.cells = [nb.cells[i] for i in keep]
+    return nb
+
+
+def wrong_message(name: str) -> str:
+    space: dict = {}
+    exec(WRONG[name], space)  # noqa: S102 - the test's own wrong answer, to ask the check what it says
+    return checks.CHECKS[name](space[name]).message
+
+
+@pytest.fixture(scope="module")
+def class_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("submissions")
+    nbformat.write(answered(handout(), RIGHT), folder / "right.ipynb")
+    nbformat.write(small(answered(handout(), WRONG)), folder / "wrong.ipynb")
+    nbformat.write(handout(), folder / "empty.ipynb")
+    broken = small(handout())
+    broken.cells[exercise_cell(broken, "global_avg_pool")].source = "def global_avg_pool(x)\n    return x.mean((2, 3))"
+    i = exercise_cell(broken, "flatten_head_params")
+    broken.cells[i].source = RIGHT["flatten_head_params"].replace("def flatten_head_params", "def flatten_params")
+    broken.cells.insert(2, nbformat.v4.new_code_cell('raise SystemExit("I am done")'))
+    nbformat.write(broken, folder / "broken.ipynb")
+    quits = small(answered(handout(), RIGHT))
+    quits.cells.insert(2, nbformat.v4.new_code_cell("import os\nos._exit(3)"))
+    nbformat.write(quits, folder / "quits.ipynb")
+    (folder / "garbage.ipynb").write_text("this is not a notebook")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def rows(class_folder, tmp_path_factory) -> dict[tuple[str, str], grade.Row]:
+    out = tmp_path_factory.mktemp("out") / "class.csv"
+    result = grade.grade([str(class_folder)], timeout=600, csv_path=str(out))
+    with open(out, newline="") as fh:
+        written = list(csv.DictReader(fh))
+    assert written == [r.as_dict() for r in result]  # the CSV is the table, row for row
+    return {(Path(r.submission).stem, r.exercise): r for r in result}
+
+
+def test_right_answers_pass(rows):
+    for name in RIGHT:
+        assert rows["right", name].status == grade.PASSED, rows["right", name]
+    assert rows["right", "global_avg_pool"].run == "ran"
+
+
+def test_wrong_answers_carry_the_checks_message(rows):
+    for name in WRONG:
+        row = rows["wrong", name]
+        assert (row.status, row.message) == (grade.WRONG, wrong_message(name))
+    assert "biases are missing" in rows["wrong", "flatten_head_params"].message
+
+
+def test_the_handout_as_it_is_is_not_attempted(rows):
+    for name in RIGHT:
+        assert rows["empty", name].status == grade.NOT_ATTEMPTED
+
+
+def test_a_broken_notebook_costs_its_own_rows(rows):
+    syntax, renamed = rows["broken", "global_avg_pool"], rows["broken", "flatten_head_params"]
+    assert syntax.status == renamed.status == grade.DID_NOT_RUN
+    assert "SyntaxError" in syntax.message
+    assert "no cell defines `flatten_head_params`" in renamed.message
+    assert syntax.run.startswith("errors in cells 2")  # the SystemExit cell; the run went on past it
+
+
+def test_a_kernel_that_exits_costs_its_own_rows(rows):
+    for name in RIGHT:
+        row = rows["quits", name]
+        assert row.status == grade.DID_NOT_RUN and "kernel stopped" in row.message
+
+
+def test_a_file_that_is_not_a_notebook_is_one_row(rows):
+    row = rows["garbage", "-"]
+    assert row.status == grade.DID_NOT_RUN and "not a readable notebook" in row.message
+
+
+def test_the_summary_has_one_line_per_submission(rows):
+    text = grade.summary(list(rows.values()))
+    for stem in ("right", "wrong", "empty", "broken", "quits", "garbage"):
+        assert len(re.findall(rf"^{stem}\.ipynb ", text, re.M)) == 1
+    assert "6 submissions: 2 passed, 2 wrong, 2 not attempted" in text
+
+
+def test_endless_notebooks_cost_time_not_the_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(grade, "CHECK_SECONDS", 10)
+    loops = small(answered(handout(), {**RIGHT, "global_avg_pool": "def global_avg_pool(x):\n"
+                                                                  "    while True:\n        pass"}))
+    nbformat.write(loops, tmp_path / "endless.ipynb")
+    stuck = small(handout())
+    stuck.cells.insert(2, nbformat.v4.new_code_cell("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                                                    "while True:\n    pass"))
+    nbformat.write(stuck, tmp_path / "stuck.ipynb")
+    result = grade.grade([str(tmp_path / "endless.ipynb"), str(tmp_path / "stuck.ipynb")], timeout=45)
+    got = {(Path(r.submission).stem, r.exercise): r for r in result}
+    # interrupted inside the check cell of the looping answer; the other exercise is still graded
+    assert got["endless", "flatten_head_params"].status == grade.PASSED
+    loop = got["endless", "global_avg_pool"]
+    assert loop.status == grade.DID_NOT_RUN and "did not finish in 10 s" in loop.message
+    assert loop.run.startswith("timed out at cell 5")
+    # ignores the interrupt: its kernel is shut down, both exercises did not run, and the run went on
+    for name in RIGHT:
+        row = got["stuck", name]
+        assert row.status == grade.DID_NOT_RUN and row.message.startswith("timed out at cell 2")
+
+
+@pytest.mark.parametrize("path", sorted(STUDENT.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
+def test_the_exercise_table_matches_the_student_copies(path):
+    nb = nbformat.read(path, as_version=4)
+    number = grade.which_notebook(nb, Path("renamed-by-the-learner.ipynb"))
+    assert number == path.name[:2]
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and "checks.report(" in c.source]
+    reports = [node for source in cells for node in ast.walk(ast.parse(source))
+               if isinstance(node, ast.Call) and ast.unparse(node.func) == "checks.report"]
+    assert len(reports) == 1, "each student copy ends with one checks.report(...) cell"
+    wanted = {kw.arg: ast.unparse(kw.value) for kw in reports[0].keywords}
+    assert dict(grade.exercises_of(nb, number)) == wanted
+    for name, var in wanted.items():
+        assert any(c.cell_type == "code" and grade._defines(c.source, var) for c in nb.cells), var
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["grade", str(tmp_path), "--timeout", "60"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no notebooks to grade" in err
+    (tmp_path / "x.ipynb").write_text("{}")
+    assert main(["grade", str(tmp_path / "x.ipynb"), "--timeout", "0"]) == 2
+    assert "--timeout must be a positive number" in capsys.readouterr().err

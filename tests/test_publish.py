@@ -1,0 +1,110 @@
+"""Publishing in one command: `python tools/sync_notebooks.py --repo OWNER/NAME --ref TAG` on a copy of the repository
+rewrites every badge, install cell and README link; the copy then passes the notebook-form checks; the real tree is
+never touched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOUCHED = ["README.md", "gapcourse/colab.py", "notebooks"]
+
+
+def digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for rel in TOUCHED:
+        path = root / rel
+        for f in sorted([path] if path.is_file() else path.rglob("*.ipynb")):
+            h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture
+def copy(tmp_path) -> Path:
+    dest = tmp_path / "course"
+    for rel in ("README.md", "gapcourse", "tools", "notebooks"):
+        src = ROOT / rel
+        if src.is_dir():
+            shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+        else:
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def run(copy: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(copy / "tools" / "sync_notebooks.py"), *args], cwd=copy,
+                          capture_output=True, text=True, timeout=300)
+
+
+def copy_colab(copy: Path) -> dict:
+    """What the copy's gapcourse.colab says, asked in a process that imports the copy (not this checkout)."""
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from gapcourse import colab; "
+            "assert colab.__file__.startswith(sys.argv[1]); "
+            "print(json.dumps({'repo': colab.GITHUB_REPO, 'ref': colab.REF, 'cell': colab.install_cell()}))")
+    out = subprocess.run([sys.executable, "-c", code, str(copy)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_publish_rewrites_every_badge_install_cell_and_readme_link(copy):
+    before = digest(ROOT)
+    old = copy_colab(copy)
+    result = run(copy, "--repo", "alice/gap-course", "--ref", "v1.0")
+    assert result.returncode == 0, result.stderr
+    new = copy_colab(copy)
+    assert (new["repo"], new["ref"]) == ("alice/gap-course", "v1.0")
+    assert "git+https://github.com/alice/gap-course@v1.0" in new["cell"]
+    notebooks = sorted((copy / "notebooks").rglob("[0-9][0-9]_*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        rel = path.relative_to(copy).as_posix()
+        assert f"https://colab.research.google.com/github/alice/gap-course/blob/v1.0/{rel}" in nb.cells[0].source
+        install = next(c for c in nb.cells if c.cell_type == "code")
+        assert install.source == new["cell"], rel
+        assert f"updated: {rel}" in result.stdout
+    readme = (copy / "README.md").read_text()
+    assert "colab.research.google.com/github/alice/gap-course/blob/v1.0/notebooks/student/01_gap_by_hand.ipynb" \
+        in readme
+    for text in [readme, (copy / "gapcourse" / "colab.py").read_text(), *(p.read_text() for p in notebooks)]:
+        assert f"{old['repo']}/blob/{old['ref']}" not in text and f"github.com/{old['repo']}@" not in text
+    # the published copy is in step: the sync check (what tests/test_notebooks.py runs) and the student copies agree
+    assert run(copy, "--check").returncode == 0
+    student = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                              "from gapcourse.__main__ import main; sys.exit(main(['student-copies', '--root', "
+                              "sys.argv[1], '--check']))", str(copy)], capture_output=True, text=True)
+    assert student.returncode == 0, student.stdout + student.stderr
+    assert digest(ROOT) == before, "the publish test changed the real repository"
+
+
+def test_publishing_twice_changes_nothing_the_second_time(copy):
+    assert run(copy, "--repo", "alice/gap-course", "--ref", "v1.0").returncode == 0
+    again = run(copy, "--repo", "alice/gap-course", "--ref", "v1.0")
+    assert again.returncode == 0 and again.stdout == ""
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--repo", "not a repo"], "expected OWNER/NAME"),
+    (["--repo", "alice/gap-course", "--ref", "v1..0"], "expected a branch or tag name"),
+    (["--repo", "https://github.com/alice/gap-course"], "expected OWNER/NAME"),
+])
+def test_bad_names_are_refused_with_one_line_and_nothing_changes(copy, args, expected):
+    before = digest(copy)
+    result = run(copy, *args)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and expected in result.stderr
+    assert digest(copy) == before
+
+
+def test_the_sync_tool_names_its_options():
+    text = (ROOT / "tools" / "sync_notebooks.py").read_text()
+    assert re.search(r"--repo OWNER/NAME --ref TAG", text)
+    assert "python tools/sync_notebooks.py --repo OWNER/NAME --ref" in (ROOT / "README.md").read_text()
