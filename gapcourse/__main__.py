@@ -228,6 +228,8 @@ def _budget_table(args: argparse.Namespace) -> int:
     prof = profile(args.profile)
     device = pick_device(args.device)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    if args.output is not None and not args.output.strip():
+        raise ValueError("--output needs a file name, e.g. --output /tmp/budget_table.json")
     output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_record(prof.name, train))
     payload = run_budget_table(train, test, prof, device=device, budgets=tuple(args.budgets),
                                conditions=tuple(args.conditions), seed=args.seed, output=output,
@@ -266,8 +268,8 @@ def _positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 (e.g. 240), got {text!r}") from None
-    if not 0 < value < 1e7:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 (e.g. 240), got {text}")
+    if not 1 <= value < 1e7:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds from 1 to 9,999,999 (e.g. 240), got {text}")
     return value
 
 

@@ -95,7 +95,11 @@ def run_budget_table(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
     data = data_record(profile.name, train)
     output = check_output(output, data)
     payload = json.loads(output.read_text()) if output.exists() else {}
-    payload.setdefault("rows", [])
+    rows = payload.setdefault("rows", [])
+    if set(payload) - {"rows", "provenance"} or not isinstance(rows, list) or \
+            not all(isinstance(r, dict) and "condition" in r and "budget_s" in r for r in rows):
+        raise ResultsError(f"{output} is not a budget table (expected a JSON object with 'rows' of budget runs and "
+                           "its 'provenance'); give another --output, or move the file away to start afresh.")
     started = time.perf_counter()
     for condition in conditions:
         for budget_s in budgets:

@@ -75,8 +75,17 @@ def _settings() -> dict[str, Any]:
         "cuDNN's deterministic mode": torch.backends.cudnn.deterministic,
     }
     if hasattr(torch, "get_default_device"):  # torch >= 2.3
-        settings["torch's default device"] = torch.get_default_device()
+        settings["torch's default device"] = _default_device()
     return settings
+
+
+def _default_device() -> torch.device:
+    """``torch.get_default_device()``; torch 2.9 raises AttributeError there once ``set_default_device(None)`` has
+    run (it reads a device mode that is gone), and the default is then the CPU."""
+    try:
+        return torch.get_default_device()
+    except AttributeError:
+        return torch.device("cpu")
 
 
 def _set_default_device(device: torch.device) -> None:

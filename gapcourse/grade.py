@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import os
 import re
 import sys
 import tempfile
@@ -301,6 +303,22 @@ def summary(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def check_csv_path(path: Path) -> None:
+    """Refuse, before any grading, a CSV path that cannot be written: empty, a folder, or in a folder that cannot
+    be created or written."""
+    if not str(path).strip():
+        raise ValueError("--csv needs a file name, e.g. --csv grades.csv")
+    if path.is_dir():
+        raise ValueError(f"--csv {path} is a folder; give a file name, e.g. {path / 'grades.csv'}")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--csv {path}: its folder cannot be created ({err.strerror}); choose another place") from None
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"--csv {path} cannot be written here; choose a writable place")
+
+
 def submissions(paths: list[str]) -> list[Path]:
     """The notebooks to grade: each file as given, each folder's ``*.ipynb`` (sorted)."""
     found: list[Path] = []
@@ -318,11 +336,17 @@ def grade(paths: list[str], timeout: float = DEFAULT_TIMEOUT, csv_path: str | No
     """Grade every submission in turn, print the summary and write the CSV. Returns the rows."""
     import os
 
-    if timeout <= 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, got {timeout:g}")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"--timeout must be a positive number of seconds (e.g. 600), got {timeout:g}")
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:  # a mistyped path: said before any notebook runs, not as a learner's row
+        raise ValueError(f"no such file or folder: {', '.join(missing)}; give the submitted .ipynb files or folders "
+                         "that hold them")
     files = submissions(paths)
     if not files:
         raise ValueError("no notebooks to grade: give .ipynb files or folders that hold them")
+    if csv_path is not None:
+        check_csv_path(Path(csv_path))  # before the class is graded, not after
     env = {**os.environ, "GAPCOURSE_PROFILE": profile, "MPLBACKEND": "Agg"}
     env.pop("PYTHONSTARTUP", None)
     rows: list[Row] = []

@@ -300,3 +300,25 @@ def test_a_machine_with_time_to_spare_trains_the_recipes_epochs_and_stops(data, 
     plan = history.plan
     assert plan.epochs == plan.planned_epochs == TINY.epochs
     assert "fit the budget with time to spare" in plan.note and plan.actual_s < BUDGET / 10
+
+
+@pytest.mark.parametrize("content", ['{"rows": [1, 2]}', '{"foo": 1}'])
+def test_budget_table_refuses_a_file_that_is_not_a_budget_table(tmp_path, content):
+    from gapcourse.budget_table import run_budget_table
+    from gapcourse.provenance import ResultsError
+
+    out = tmp_path / "rows.json"
+    out.write_text(content)
+    with pytest.warns(Warning):
+        train = synthetic_cifar10("train", per_class=2)
+    with pytest.raises(ResultsError, match="is not a budget table"):
+        run_budget_table(train, train, FAST, budgets=(1.0,), conditions=("fp32",), output=out, progress=False)
+    assert out.read_text() == content
+
+
+def test_train_budget_outside_its_range_says_what_is_allowed(capsys):
+    from gapcourse.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--budget", "1e9"])
+    assert stop.value.code == 2 and "from 1 to 9,999,999" in capsys.readouterr().err

@@ -188,7 +188,7 @@ def test_crashing_answers_are_reported_not_raised():
 
 def _settings_now():
     return (torch.get_default_dtype(), torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-            torch.is_grad_enabled(), torch.get_float32_matmul_precision(), torch.get_default_device())
+            torch.is_grad_enabled(), torch.get_float32_matmul_precision(), checks._default_device())
 
 
 def _generators_now():

@@ -183,3 +183,26 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "x.ipynb").write_text("{}")
     assert main(["grade", str(tmp_path / "x.ipynb"), "--timeout", "0"]) == 2
     assert "--timeout must be a positive number" in capsys.readouterr().err
+    assert main(["grade", str(tmp_path / "x.ipynb"), "--timeout", "nan"]) == 2  # NaN is not a number of seconds
+    assert "--timeout must be a positive number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("csv_in", ["folder", "under_a_file", "empty"])
+def test_a_csv_path_that_cannot_be_written_is_refused_before_any_grading(tmp_path, capsys, monkeypatch, csv_in):
+    (tmp_path / "x.ipynb").write_text("{}")
+    (tmp_path / "a_file").write_text("")
+    csv_path = {"folder": str(tmp_path), "under_a_file": str(tmp_path / "a_file" / "g.csv"), "empty": " "}[csv_in]
+    graded = []
+    monkeypatch.setattr(grade, "grade_notebook", lambda *a, **k: graded.append(a) or [])
+    assert main(["grade", str(tmp_path / "x.ipynb"), "--csv", csv_path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --csv") and err.count("\n") == 0
+    assert graded == [], "nothing may be graded before the CSV's place is known to work"
+
+
+def test_a_mistyped_submission_path_is_an_error_not_a_learners_row(tmp_path, capsys, monkeypatch):
+    (tmp_path / "x.ipynb").write_text("{}")
+    monkeypatch.setattr(grade, "grade_notebook", lambda *a, **k: [])
+    assert main(["grade", str(tmp_path / "x.ipynb"), str(tmp_path / "missing.ipynb")]) == 2
+    err = capsys.readouterr().err
+    assert "no such file or folder" in err and "missing.ipynb" in err

@@ -96,6 +96,9 @@ def test_publishing_twice_changes_nothing_the_second_time(copy):
     (["--repo", "not a repo"], "expected OWNER/NAME"),
     (["--repo", "alice/gap-course", "--ref", "v1..0"], "expected a branch or tag name"),
     (["--repo", "https://github.com/alice/gap-course"], "expected OWNER/NAME"),
+    (["--repo", "alice/gap-course.git", "--ref", "v1"], "without .git"),
+    (["--repo", "alice/gap-course", "--ref", ""], "--ref is empty"),
+    (["--repo", "", "--ref", "v1"], "--repo is empty"),
 ])
 def test_bad_names_are_refused_with_one_line_and_nothing_changes(copy, args, expected):
     before = digest(copy)

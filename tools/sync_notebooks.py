@@ -48,8 +48,8 @@ def synced(path: Path) -> nbformat.NotebookNode:
 def publish(repo: str, ref: str) -> list[Path]:
     """Point the course at ``repo`` (OWNER/NAME on GitHub) and ``ref``: rewrite gapcourse/colab.py and README.md's
     Colab badge, Colab links and install URL. Returns the files changed (notebooks are rewritten by the caller)."""
-    if not REPO.fullmatch(repo):
-        raise ValueError(f"--repo {repo!r}: expected OWNER/NAME as on GitHub (e.g. alice/gapcourse)")
+    if not REPO.fullmatch(repo) or repo.endswith(".git"):
+        raise ValueError(f"--repo {repo!r}: expected OWNER/NAME as on GitHub, without .git (e.g. alice/gapcourse)")
     if not REF.fullmatch(ref):
         raise ValueError(f"--ref {ref!r}: expected a branch or tag name (e.g. main or v1.0)")
     old_repo, old_ref = colab.GITHUB_REPO, colab.REF
@@ -84,6 +84,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.check and (args.repo or args.ref):
         parser.error("--check writes nothing; run --repo/--ref without it")
+    for option, value, example in (("--repo", args.repo, "give OWNER/NAME as on GitHub (e.g. alice/gapcourse)"),
+                                   ("--ref", args.ref, "give a branch or tag name (e.g. main or v1.0), or leave it out")):
+        if value is not None and not value.strip():
+            print(f"error: {option} is empty: {example}", file=sys.stderr)
+            return 2
     if args.ref and not args.repo:
         parser.error("--ref needs --repo (the repository it belongs to)")
     stale = []
