@@ -284,7 +284,7 @@ def test_budget_table_refuses_unknown_conditions_and_bad_budgets(capsys):
     assert "Unknown condition" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["budget-table", "--budgets", "0"])
-    assert "seconds > 0" in capsys.readouterr().err
+    assert "number of seconds from 1" in capsys.readouterr().err
 
 
 def test_plot_budget_curve_refuses_a_payload_without_rows():
