@@ -78,6 +78,19 @@ def experiment_runs(payload: dict) -> list[dict]:
             and ("train_sha256" not in prov or r.get("train_sha256") == prov["train_sha256"])]
 
 
+def _train_and_measure(key: str, what: str, recipe: Recipe, seed: int, train: Cifar10Split, test: Cifar10Split,
+                       profile: Profile, device: torch.device, progress: bool):
+    """Train one run of a study (seeded as notebook 03 does) and evaluate it with every test-time mode."""
+    print(f"== {key} (seed {seed}): {what}", flush=True)
+    generator = seed_everything(seed)
+    model = build_net(width=recipe.width)
+    history = fit(model, train, test, recipe, device=device, generator=generator, profile=profile,
+                  progress=progress)
+    tta_acc = {mode: evaluate(model, test, device=device, recipe=replace(recipe, tta=mode)).accuracy
+               for mode in TTA_MODES}
+    return history, tta_acc
+
+
 def run_ablation(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
                  output: Path = RESULTS_FILE, seeds: tuple[int, ...] = (0, 1, 2), progress: bool = True) -> dict:
     """Train every step (seed 0), then the final recipe and the longer variant with ``seeds``; write each run to
@@ -100,13 +113,7 @@ def run_ablation(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, d
         if any(all(run.get(k) == ident[k] for k in same_run) for run in runs):
             print(f"{key} (seed {seed}): already in {output.name}, skipped")
             continue
-        print(f"== {key} (seed {seed}): {what}", flush=True)
-        generator = seed_everything(seed)
-        model = build_net(width=recipe.width)
-        history = fit(model, train, test, recipe, device=device, generator=generator, profile=profile,
-                      progress=progress)
-        tta_acc = {mode: evaluate(model, test, device=device, recipe=replace(recipe, tta=mode)).accuracy
-                   for mode in TTA_MODES}
+        history, tta_acc = _train_and_measure(key, what, recipe, seed, train, test, profile, device, progress)
         runs.append({**ident, "what": what, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
                      "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc})
         payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started,
@@ -192,13 +199,7 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
         if any(all(run.get(k) == ident[k] for k in same_run) for run in _load(output).get("runs", [])):
             print(f"{key} (seed {seed}): already in {output.name}, skipped")
             continue
-        print(f"== {key} (seed {seed}): {what}", flush=True)
-        generator = seed_everything(seed)
-        model = build_net(width=recipe.width)
-        history = fit(model, train, test, recipe, device=device, generator=generator, profile=profile,
-                      progress=progress)
-        tta_acc = {mode: evaluate(model, test, device=device, recipe=replace(recipe, tta=mode)).accuracy
-                   for mode in TTA_MODES}
+        history, tta_acc = _train_and_measure(key, what, recipe, seed, train, test, profile, device, progress)
         run = {**ident, "what": what, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
                "threads": torch.get_num_threads(), "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc,
                "train_acc_curve": history.train_acc}

@@ -124,7 +124,7 @@ def calibrate(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, 
     forward under autocast, label-smoothed loss, backward, SGD, weight average), run on a deep copy of ``model``
     with a fresh optimizer and a private generator; the global random state is restored afterwards. ``model``
     should already be on ``device`` in the recipe's memory layout."""
-    from .train import WeightAverage, _prepare, _sgd, autocast, parameter_groups, predict_logits, synchronize
+    from .train import WeightAverage, _sgd, parameter_groups, predict_logits, synchronize, train_step
 
     device = torch.device(device)
     started = clock()
@@ -157,15 +157,7 @@ def calibrate(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, 
                     x, y = batch
                     if size != full:
                         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-                    with autocast(device, precision):
-                        logits = probe(_prepare(x, recipe.channels_last))
-                        loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    if average is not None:
-                        average.update()
+                    train_step(probe, x, y, recipe, precision, optimizer, scaler, average, device)
                     if i >= WARMUP_STEPS:
                         images += len(y)
                 synchronize(device)

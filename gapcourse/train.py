@@ -209,6 +209,24 @@ def _within_device_settings(train_fn):
     return run
 
 
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, precision: Precision,
+               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, average: WeightAverage | None,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of :func:`fit` (and of the budget planner's calibration): forward under autocast, label-smoothed
+    loss, backward through the gradient scaler, SGD step, weight-average update. Returns ``(logits, loss)``, both
+    still on the device."""
+    with autocast(device, precision):
+        logits = model(_prepare(x, recipe.channels_last))
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    if average is not None:
+        average.update()
+    return logits, loss
+
+
 @_within_device_settings
 def fit(
     model: nn.Module,
@@ -286,15 +304,7 @@ def fit(
             if shrink:
                 x = F.interpolate(x, size=(recipe.low_res, recipe.low_res), mode="bilinear", antialias=True,
                                   align_corners=False)
-            with autocast(device, precision):
-                logits = model(_prepare(x, recipe.channels_last))
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            if average is not None:
-                average.update()
+            logits, loss = train_step(model, x, y, recipe, precision, optimizer, scaler, average, device)
             history.lr.append(schedule.get_last_lr()[0])
             schedule.step()
             # Everything below stays on the device: no step waits for the host.
