@@ -42,6 +42,9 @@ CONDITIONS = {
     "auto": "as notebook 03 runs it (precision timed when the CPU has native bf16)",
 }
 DEFAULT_CONDITIONS = ("bf16", "fp32", "one-thread")
+# Each row names the invocation that made it (the file's own provenance is the latest invocation's): rows may be
+# added by later runs, e.g. more seeds or budgets.
+MADE_BY = ("command", "commit", "date", "device", "torch")
 
 
 def check_conditions(conditions: list[str] | tuple[str, ...], budgets: list[float] | tuple[float, ...]) -> None:
@@ -127,9 +130,13 @@ def run_budget_table(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
             print(f"{condition}, {budget_s:.0f} s: {epochs}, {plan.actual_s:.0f} s "
                   f"(predicted {plan.predicted_s:.0f} s), "
                   f"test accuracy {row['test_acc']:.2%}", flush=True)
+            previous = payload.get("provenance") or {}
+            for earlier in payload["rows"]:  # rows from earlier invocations keep who made them
+                earlier.setdefault("made_by", {k: previous.get(k) for k in MADE_BY})
             payload["rows"].append(row)
             payload["provenance"] = provenance(command, device=device, seconds=time.perf_counter() - started,
                                                n_test=len(test), seed=seed)
+            row["made_by"] = {k: payload["provenance"].get(k) for k in MADE_BY}
             write_results(output, payload, data)
     if not payload["rows"]:
         raise ResultsError("No budget-table rows were asked for (give --budgets and --conditions).")
