@@ -117,7 +117,7 @@ def _train(args: argparse.Namespace) -> int:
         print(history.plan.summary())
     result = evaluate(model, test, device=device, recipe=recipe)
     print(f"test accuracy {result.accuracy:.2%} after {history.train_seconds:.0f} s of training "
-          f"({len(history.epoch)} epochs, preset '{recipe.name}', head '{args.head}', {prof.name} profile)")
+          f"({len(history.epoch)} epoch{'s' * (len(history.epoch) != 1)}, preset '{recipe.name}', head '{args.head}', {prof.name} profile)")
     save_checkpoint(model.cpu(), out, history=asdict(history), recipe=recipe.describe(),
                     test_accuracy=result.accuracy, seed=args.seed)
     print(f"saved {out}")

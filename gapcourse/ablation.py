@@ -212,3 +212,38 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
                                                     "as on a GPU; time not measured on a GPU")
             write_results(output, payload, data_id)
     return _load(output)
+
+
+GPU_STUDY_LABEL = "accuracy measured on a CPU with the same code and arithmetic; time not measured on a GPU"
+
+
+def gpu_study_markdown(payload: dict) -> str:
+    """The README's table of the gpu study: one row per run (step, seed) with its precision, epochs and test
+    accuracy per test-time mode, then each step's mean over seeds where it ran with several. Every row is labelled
+    with :data:`GPU_STUDY_LABEL`: the accuracy is the GPU route's, the seconds are the measuring machine's."""
+    runs = sorted(payload.get("runs", []), key=lambda r: ([k for k, _, _ in gpu_steps()] + [r["step"]]).index(
+        r["step"]) * 1000 + r["seed"])
+    if not runs:
+        raise ValueError("gpu_study_markdown expects the gpu study's results (a dict with a non-empty 'runs' list), "
+                         "e.g. from `python -m gapcourse ablate --preset gpu`.")
+    n_test = payload.get("provenance", {}).get("n_test", 10_000)
+    lines = [f"*{GPU_STUDY_LABEL[0].upper() + GPU_STUDY_LABEL[1:]}.*", "",
+             "| step | seed | precision | epochs | test acc, flip + shift TTA | flip TTA | single view "
+             "| training time on the measuring CPU |", "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        acc = r["test_acc_by_tta"]
+        precision = next((part.split("=", 1)[1] for part in r["recipe"].split(", ")
+                          if part.startswith("precision=")), "?")
+        lines.append(f"| {r['what']} | {r['seed']} | {precision} | {r['epochs']} | "
+                     f"{100 * acc['flip_shift']:.2f} % | {100 * acc['flip']:.2f} % | {100 * acc['none']:.2f} % | "
+                     f"{r['train_seconds'] / 60:.0f} min |")
+    for key, what, _ in gpu_steps():
+        accs = [r["test_acc_by_tta"]["flip_shift"] for r in runs if r["step"] == key]
+        if len(accs) > 1:
+            mean, spread = mean_and_spread(accs)
+            lines.append(f"\n{what}, {len(accs)} seeds: mean **{100 * mean:.2f} %** (spread {100 * spread:.2f} "
+                         "points).")
+    p = runs[-1]["test_acc_by_tta"]["flip_shift"]
+    lines.append(f"\nOne accuracy on {n_test:,} test images is good to ±{100 * binomial_halfwidth(p, n_test):.1f} "
+                 "points (95 %).")
+    return "\n".join(lines)

@@ -298,7 +298,9 @@ def summary(rows: list[Row]) -> str:
             if r.status in (WRONG, DID_NOT_RUN) and r.message:
                 lines.append(f"{'':<{width}}      {r.exercise}: {r.message}")
     counts = {s: sum(r.status == s for r in rows) for s in MARKS}
-    lines.append(f"{len(by_file)} submissions: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".")
+    files, marks = len(by_file), len(rows)
+    lines.append(f"{files} submission{'s' * (files != 1)}, {marks} mark{'s' * (marks != 1)} (one per exercise, or one "
+                 "for a notebook that could not be read): " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".")
     lines.append(f"Legend: {', '.join(f'{m} {s}' for s, m in MARKS.items())}.")
     return "\n".join(lines)
 

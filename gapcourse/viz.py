@@ -286,7 +286,7 @@ def show_heatmaps(images: torch.Tensor, heats: torch.Tensor, *, titles: Sequence
 def plot_budget_curve(payload: dict, *, highlight: float | None = None) -> plt.Figure:
     """Notebook 03: test accuracy against the training budget, one line per condition (the rows of
     ``gapcourse/results/budget_table.json``, see :mod:`gapcourse.budget_table`), the planned epochs written at each
-    point. ``highlight`` (seconds) draws a vertical line at a budget, e.g. the notebook's own."""
+    point; where several seeds ran, the point is their mean and the bar their range. ``highlight`` (seconds) draws a vertical line at a budget, e.g. the notebook's own."""
     rows = payload.get("rows") if isinstance(payload, dict) else None
     if not rows:
         raise ValueError("plot_budget_curve expects the budget table's results (a dict with a non-empty 'rows' list), "
@@ -295,12 +295,18 @@ def plot_budget_curve(payload: dict, *, highlight: float | None = None) -> plt.F
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for condition in [c for c in CONDITIONS if any(r["condition"] == c for r in rows)]:
-        mine = sorted((r for r in rows if r["condition"] == condition), key=lambda r: r["budget_s"])
-        minutes = [r["budget_s"] / 60 for r in mine]
-        acc = [100 * r["test_acc"] for r in mine]
-        ax.plot(minutes, acc, "o-", label=CONDITIONS[condition])
-        for x, y, r in zip(minutes, acc, mine):
-            ax.annotate(f"{r['epochs']} ep", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
+        budgets = sorted({r["budget_s"] for r in rows if r["condition"] == condition})
+        runs = [[r for r in rows if r["condition"] == condition and r["budget_s"] == b] for b in budgets]
+        minutes = [b / 60 for b in budgets]
+        acc = [100 * sum(r["test_acc"] for r in rs) / len(rs) for rs in runs]  # the mean where several seeds ran
+        low = [a - 100 * min(r["test_acc"] for r in rs) for a, rs in zip(acc, runs)]
+        high = [100 * max(r["test_acc"] for r in rs) - a for a, rs in zip(acc, runs)]
+        ax.errorbar(minutes, acc, yerr=[low, high], fmt="o-", capsize=3, label=CONDITIONS[condition])
+        for x, y, rs in zip(minutes, acc, runs):
+            epochs = sorted({r["epochs"] for r in rs})
+            seeds = f", {len(rs)} seeds" if len(rs) > 1 else ""
+            ax.annotate(f"{'/'.join(map(str, epochs))} ep{seeds}", (x, y), textcoords="offset points",
+                        xytext=(4, -10), fontsize=8)
     if highlight is not None:
         ax.axvline(highlight / 60, color="grey", ls="--", lw=1, label=f"budget {highlight / 60:g} min")
     ax.set_xscale("log", base=2)

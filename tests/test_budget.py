@@ -268,7 +268,51 @@ def test_budget_table_command_writes_rows_with_provenance_and_resumes(tmp_path, 
     table = budget_markdown(payload)
     assert table.count("| 3 s |") == 2 and "fp32 forced" in table and "one thread" in table
     fig = plot_budget_curve(payload, highlight=3.0)
-    assert len(fig.axes[0].lines) == 3  # two conditions and the highlighted budget
+    assert len(fig.axes[0].get_legend().get_texts()) == 3  # two conditions and the highlighted budget
+    assert all(r["made_by"]["command"] == prov["command"] for r in rows)
+
+
+def _row(condition: str, budget_s: float, seed: int, acc: float, actual_s: float) -> dict:
+    return {"condition": condition, "budget_s": budget_s, "seed": seed, "epochs": 5, "planned_epochs": 5,
+            "low_res_epochs": 2, "predicted_s": budget_s, "actual_s": actual_s, "precision": "fp32",
+            "train_img_per_s": {"fp32@32px": 1000.0}, "over_budget": False, "test_acc": acc}
+
+
+def test_budget_markdown_gives_each_seed_a_row_and_the_mean_over_seeds():
+    from gapcourse.budget_table import budget_markdown
+    from gapcourse.viz import plot_budget_curve
+
+    rows = [_row("auto", 240.0, s, a, t) for s, a, t in [(2, 0.82, 236.0), (0, 0.80, 241.0), (1, 0.84, 239.0)]]
+    rows.append(_row("fp32", 60.0, 0, 0.6, 70.0))
+    table = budget_markdown({"rows": rows, "provenance": {"n_test": 10_000}})
+    body = [line for line in table.splitlines() if line.startswith("| as notebook 03")]
+    assert [line.split(" | ")[2] for line in body] == ["0", "1", "2"]  # one row per seed, in seed order
+    assert "seeds 0, 1, 2: mean **82.00 %** (spread 4.00 points), actual 236–241 s." in table
+    assert "fp32 forced (a laptop without native bf16), 60 s, seeds" not in table  # one seed: no mean line
+    assert "±0.8 points" in table  # one accuracy near 77 % on 10 000 images
+    assert "±3.7 points" in budget_markdown({"rows": rows, "provenance": {"n_test": 500}})  # the noise follows n
+    from gapcourse.budget_table import CONDITIONS
+
+    fig = plot_budget_curve({"rows": rows})
+    auto = next(c for c in fig.axes[0].containers if c.get_label() == CONDITIONS["auto"])
+    assert list(auto.lines[0].get_ydata()) == pytest.approx([82.0])  # the point is the mean of the three seeds
+    assert [list(seg[:, 1]) for seg in auto.lines[2][0].get_segments()] == [pytest.approx([80.0, 84.0])]  # range
+
+
+def test_rows_added_by_a_later_run_keep_who_made_the_earlier_ones(tmp_path):
+    import json
+
+    from gapcourse.budget_table import run_budget_table
+
+    with pytest.warns(Warning):
+        train = synthetic_cifar10("train", per_class=2)
+    out = tmp_path / "rows.json"
+    for seed, command in [(0, "first run"), (1, "second run")]:
+        run_budget_table(train, train, FAST, budgets=(1.0,), conditions=("fp32",), seed=seed, output=out,
+                         progress=False, command=command)
+    payload = json.loads(out.read_text())
+    assert [r["made_by"]["command"] for r in payload["rows"]] == ["first run", "second run"]
+    assert payload["provenance"]["command"] == "second run"
 
 
 def condition_recipe_string(condition: str, budget_s: float) -> str:

@@ -136,7 +136,12 @@ def test_the_summary_has_one_line_per_submission(rows):
     text = grade.summary(list(rows.values()))
     for stem in ("right", "wrong", "empty", "broken", "quits", "garbage"):
         assert len(re.findall(rf"^{stem}\.ipynb ", text, re.M)) == 1
-    assert "6 submissions: 2 passed, 2 wrong, 2 not attempted" in text
+    marks = re.search(r"^6 submissions, (\d+) marks \(one per exercise.*\): (\d+) passed, (\d+) wrong, "
+                      r"(\d+) not attempted, (\d+) did not run\.$", text, re.M)
+    assert marks, text.splitlines()[-2]
+    total, *by_status = map(int, marks.groups())
+    assert total == len(rows) == sum(by_status)  # every mark counted once, under its status
+    assert by_status == [sum(r.status == s for r in rows.values()) for s in grade.MARKS]
 
 
 def test_endless_notebooks_cost_time_not_the_run(tmp_path, monkeypatch):

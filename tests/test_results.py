@@ -69,11 +69,11 @@ def test_the_ablation_trained_the_cpu_preset_as_it_is_now_with_three_seeds():
 
 
 def test_the_recorded_course_run_meets_the_learners_time_and_memory_budgets():
-    """Issue 13's budgets on the 2-core CPU: 01, 02, 05 under a minute; 03 under 6; 04 under 5; all under 15;
-    no notebook over 3 GB. The file is written by `make course` (full profile, fresh clone)."""
+    """Issue 13's budgets on the 2-core CPU: 01, 02, 05 and the appendix 06 under a minute; 03 under 6; 04 under 5;
+    all under 15; no notebook over 3 GB. The file is written by `make course` (full profile, fresh clone)."""
     data = json.loads((RESULTS_DIR / "course_times.json").read_text())
     assert data["provenance"]["profile"] == "full"
-    budget = {"01": 60, "02": 60, "03": 360, "04": 300, "05": 60}
+    budget = {"01": 60, "02": 60, "03": 360, "04": 300, "05": 60, "06": 60}
     runs = {Path(r["notebook"]).name[:2]: r for r in data["runs"]}
     assert set(runs) == set(budget) and all(r["status"] == "ok" for r in runs.values())
     over = {k: r["seconds"] for k, r in runs.items() if r["seconds"] >= budget[k] or r["peak_mb"] > 3000}

@@ -16,8 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gapcourse.ablation import RESULTS_FILE as ABLATION_FILE, ablation_markdown  # noqa: E402
-from gapcourse.bench import table_from_record  # noqa: E402
+from gapcourse.ablation import (GPU_RESULTS_FILE, RESULTS_FILE as ABLATION_FILE, ablation_markdown,  # noqa: E402
+                                gpu_study_markdown)
+from gapcourse.bench import table_from_record, verify_markdown  # noqa: E402
 from gapcourse.budget_table import RESULTS_FILE as BUDGET_FILE, budget_markdown  # noqa: E402
 from gapcourse.experiments import (PARTS, REGIMES, RESULTS_FILE as HEADS_FILE, conclusions,  # noqa: E402
                                    results_markdown)
@@ -49,9 +50,40 @@ def bench() -> str:
     return "(not measured yet)" if data is None else table_from_record(data) + "\n\n" + _made_by(data["provenance"])
 
 
+def gpu_study() -> str:
+    data = _load(GPU_RESULTS_FILE)
+    if data is None:
+        return ("(not measured yet: `python -m gapcourse ablate --preset gpu` writes "
+                "`gapcourse/results/gpu_preset_study.json`)")
+    return gpu_study_markdown(data) + "\n\n" + _made_by(data["provenance"])
+
+
+def bench_cuda() -> str:
+    data = _load(RESULTS_DIR / "bench_cuda.json")
+    if data is None:
+        return ("(no GPU measurement yet: `python -m gapcourse bench --record --verify-gpu` on a CUDA GPU writes "
+                "`gapcourse/results/bench_cuda.json`)")
+    return (table_from_record(data) + "\n\n" + verify_markdown(data) + "\n\n" + _made_by(data["provenance"]))
+
+
 def budget() -> str:
+    """The budget table, then every invocation that added rows to it (each row records its own, ``made_by``)."""
     data = _load(BUDGET_FILE)
-    return "(not measured yet)" if data is None else budget_markdown(data) + "\n\n" + _made_by(data["provenance"])
+    if data is None:
+        return "(not measured yet)"
+    runs: dict[tuple, list[str]] = {}  # one invocation (command, commit, machine) -> the dates of its rows
+    for row in data["rows"]:
+        made_by = row.get("made_by") or data["provenance"]
+        key = tuple(made_by[k] for k in ("command", "commit", "device", "torch"))
+        runs.setdefault(key, []).append(made_by["date"])
+    if len(runs) == 1:
+        return budget_markdown(data) + "\n\n" + _made_by(data["provenance"])
+    lines = [f"*Made by {len(runs)} runs, in turn:*", ""]
+    for (command, commit, device, torch_version), dates in runs.items():
+        when = min(dates) if min(dates) == max(dates) else f"{min(dates)} to {max(dates)}"
+        lines.append(f"* `{command}` on {device}, torch {torch_version}, commit `{commit[:10]}`, {when} "
+                     f"({len(dates)} row{'s' * (len(dates) != 1)})")
+    return budget_markdown(data) + "\n\n" + "\n".join(lines)
 
 
 def _heads(part: str, *, describe: bool = False, made_by: bool = False) -> str:
@@ -94,7 +126,7 @@ def course_times() -> str:
     for r in data["runs"]:
         lines.append(f"| {Path(r['notebook']).stem} | {r['seconds']:.0f} s | {r['peak_mb']:,.0f} MB | {r['headline']} |")
     total = sum(r["seconds"] for r in data["runs"])
-    lines.append(f"| **all five** | **{total / 60:.1f} min** | | |")
+    lines.append(f"| **all {len(data['runs'])}** | **{total / 60:.1f} min** | | |")
     return "\n".join(lines) + "\n\n" + _made_by(data["provenance"])
 
 
@@ -112,7 +144,8 @@ def weights() -> str:
 GENERATORS = {"ablation": ablation, "bench": bench, "heads-accuracy": heads_accuracy, "heads-size": heads_size,
               "heads-translation": heads_translation, "heads-crop-shift": heads_crop_shift,
               "heads-overfitting": heads_overfitting,
-              "course-times": course_times, "budget": budget, "weights": weights}
+              "course-times": course_times, "budget": budget, "weights": weights, "gpu-study": gpu_study,
+              "bench-cuda": bench_cuda}
 
 
 def render(text: str) -> str:
