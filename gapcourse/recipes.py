@@ -192,7 +192,7 @@ def resolve_precision(recipe: Recipe | None, device: torch.device | str) -> Prec
 def measures_precision(recipe: Recipe, device: torch.device | str) -> bool:
     """True when :func:`gapcourse.train.fit` chooses between bf16 and fp32 by timing both rather than by the rule of
     :func:`choose_precision`: the recipe says ``auto``, has a budget, and runs on a CPU with native bf16. Native bf16
-    is not always faster there: on the course's AMD EPYC it trained the cpu preset's network 2.2× faster than fp32,
+    is not always faster there (measured by hand): on the course's AMD EPYC it trained the cpu preset's network 2.2× faster than fp32,
     on an Intel Xeon with AVX-512 BF16 (no AMX) 0.7× as fast."""
     return (recipe.precision == "auto" and recipe.budget_s is not None and torch.device(device).type == "cpu"
             and cpu_has_native_bf16())

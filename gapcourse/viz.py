@@ -283,10 +283,12 @@ def show_heatmaps(images: torch.Tensor, heats: torch.Tensor, *, titles: Sequence
     return fig
 
 
-def plot_budget_curve(payload: dict, *, highlight: float | None = None) -> plt.Figure:
+def plot_budget_curve(payload: dict, *, highlight: float | None = None,
+                      yours: tuple[float, float] | None = None) -> plt.Figure:
     """Notebook 03: test accuracy against the training budget, one line per condition (the rows of
     ``gapcourse/results/budget_table.json``, see :mod:`gapcourse.budget_table`), the planned epochs written at each
-    point; where several seeds ran, the point is their mean and the bar their range. ``highlight`` (seconds) draws a vertical line at a budget, e.g. the notebook's own."""
+    point; where several seeds ran, the point is their mean and the bar their range. ``yours`` = (budget in seconds,
+    test accuracy in [0, 1]) adds the learner's own run as a star. The x axis is the budget, not the time a run took. ``highlight`` (seconds) draws a vertical line at a budget, e.g. the notebook's own."""
     rows = payload.get("rows") if isinstance(payload, dict) else None
     if not rows:
         raise ValueError("plot_budget_curve expects the budget table's results (a dict with a non-empty 'rows' list), "
@@ -309,6 +311,9 @@ def plot_budget_curve(payload: dict, *, highlight: float | None = None) -> plt.F
                         xytext=(4, -10), fontsize=8)
     if highlight is not None:
         ax.axvline(highlight / 60, color="grey", ls="--", lw=1, label=f"budget {highlight / 60:g} min")
+    if yours is not None:
+        budget_s, accuracy = yours
+        ax.plot([budget_s / 60], [100 * accuracy], "*", color="black", markersize=14, label="your run")
     ax.set_xscale("log", base=2)
     ticks = sorted({r["budget_s"] / 60 for r in rows})
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])

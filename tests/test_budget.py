@@ -17,6 +17,7 @@ from gapcourse import budget, recipes
 from gapcourse.budget import Costs, calibrate, low_res_share, plan_epochs
 from gapcourse.config import profile
 from gapcourse.data import synthetic_cifar10
+from gapcourse.device import seed_everything
 from gapcourse.models import build_net
 from gapcourse.recipes import PRESETS, Recipe, pick_recipe
 from gapcourse.train import History, fit, one_cycle
@@ -288,7 +289,7 @@ def test_budget_markdown_gives_each_seed_a_row_and_the_mean_over_seeds():
     body = [line for line in table.splitlines() if line.startswith("| as notebook 03")]
     assert [line.split(" | ")[2] for line in body] == ["0", "1", "2"]  # one row per seed, in seed order
     assert "seeds 0, 1, 2: mean **82.00 %** (spread 4.00 points), actual 236–241 s." in table
-    assert "fp32 forced (a laptop without native bf16), 60 s, seeds" not in table  # one seed: no mean line
+    assert "fp32 forced (as a CPU without native bf16 trains), 60 s, seeds" not in table  # one seed: no mean line
     assert "±0.8 points" in table  # one accuracy near 77 % on 10 000 images
     assert "±3.7 points" in budget_markdown({"rows": rows, "provenance": {"n_test": 500}})  # the noise follows n
     from gapcourse.budget_table import CONDITIONS
@@ -313,6 +314,34 @@ def test_rows_added_by_a_later_run_keep_who_made_the_earlier_ones(tmp_path):
     payload = json.loads(out.read_text())
     assert [r["made_by"]["command"] for r in payload["rows"]] == ["first run", "second run"]
     assert payload["provenance"]["command"] == "second run"
+
+
+def test_the_auto_condition_runs_as_notebook_03_does(tmp_path):
+    """Its recipe is the one notebook 03 picks for its budget, its learning curve uses the notebook's 250 test images
+    per class, and its accuracy is measured afterwards on the whole test split."""
+    import json
+
+    from gapcourse.budget_table import condition_recipe, curve_split, run_budget_table
+    from gapcourse.recipes import pick_recipe
+    from gapcourse.train import evaluate
+
+    assert condition_recipe("auto", 240.0).describe() == pick_recipe("cpu", budget_s=240.0, announce=False).describe()
+    with pytest.warns(Warning):
+        train = synthetic_cifar10("train", per_class=4)
+        test = synthetic_cifar10("test", per_class=260)
+    assert curve_split(test).class_counts() == [250] * 10  # as the notebook: 250 per class
+    out = tmp_path / "auto.json"
+    payload = run_budget_table(train, test, FAST, budgets=(2.0,), conditions=("auto",), output=out, progress=False)
+    row = payload["rows"][0]
+    assert row["curve_images"] == 2500 and len(test) == 2600
+    generator = seed_everything(0)  # the same run again, by hand, as the notebook would do it
+    model = build_net(width=PRESETS["cpu"].width)
+    recipe = replace(condition_recipe("auto", 2.0), precision=row["precision"], budget_s=None)
+    again = fit(model, train, curve_split(test), recipe, generator=generator, profile=FAST, progress=False,
+                epochs=row["epochs"])
+    assert len(again.test_acc) == row["epochs"]
+    assert row["test_acc"] == evaluate(model, test, recipe=recipe).accuracy  # the whole split, after fit
+    assert json.loads(out.read_text())["rows"] == payload["rows"]
 
 
 def condition_recipe_string(condition: str, budget_s: float) -> str:

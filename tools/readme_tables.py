@@ -34,9 +34,14 @@ def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _commit(commit: str) -> str:
+    """A short commit id, keeping the mark of uncommitted changes in the working tree (``+changes``)."""
+    return commit[:10] + ("+changes" if commit.endswith("+changes") else "")
+
+
 def _made_by(prov: dict) -> str:
     took = f", {prov['seconds'] / 60:.1f} min" if "seconds" in prov else ""
-    return (f"*Made by `{prov['command']}` on {prov['device']}, torch {prov['torch']}, commit `{prov['commit'][:10]}`, "
+    return (f"*Made by `{prov['command']}` on {prov['device']}, torch {prov['torch']}, commit `{_commit(prov['commit'])}`, "
             f"{prov['date']}{took}.*")
 
 
@@ -81,7 +86,7 @@ def budget() -> str:
     lines = [f"*Made by {len(runs)} runs, in turn:*", ""]
     for (command, commit, device, torch_version), dates in runs.items():
         when = min(dates) if min(dates) == max(dates) else f"{min(dates)} to {max(dates)}"
-        lines.append(f"* `{command}` on {device}, torch {torch_version}, commit `{commit[:10]}`, {when} "
+        lines.append(f"* `{command}` on {device}, torch {torch_version}, commit `{_commit(commit)}`, {when} "
                      f"({len(dates)} row{'s' * (len(dates) != 1)})")
     return budget_markdown(data) + "\n\n" + "\n".join(lines)
 
