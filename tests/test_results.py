@@ -264,3 +264,57 @@ def test_19_6_the_readme_check_fails_when_a_section_marker_is_damaged_or_missing
     assert module.main(["--check"]) == 1
     assert module.main([]) == 1 and readme.read_text() == text, "a damaged README is never rewritten"
     assert "markers are damaged or missing" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The GPU route's README sections (issue 22): generated from gpu_preset_study.json and bench_cuda.json once they exist
+
+PROV = {"command": "python -m gapcourse X", "commit": "0123456789abcdef", "device": "test device", "torch": "2.x",
+        "date": "2026-01-01T00:00:00Z", "seconds": 60.0, "n_test": 10_000}
+
+
+def _gpu_run(step: str, seed: int, acc: float, precision: str = "bf16") -> dict:
+    from gapcourse.ablation import gpu_steps
+
+    key, what, recipe = next(s for s in gpu_steps() if s[0] == step)
+    return {"step": key, "seed": seed, "what": what, "recipe": replace(recipe, precision=precision).describe(),
+            "epochs": recipe.epochs, "train_seconds": 6000.0,
+            "test_acc_by_tta": {"none": acc - 0.01, "flip": acc - 0.005, "flip_shift": acc}}
+
+
+def test_the_gpu_study_table_says_what_was_measured_where_and_averages_the_seeds():
+    from gapcourse.ablation import GPU_STUDY_LABEL, gpu_study_markdown
+
+    runs = [_gpu_run("cutout_epochs", 1, 0.93), _gpu_run("baseline", 0, 0.90, "fp32"), _gpu_run("cutout_epochs", 0, 0.92)]
+    table = gpu_study_markdown({"runs": runs, "provenance": PROV})
+    assert GPU_STUDY_LABEL[1:] in table  # "accuracy measured on a CPU ...; time not measured on a GPU"
+    body = [line for line in table.splitlines() if line.startswith("| gpu preset") or line.startswith("| + cutout")]
+    assert [line.split(" | ")[1:3] for line in body] == [["0", "fp32"], ["0", "bf16"], ["1", "bf16"]]  # step, seed
+    assert "2 seeds: mean **92.50 %** (spread 1.00 points)" in table
+    assert table.count("mean **") == 1  # the baseline ran with one seed: no mean
+    with pytest.raises(ValueError, match="runs"):
+        gpu_study_markdown({"runs": []})
+
+
+def test_the_readme_gpu_sections_come_from_their_results_files(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import readme_tables
+
+    monkeypatch.setattr(readme_tables, "GPU_RESULTS_FILE", tmp_path / "gpu_preset_study.json")
+    monkeypatch.setattr(readme_tables, "RESULTS_DIR", tmp_path)
+    assert readme_tables.gpu_study().startswith("(not measured yet")
+    assert readme_tables.bench_cuda().startswith("(no GPU measurement yet")
+    (tmp_path / "gpu_preset_study.json").write_text(json.dumps(
+        {"runs": [_gpu_run("baseline", 0, 0.9012)], "provenance": PROV}))
+    row = {"preset": "gpu", "width": 1.0, "precision": "bf16", "train_ips": 150_000.0, "eval_ips": 400_000.0,
+           "eval_tta_ips": 70_000.0, "data_share": 0.05, "to_threshold": {"0.9": 4.2, "0.92": None},
+           "final_acc": 0.9134, "train_s": 9.5, "peak_mem_mb": 2100.0, "recipe": "name=gpu"}
+    audit = {"precision": "bf16", "steps": 20, "reached": 20, "guarded_from": 2, "sync_at": None, "origin": None,
+             "epoch_read": False, "clean": True}
+    (tmp_path / "bench_cuda.json").write_text(json.dumps(
+        {"header": "GPU verification on a test GPU", "pil_img_s": 8000.0, "tensor_img_s": 90000.0, "rows": [row],
+         "sync_audits": [audit], "provenance": PROV}))
+    study, cuda = readme_tables.gpu_study(), readme_tables.bench_cuda()
+    assert "90.12 %" in study and "`0123456789`" in study
+    assert "| gpu | 1.0 | bf16 | 150,000 |" in cuda and "91.34%" in cuda and "4 s" in cuda
+    assert cuda.count("* sync audit ok: bf16: steps 2–20 of 20 guarded, no sync") == 1 and "test device" in cuda

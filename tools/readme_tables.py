@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from gapcourse.ablation import (GPU_RESULTS_FILE, RESULTS_FILE as ABLATION_FILE, ablation_markdown,  # noqa: E402
                                 gpu_study_markdown)
-from gapcourse.bench import table_from_record, verify_markdown  # noqa: E402
+from gapcourse.bench import table_from_record  # noqa: E402
 from gapcourse.budget_table import RESULTS_FILE as BUDGET_FILE, budget_markdown  # noqa: E402
 from gapcourse.experiments import (PARTS, REGIMES, RESULTS_FILE as HEADS_FILE, conclusions,  # noqa: E402
                                    results_markdown)
@@ -68,7 +68,7 @@ def bench_cuda() -> str:
     if data is None:
         return ("(no GPU measurement yet: `python -m gapcourse bench --record --verify-gpu` on a CUDA GPU writes "
                 "`gapcourse/results/bench_cuda.json`)")
-    return (table_from_record(data) + "\n\n" + verify_markdown(data) + "\n\n" + _made_by(data["provenance"]))
+    return table_from_record(data) + "\n\n" + _made_by(data["provenance"])  # (the sync audits: in the table)
 
 
 def budget() -> str:
