@@ -273,6 +273,17 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _seed(text: str) -> int:
+    """A random seed: a whole number from 0 to 2**32 - 1 (what NumPy's generator accepts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 (e.g. 0, 1, 2), got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 4,294,967,295, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gapcourse", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -292,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                              "evaluation included; the fast profile still runs one epoch)")
     train.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     train.add_argument("--device", help="cpu, cuda or mps (default: best available)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--output", help="checkpoint path (default: in the cache folder)")
     train.set_defaults(run=_train)
 
@@ -318,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                        metavar="SECONDS", help="training budgets in seconds (default: 60 120 240 480)")
     table.add_argument("--conditions", nargs="+", default=["bf16", "fp32", "one-thread"],
                        help="bf16, fp32 (forced), one-thread, auto (default: bf16 fp32 one-thread)")
-    table.add_argument("--seed", type=int, default=0)
+    table.add_argument("--seed", type=_seed, default=0)
     table.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     table.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     table.add_argument("--output", help="results file (default: gapcourse/results/budget_table.json for a full-profile "
@@ -328,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     compare = sub.add_parser("compare-heads", help="notebook 04's head comparison: every head, regime and seed")
     compare.add_argument("--heads", nargs="*", help="subset of heads (default: all)")
     compare.add_argument("--regimes", nargs="*", help="augmented and/or no_augmentation (default: both)")
-    compare.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    compare.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2], help="seeds (default: 0 1 2)")
     compare.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     compare.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     compare.add_argument("--output", help="results file (default: gapcourse/results/heads.json for a full-profile "
@@ -346,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                                          "in the cache folder)")
     ablate.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
                         help="cpu: the cpu recipe's ablation; gpu: the gpu preset's study (accuracy on this device)")
-    ablate.add_argument("--seeds", nargs="+", type=int, help="gpu study: seeds of the final recipe (default: 0 1)")
+    ablate.add_argument("--seeds", nargs="+", type=_seed, help="gpu study: seeds of the final recipe (default: 0 1)")
     ablate.add_argument("--only", nargs="+", help="gpu study: only these steps (e.g. baseline cutout_epochs)")
     ablate.set_defaults(run=_ablate)
 

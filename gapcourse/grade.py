@@ -319,10 +319,19 @@ def check_csv_path(path: Path) -> None:
         raise ValueError(f"--csv {path}: its folder cannot be created ({err.strerror}); choose another place") from None
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ValueError(f"--csv {path} cannot be written here; choose a writable place")
+    existed = path.exists()
+    try:  # really open it (os.access says yes to root everywhere, e.g. under /proc): appending changes nothing
+        with open(path, "a"):
+            pass
+    except OSError as err:
+        raise ValueError(f"--csv {path} cannot be written here ({err.strerror}); choose a writable place") from None
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 def submissions(paths: list[str]) -> list[Path]:
-    """The notebooks to grade: each file as given, each folder's ``*.ipynb`` (sorted)."""
+    """The notebooks to grade: each file as given, each folder's ``*.ipynb`` (sorted); a file named twice (or also
+    found in a folder given) is graded once, and said."""
     found: list[Path] = []
     for text in paths:
         path = Path(text)
@@ -330,7 +339,12 @@ def submissions(paths: list[str]) -> list[Path]:
             found += sorted(p for p in path.glob("*.ipynb") if not p.name.startswith("."))
         else:
             found.append(path)
-    return found
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    if len(unique) < len(found):
+        print(f"{len(found) - len(unique)} notebook(s) given more than once: each is graded once.")
+    return list(unique.values())
 
 
 def grade(paths: list[str], timeout: float = DEFAULT_TIMEOUT, csv_path: str | None = None,

@@ -312,8 +312,16 @@ def plot_budget_curve(payload: dict, *, highlight: float | None = None,
     if highlight is not None:
         ax.axvline(highlight / 60, color="grey", ls="--", lw=1, label=f"budget {highlight / 60:g} min")
     if yours is not None:
-        budget_s, accuracy = yours
-        ax.plot([budget_s / 60], [100 * accuracy], "*", color="black", markersize=14, label="your run")
+        try:
+            budget_s, accuracy = float(yours[0]), float(yours[1])
+        except (TypeError, ValueError, IndexError):
+            raise ValueError(f"yours must be (budget in seconds, test accuracy between 0 and 1), e.g. (240, 0.84); "
+                             f"got {yours!r}") from None
+        if not (budget_s > 0 and 0 <= accuracy <= 1):
+            raise ValueError(f"yours must be (budget in seconds > 0, test accuracy between 0 and 1), e.g. (240, 0.84); "
+                             f"got {yours!r}" + (" (an accuracy in %? divide by 100)" if 1 < accuracy <= 100 else ""))
+        ax.plot([budget_s / 60], [100 * accuracy], "*", color="black", markersize=12, alpha=0.8, zorder=5,
+                label="your run")
     ax.set_xscale("log", base=2)
     ticks = sorted({r["budget_s"] / 60 for r in rows})
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])

@@ -288,8 +288,13 @@ def test_budget_markdown_gives_each_seed_a_row_and_the_mean_over_seeds():
     table = budget_markdown({"rows": rows, "provenance": {"n_test": 10_000}})
     body = [line for line in table.splitlines() if line.startswith("| as notebook 03")]
     assert [line.split(" | ")[2] for line in body] == ["0", "1", "2"]  # one row per seed, in seed order
-    assert "seeds 0, 1, 2: mean **82.00 %** (spread 4.00 points), actual 236–241 s." in table
-    assert "fp32 forced (as a CPU without native bf16 trains), 60 s, seeds" not in table  # one seed: no mean line
+    assert ("Mean over seeds 0, 1, 2 (as notebook 03 runs it (precision timed when the CPU has native bf16), 240 s): "
+            "**82.00 %** (spread 4.00 points), actual 236–241 s.") in table
+    assert table.count("Mean over seeds") == 1  # fp32 at 60 s ran one seed: no mean line
+    assert "test images per class" not in table  # these rows record no learning-curve split
+    rows_with_curve = [dict(r, curve_images=2500) if r["condition"] == "auto" else r for r in rows]
+    assert "use 250 test images per class" in budget_markdown({"rows": rows_with_curve,
+                                                                "provenance": {"n_test": 10_000}})
     assert "±0.8 points" in table  # one accuracy near 77 % on 10 000 images
     assert "±3.7 points" in budget_markdown({"rows": rows, "provenance": {"n_test": 500}})  # the noise follows n
     from gapcourse.budget_table import CONDITIONS
@@ -395,3 +400,16 @@ def test_train_budget_outside_its_range_says_what_is_allowed(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["train", "--budget", "1e9"])
     assert stop.value.code == 2 and "from 1 to 9,999,999" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("yours, hint", [((240, 84), "divide by 100"), ((0, 0.8), "budget"), (("a", "b"), "e.g."),
+                                         ((240, float("nan")), "between 0 and 1"), (None, None)])
+def test_the_learners_point_on_the_budget_plot_is_checked(yours, hint):
+    from gapcourse.viz import plot_budget_curve
+
+    rows = [_row("auto", 240.0, 0, 0.84, 230.0)]
+    if yours is None:
+        assert len(plot_budget_curve({"rows": rows}, yours=(240, 0.84)).axes[0].get_legend().get_texts()) == 2
+        return
+    with pytest.raises(ValueError, match=hint):
+        plot_budget_curve({"rows": rows}, yours=yours)

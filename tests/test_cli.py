@@ -47,3 +47,13 @@ def test_table_has_one_row_per_preset_and_the_pipeline_ratio():
                and "| 86.80% | 249 s | 1,400 MB |" in line for line in lines)
     assert any(line.startswith("| plain | 1.0 | fp32 | 330 |") and line.count("–") == 10 for line in lines)
     assert "**8.7×**" in table
+
+
+@pytest.mark.parametrize("args", [["train", "--seed", "-1"], ["budget-table", "--seed", "1.5"],
+                                  ["compare-heads", "--seeds", "0", "-2"], ["ablate", "--seeds", "x"]])
+def test_a_bad_seed_is_refused_before_any_data_is_loaded(args, capsys):
+    from gapcourse.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2 and "expected a whole number from 0" in capsys.readouterr().err

@@ -211,3 +211,21 @@ def test_a_mistyped_submission_path_is_an_error_not_a_learners_row(tmp_path, cap
     assert main(["grade", str(tmp_path / "x.ipynb"), str(tmp_path / "missing.ipynb")]) == 2
     err = capsys.readouterr().err
     assert "no such file or folder" in err and "missing.ipynb" in err
+
+
+def test_a_notebook_given_twice_is_graded_once(tmp_path, capsys):
+    nb = tmp_path / "a.ipynb"
+    nb.write_text("{}")
+    files = grade.submissions([str(nb), str(tmp_path), str(tmp_path / "." / "a.ipynb")])
+    assert files == [nb]
+    assert "given more than once: each is graded once" in capsys.readouterr().out
+
+
+def test_a_csv_path_that_even_root_cannot_write_is_refused_before_grading(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="cannot be written"):
+        grade.check_csv_path(Path("/proc/grades.csv"))  # os.access says yes to root; opening it fails
+    ok = tmp_path / "new.csv"
+    grade.check_csv_path(ok)
+    assert not ok.exists()  # the check leaves nothing behind

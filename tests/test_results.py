@@ -318,3 +318,47 @@ def test_the_readme_gpu_sections_come_from_their_results_files(tmp_path, monkeyp
     assert "90.12 %" in study and "`0123456789`" in study
     assert "| gpu | 1.0 | bf16 | 150,000 |" in cuda and "91.34%" in cuda and "4 s" in cuda
     assert cuda.count("* sync audit ok: bf16: steps 2–20 of 20 guarded, no sync") == 1 and "test device" in cuda
+
+
+@pytest.mark.parametrize("content", ["", "{}", "[]", '{"provenance": {}}', '{"provenance": {}, "runs": [{"x": 1}]}'])
+def test_a_broken_results_file_is_named_in_one_line_not_a_traceback(tmp_path, monkeypatch, capsys, content):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import readme_tables
+
+    readme = tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text())
+    broken = tmp_path / "gpu_preset_study.json"
+    broken.write_text(content)
+    monkeypatch.setattr(readme_tables, "README", readme)
+    monkeypatch.setattr(readme_tables, "GPU_RESULTS_FILE", broken)
+    before = readme.read_text()
+    assert readme_tables.main([]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("gpu_preset_study.json" in err or "'gpu-study'" in err), err
+    assert readme.read_text() == before  # nothing rewritten
+
+
+def test_readme_tables_refuses_unknown_arguments_and_says_what_check_found(tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import readme_tables
+
+    readme = tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text().replace("| 63.49 % |", "| 99.99 % |"))  # a hand edit
+    monkeypatch.setattr(readme_tables, "README", readme)
+    before = readme.read_text()
+    assert readme_tables.main(["--chek"]) == 2 and "usage" in capsys.readouterr().err
+    assert readme.read_text() == before  # a typo rewrites nothing
+    assert readme_tables.main(["--check"]) == 1 and "differ" in capsys.readouterr().out
+
+
+def test_a_budget_row_without_its_run_record_is_not_credited_to_another_run(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import readme_tables
+
+    payload = json.loads((RESULTS_DIR / "budget_table.json").read_text())
+    del payload["rows"][0]["made_by"]
+    path = tmp_path / "budget_table.json"
+    path.write_text(json.dumps(payload))
+    monkeypatch.setattr(readme_tables, "BUDGET_FILE", path)
+    section = readme_tables.budget()
+    assert "`(not recorded for this row)`" in section and "(1 row)" in section

@@ -30,8 +30,23 @@ SECTION = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*
                      re.S)
 
 
+class ResultsFileError(Exception):
+    """A results file that cannot make its README section: named, with what to do."""
+
+
 def _load(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ResultsFileError(f"{path} is not a readable JSON results file ({err}); restore it with `git checkout -- "
+                               f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}` or remake it "
+                               "with the command its README section names.") from None
+    if not isinstance(data, dict):
+        raise ResultsFileError(f"{path} is not a results file (expected a JSON object, got a {type(data).__name__}); "
+                               "restore it from git or remake it with the command its README section names.")
+    return data
 
 
 def _commit(commit: str) -> str:
@@ -78,7 +93,8 @@ def budget() -> str:
         return "(not measured yet)"
     runs: dict[tuple, list[str]] = {}  # one invocation (command, commit, machine) -> the dates of its rows
     for row in data["rows"]:
-        made_by = row.get("made_by") or data["provenance"]
+        made_by = row.get("made_by") or {"command": "(not recorded for this row)", "commit": "?", "device": "?",
+                                         "torch": "?", "date": "?"}
         key = tuple(made_by[k] for k in ("command", "commit", "device", "torch"))
         runs.setdefault(key, []).append(made_by["date"])
     if len(runs) == 1:
@@ -158,7 +174,15 @@ def render(text: str) -> str:
         name = match.group("name")
         if name not in GENERATORS:
             raise KeyError(f"README section {name!r} has no generator")
-        return match.group(1) + GENERATORS[name]().rstrip() + "\n" + match.group(4)
+        try:
+            body = GENERATORS[name]()
+        except ResultsFileError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise ResultsFileError(f"README section {name!r}: its results file lacks what the table needs "
+                                   f"({type(err).__name__}: {err}); restore the file from git or remake it with "
+                                   "the command its README section names.") from None
+        return match.group(1) + body.rstrip() + "\n" + match.group(4)
 
     return SECTION.sub(fill, text)
 
@@ -186,6 +210,10 @@ def marker_problems(text: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    if argv not in ([], ["--check"]):
+        print("usage: python tools/readme_tables.py [--check]\n  (no argument: rewrite README.md's generated "
+              "sections from the results files; --check: exit 1 if they differ, change nothing)", file=sys.stderr)
+        return 0 if argv in (["-h"], ["--help"]) else 2
     text = README.read_text()
     problems = marker_problems(text)
     if problems:
@@ -193,13 +221,20 @@ def main(argv: list[str]) -> int:
               + "; ".join(problems) + ". Restore the markers (see the git history), then run "
               "`python tools/readme_tables.py`.")
         return 1
-    new = render(text)
+    try:
+        new = render(text)
+    except ResultsFileError as err:
+        print(err, file=sys.stderr)
+        return 1
     if "--check" in argv:
         if new != text:
             print("README.md's generated tables differ from the results files: run `python tools/readme_tables.py`")
             return 1
+        print("README.md's generated tables match the results files.")
         return 0
     README.write_text(new)
+    print("README.md's generated tables rewritten from the results files." if new != text else
+          "README.md's generated tables already matched the results files: unchanged.")
     return 0
 
 
