@@ -40,7 +40,7 @@ def _info(_args: argparse.Namespace) -> int:
         print(f"precision used for training: {precision.mode} ({precision.reason})")
         if precision.mode == "bf16" and device.type == "cpu":
             print("  with a time budget (train --budget, notebook 03) training times bf16 and fp32 on this CPU "
-                  "first and keeps the faster")
+                  "first and keeps the one whose plan fits more epochs")
     except (ValueError, RuntimeError) as err:
         print(f"device: PROBLEM: {err}")
         problems += 1
@@ -114,7 +114,7 @@ def _train(args: argparse.Namespace) -> int:
                   epochs=args.epochs)
     if history.plan is not None:  # trained to a budget: the precision it measured, and the plan
         recipe = history.plan.fixed_recipe(recipe)
-        print(history.plan.summary())
+        print(history.plan.outcome())  # (fit printed the plan itself before training)
     result = evaluate(model, test, device=device, recipe=recipe)
     print(f"test accuracy {result.accuracy:.2%} after {history.train_seconds:.0f} s of training "
           f"({len(history.epoch)} epoch{'s' * (len(history.epoch) != 1)}, preset '{recipe.name}', head '{args.head}', {prof.name} profile)")

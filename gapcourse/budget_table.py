@@ -10,7 +10,7 @@ images/s and the test accuracy with the preset's test-time augmentation. Conditi
 * ``fp32``: fp32 forced (as a laptop without native bf16 trains);
 * ``one-thread``: ``torch.set_num_threads(1)``, precision chosen as in notebook 03 (standing for a slower machine);
 * ``auto``: exactly as notebook 03 runs it: precision ``auto`` (on a CPU with native bf16, bf16 and fp32 timed and
-  the faster kept), the learning curve after each epoch on 250 test images per class (:func:`curve_split`, counted
+  the one whose plan fits more epochs kept), the learning curve after each epoch on 250 test images per class (:func:`curve_split`, counted
   in the budget), and the reported accuracy measured afterwards on the whole test split with the plan's precision.
   The other conditions evaluate the whole test split after each epoch (inside the budget).
 

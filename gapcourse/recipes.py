@@ -205,7 +205,8 @@ def pick_recipe(device: torch.device | str, name: str | None = None, *, announce
 
     ``budget_s`` (seconds) makes :func:`gapcourse.train.fit` plan the number of epochs that fit this machine (see
     :mod:`gapcourse.budget`). On a CPU with native bf16 the precision then stays ``auto``: fit times bf16 and fp32
-    and keeps the faster (its ``history.plan`` records which and why)."""
+    and keeps the one whose plan fits more epochs, or the same epochs sooner (its ``history.plan`` records which
+    and why)."""
     device = torch.device(device)
     chosen = name or {"cuda": "gpu", "mps": "mps"}.get(device.type, "cpu")
     if chosen not in PRESETS:

@@ -208,8 +208,9 @@ def test_cpu_precision_is_chosen_by_measurement(bf16_factor, chosen, data, monke
     plan = history.plan
     assert plan.precision == chosen
     assert {"bf16@32px", "fp32@32px", "bf16@24px", "fp32@24px"} <= set(plan.train_img_per_s)
-    ratio = max(bf16_factor, 1 / bf16_factor)
-    assert f"{chosen} is {ratio:.2f}× as fast" in plan.precision_reason
+    other = {"bf16": "fp32", "fp32": "bf16"}[chosen]
+    assert f"{chosen} fits" in plan.precision_reason or f"; {chosen} in a predicted" in plan.precision_reason
+    assert f"{other} fits" not in plan.precision_reason
     assert plan.fixed_recipe(tiny).precision == chosen and plan.fixed_recipe(tiny).budget_s is None
 
 
@@ -413,3 +414,33 @@ def test_the_learners_point_on_the_budget_plot_is_checked(yours, hint):
         return
     with pytest.raises(ValueError, match=hint):
         plot_budget_curve({"rows": rows}, yours=yours)
+
+
+def test_the_precision_is_the_one_whose_plan_fits_more_or_ends_sooner():
+    """On a short plan (one epoch, none at 24 px) the precision that is faster per image over the recipe's mix of
+    resolutions can be the slower one for the plan itself: the plan decides."""
+    from gapcourse.budget import Calibration, better_plan, costs_for, faster_precision
+
+    recipe = pick_recipe("cpu", budget_s=60.0, announce=False)
+    cal = Calibration(train_img_per_s={"bf16@24px": 3000.0, "bf16@32px": 900.0, "fp32@24px": 1500.0,
+                                       "fp32@32px": 1000.0}, eval_img_per_s={"bf16": 4000.0, "fp32": 4000.0},
+                      seconds=1.0)
+    assert faster_precision(cal, recipe, 32).mode == "bf16"  # per image over half 24 px, half 32 px
+
+    def options(budget_s: float) -> dict:
+        out = {}
+        for mode in ("bf16", "fp32"):
+            c = costs_for(cal, mode, recipe, images_per_epoch=49_920, full=32, eval_images=2_500)
+            out[mode] = (c, plan_epochs(budget_s, c, max_epochs=recipe.epochs))
+        return out
+
+    short = options(60.0)
+    assert short["bf16"][1] == short["fp32"][1] == 1  # one epoch at 32 px either way
+    chosen = better_plan(cal, short, recipe, 32)
+    assert chosen.mode == "fp32" and "both fit 1 epoch; fp32 in a predicted" in chosen.reason
+    assert "bf16 900 img/s at 32 px, 3,000 img/s at 24 px" in chosen.reason  # the measurements stay
+    long = options(600.0)
+    assert long["bf16"][1] > long["fp32"][1]
+    assert better_plan(cal, long, recipe, 32).mode == "bf16"
+    assert f"bf16 fits {long['bf16'][1]} epochs in the budget, fp32 {long['fp32'][1]}" in \
+        better_plan(cal, long, recipe, 32).reason
