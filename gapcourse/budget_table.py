@@ -193,7 +193,7 @@ def budget_markdown(payload: dict) -> str:
             mean, spread = mean_and_spread([r["test_acc"] for r in runs])
             seeds = ", ".join(str(r["seed"]) for r in runs)
             lines.append("")
-            lines.append(f"Mean over seeds {seeds} ({CONDITIONS[condition]}, {budget_s:.0f} s): "
+            lines.append(f"Mean over seeds {seeds}, {CONDITIONS[condition]}, {budget_s:.0f} s: "
                          f"**{100 * mean:.2f} %** (spread {100 * spread:.2f} points), actual "
                          f"{min(r['actual_s'] for r in runs):.0f}–{max(r['actual_s'] for r in runs):.0f} s.")
     return "\n".join(lines)

@@ -289,7 +289,7 @@ def test_budget_markdown_gives_each_seed_a_row_and_the_mean_over_seeds():
     table = budget_markdown({"rows": rows, "provenance": {"n_test": 10_000}})
     body = [line for line in table.splitlines() if line.startswith("| as notebook 03")]
     assert [line.split(" | ")[2] for line in body] == ["0", "1", "2"]  # one row per seed, in seed order
-    assert ("Mean over seeds 0, 1, 2 (as notebook 03 runs it (precision timed when the CPU has native bf16), 240 s): "
+    assert ("Mean over seeds 0, 1, 2, as notebook 03 runs it (precision timed when the CPU has native bf16), 240 s: "
             "**82.00 %** (spread 4.00 points), actual 236–241 s.") in table
     assert table.count("Mean over seeds") == 1  # fp32 at 60 s ran one seed: no mean line
     assert "test images per class" not in table  # these rows record no learning-curve split
