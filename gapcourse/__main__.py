@@ -98,6 +98,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.head not in HEADS:  # refused before any data is loaded
         raise ValueError(f"Unknown head {args.head!r}; expected one of {', '.join(HEADS)}.")
     if args.epochs is not None:  # the user's number, obeyed in every profile
+        print(f"--epochs {args.epochs}: trains {args.epochs} epoch{'s' * (args.epochs != 1)} instead of the "
+              f"recipe's {recipe.epochs}")
         recipe = replace(recipe, epochs=args.epochs)
     generator = seed_everything(args.seed)
     model = build_net(args.head, width=recipe.width)

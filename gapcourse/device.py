@@ -24,6 +24,8 @@ def pick_device(preferred: str | None = None, *, announce: bool = True) -> torch
     """
     wanted = (preferred or os.environ.get(DEVICE_ENV) or "").strip().lower()
     origin = "argument" if preferred else DEVICE_ENV
+    instead = ("Leave the device out (or give 'cpu') to pick automatically." if preferred else
+               f"Unset {DEVICE_ENV} to pick automatically.")
     mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if wanted:
         try:
@@ -37,11 +39,10 @@ def pick_device(preferred: str | None = None, *, announce: bool = True) -> torch
             count = torch.cuda.device_count() if torch.cuda.is_available() else 0
             if count == 0 or (device.index or 0) >= count:
                 raise DeviceError(f"Device {wanted!r} was asked for ({origin}) but is not available here: this "
-                                   f"machine has {count} CUDA GPU{'s' if count != 1 else ''}. Unset {DEVICE_ENV} to "
-                                   "pick automatically.")
+                                   f"machine has {count} CUDA GPU{'s' if count != 1 else ''}. {instead}")
         if device.type == "mps" and not mps_ok:
             raise DeviceError(f"Device {wanted!r} was asked for ({origin}) but is not available here (no Apple MPS). "
-                               f"Unset {DEVICE_ENV} to pick automatically.")
+                               f"{instead}")
     elif torch.cuda.is_available():
         device = torch.device("cuda")
     elif mps_ok:

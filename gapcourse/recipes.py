@@ -216,7 +216,7 @@ def pick_recipe(device: torch.device | str, name: str | None = None, *, announce
         recipe = replace(recipe, budget_s=budget_s)
     precision = resolve_precision(recipe, device)
     if measures_precision(recipe, device):
-        arithmetic = "bf16 or fp32, whichever this CPU runs faster (timed when training starts)"
+        arithmetic = "bf16 or fp32, whichever fits more epochs on this CPU (timed when training starts)"
     else:
         recipe = replace(recipe, precision=precision.mode)
         arithmetic = f"{precision.mode} ({precision.reason})"

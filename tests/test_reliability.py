@@ -186,6 +186,18 @@ def test_9_a_device_index_is_understood(monkeypatch):
         pick_device("cuda:2", announce=False)
 
 
+def test_9_a_missing_device_says_how_it_was_asked_for_and_what_to_change(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("GAPCOURSE_DEVICE", raising=False)
+    with pytest.raises(RuntimeError) as asked:
+        pick_device("cuda", announce=False)
+    assert "(argument)" in str(asked.value) and "Leave the device out" in str(asked.value)
+    assert "GAPCOURSE_DEVICE" not in str(asked.value)  # not set: not the thing to change
+    monkeypatch.setenv("GAPCOURSE_DEVICE", "cuda")
+    with pytest.raises(RuntimeError, match="Unset GAPCOURSE_DEVICE to pick automatically"):
+        pick_device(announce=False)
+
+
 def test_9_an_answer_that_destroys_its_input_fails_its_check():
     def zeroing(x):
         out = x.detach().mean((2, 3))
