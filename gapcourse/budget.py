@@ -199,12 +199,17 @@ def faster_precision(calibration: Calibration, recipe: Recipe, full: int,
 
     best = min(candidates, key=per_image)
     other = max(candidates, key=per_image)
-    measured = "; ".join(f"{mode} " + ", ".join(f"{ips[f'{mode}@{s}px']:,.0f} img/s at {s} px"
-                                                for s in dict.fromkeys((full, low)))
-                         for mode in candidates)
     ratio = per_image(other) / per_image(best)
-    return Precision(best, f"timed on this CPU (native bf16): {measured}; {best} is {ratio:.2f}× as fast as "
+    return Precision(best, f"{_measured(calibration, recipe, full, candidates)}; {best} is {ratio:.2f}× as fast as "
                            f"{other} here")
+
+
+def _measured(calibration: Calibration, recipe: Recipe, full: int, candidates: tuple[str, ...]) -> str:
+    """The calibration's training images/s of each candidate at each size the recipe uses, as a reason's opening."""
+    ips = calibration.train_img_per_s
+    sizes = dict.fromkeys(_sizes(recipe, full))
+    return "timed on this CPU (native bf16): " + "; ".join(
+        f"{mode} " + ", ".join(f"{ips[f'{mode}@{s}px']:,.0f} img/s at {s} px" for s in sizes) for mode in candidates)
 
 
 def better_plan(calibration: Calibration, options: dict[str, tuple[Costs, int]], recipe: Recipe,
@@ -214,8 +219,6 @@ def better_plan(calibration: Calibration, options: dict[str, tuple[Costs, int]],
     of resolutions, :func:`faster_precision`, can lose on a short plan that trains no epoch at low resolution.)"""
     best = max(options, key=lambda m: (options[m][1], -options[m][0].seconds(options[m][1])))
     other = next(m for m in options if m != best)
-    faster = faster_precision(calibration, recipe, full, tuple(options))
-    measured = faster.reason.split("; ")[:-1]  # the measured images/s, without the per-image verdict
     (b_costs, b_n), (o_costs, o_n) = options[best], options[other]
     epochs = lambda n: f"{n} epoch{'s' * (n != 1)}"  # noqa: E731
     if b_n > o_n:
@@ -223,7 +226,7 @@ def better_plan(calibration: Calibration, options: dict[str, tuple[Costs, int]],
     else:
         verdict = (f"both fit {epochs(b_n)}; {best} in a predicted {b_costs.seconds(b_n):.0f} s, {other} in "
                    f"{o_costs.seconds(o_n):.0f} s")
-    return Precision(best, "; ".join(measured + [verdict]))
+    return Precision(best, f"{_measured(calibration, recipe, full, tuple(options))}; {verdict}")
 
 
 @dataclass
