@@ -17,6 +17,7 @@ import contextlib
 import copy
 import functools
 import inspect
+import os
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from .config import profile as active_profile
 from .data import Cifar10Split, normalize
 from .pipeline import batches, num_batches, shift_crop
 from . import budget as _budget
+from . import resume as _resume
 from .budget import Plan
 from .recipes import (PRECISIONS, PRESETS, TTA_MODES, _LATER_FIELDS, Precision, Recipe,  # noqa: F401
                       choose_precision, cpu_has_native_bf16, native_precision, pick_recipe,
@@ -53,6 +55,7 @@ class History:
     step_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # one per step
     plan: Plan | None = None  # how a run with a time budget was planned, and how long it took (gapcourse.budget)
+    pieces: list[dict] = field(default_factory=list)  # a resumable run's stretches (gapcourse.resume), else empty
 
     def __post_init__(self):
         if isinstance(self.plan, dict):  # read back from a checkpoint's metadata
@@ -240,6 +243,7 @@ def fit(
     epochs: int | None = None,
     progress: bool = True,
     log_every: int = 50,
+    resume: str | os.PathLike | None = None,
 ) -> History:
     """Train ``model`` on ``train`` with ``recipe``; evaluate on ``test`` after each epoch. Returns a :class:`History`.
 
@@ -251,6 +255,10 @@ def fit(
     A recipe with ``budget_s`` and no ``epochs`` trains to that time budget: fit first times a few steps on a copy
     of the network, then runs as many epochs as fit the budget (:mod:`gapcourse.budget`; ``history.plan`` records
     the plan, and ``fit(..., history.plan.fixed_recipe(recipe), epochs=history.plan.epochs)`` repeats the run).
+
+    ``resume`` (a file path) makes the run resumable: its whole state is saved there after every epoch, and a run
+    that finds the file goes on after the last epoch saved, ending with the weights an unbroken run would have
+    (:mod:`gapcourse.resume`; a file from another run is refused). It needs a fixed number of epochs.
     """
     started = _budget.clock()  # a budget counts everything fit does, from here
     device = torch.device(device)
@@ -261,8 +269,14 @@ def fit(
         raise ValueError(f"epochs must be a whole number ≥ 1, got {epochs!r}.")
     if len(train) == 0:
         raise ValueError("The training split is empty: nothing to train on.")
+    if resume is not None and epochs is None:
+        raise ValueError("fit(..., resume=...) needs a fixed number of epochs: a run to a time budget plans its "
+                         "epochs by timing this machine, so it cannot go on elsewhere. Pass epochs=N, or a recipe "
+                         "without budget_s.")
     precision = resolve_precision(recipe, device)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    identity = None if resume is None else _resume.run_identity(
+        model, generator, recipe.describe(), epochs, precision.mode, train.images, train.labels)
     model.to(device)  # on CUDA, cuDNN autotuning (and for fp32, TF32 off) is set by device_settings around fit
     if device.type != "cpu":  # keep the uint8 training and test sets on the accelerator: no copy per step
         train = replace(train, images=train.images.to(device), labels=train.labels.to(device))
@@ -290,8 +304,20 @@ def fit(
     # The same share of the run at low resolution when the number of epochs is not the recipe's own.
     low_res_epochs = _budget.low_res_epochs_for(recipe, epochs)
     history = History()
-    trained = 0.0
-    for epoch in range(1, epochs + 1):
+    trained, first_epoch = 0.0, 1
+    if resume is not None:
+        state = _resume.load_state(resume, identity)
+        if state is not None:
+            done, history, trained, pieces = _resume.restore(
+                state, model=model, average=average, optimizer=optimizer, schedule=schedule, scaler=scaler,
+                generator=generator, history_type=History)
+            history.pieces = pieces
+            first_epoch = done + 1
+            if progress:
+                print(f"Resuming from {resume}: {done} of {epochs} epochs done ({trained:.0f} s of training).")
+        if first_epoch <= epochs:
+            history.pieces.append(_resume.piece(first_epoch, device))
+    for epoch in range(first_epoch, epochs + 1):
         model.train()
         synchronize(device)
         start = time.perf_counter()
@@ -340,6 +366,11 @@ def fit(
             if test is not None:
                 msg += f", test acc {history.test_acc[-1]:.1%}"
             print(msg + f" ({trained:.0f} s training so far)")
+        if resume is not None:
+            history.pieces[-1]["to_epoch"] = epoch
+            _resume.save_state(resume, identity, epoch=epoch, model=model, average=average, optimizer=optimizer,
+                               schedule=schedule, scaler=scaler, generator=generator, history=history,
+                               trained=trained, pieces=history.pieces)
     if plan is not None:
         history.plan = _budget.finish_plan(plan, started, trained)
     return history

@@ -279,7 +279,8 @@ def _gpu_run(step: str, seed: int, acc: float, precision: str = "bf16") -> dict:
     key, what, recipe = next(s for s in gpu_steps() if s[0] == step)
     return {"step": key, "seed": seed, "what": what, "recipe": replace(recipe, precision=precision).describe(),
             "epochs": recipe.epochs, "train_seconds": 6000.0,
-            "test_acc_by_tta": {"none": acc - 0.01, "flip": acc - 0.005, "flip_shift": acc}}
+            "test_acc_by_tta": {"none": acc - 0.01, "flip": acc - 0.005, "flip_shift": acc},
+            "made_by": {k: PROV[k] for k in ("command", "commit", "device", "torch", "date", "seconds")}}
 
 
 def test_the_gpu_study_table_says_what_was_measured_where_and_averages_the_seeds():
@@ -292,6 +293,23 @@ def test_the_gpu_study_table_says_what_was_measured_where_and_averages_the_seeds
     assert [line.split(" | ")[1:3] for line in body] == [["0", "fp32"], ["0", "bf16"], ["1", "bf16"]]  # step, seed
     assert "2 seeds: mean **92.50 %** (spread 1.00 points)" in table
     assert table.count("mean **") == 1  # the baseline ran with one seed: no mean
+    assert table.count("`python -m gapcourse X` on test device, torch 2.x, commit `0123456789`") == 3  # one per run
+
+
+def test_the_gpu_study_names_who_made_each_run_and_the_stretches_of_a_resumed_one():
+    from gapcourse.ablation import gpu_study_markdown
+
+    resumed = _gpu_run("cutout_epochs", 0, 0.92)
+    resumed["pieces"] = [{"from_epoch": 1, "to_epoch": 20, "commit": "aaaaaaaaaaaaaaaa", "started": "2026-11-26T08:00:00Z"},
+                         {"from_epoch": 21, "to_epoch": 36, "commit": "bbbbbbbbbbbbbbbb+changes",
+                          "started": "2026-11-27T09:00:00Z"}]
+    unrecorded = _gpu_run("baseline", 0, 0.90)
+    del unrecorded["made_by"]
+    lines = gpu_study_markdown({"runs": [unrecorded, resumed], "provenance": PROV}).splitlines()
+    made = lines[lines.index("Made by:") + 1:]
+    assert made[0].endswith("seed 0: (not recorded for this run)") and made[0].startswith("- gpu preset")
+    assert made[1].endswith("resumed, in 2 stretches: epochs 1–20 (commit `aaaaaaaaaa`, 2026-11-26); "
+                            "epochs 21–36 (commit `bbbbbbbbbb+changes`, 2026-11-27)")
     with pytest.raises(ValueError, match="runs"):
         gpu_study_markdown({"runs": []})
 

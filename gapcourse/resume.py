@@ -1,0 +1,151 @@
+"""Resumable training: ``fit(..., resume=PATH)`` saves its whole state to ``PATH`` after every epoch and, when the
+file is there at the start, goes on from the epoch after the last one saved. Introduced for the gpu preset's study
+(``python -m gapcourse ablate --preset gpu``; README: the GPU route), whose runs take hours on a CPU and may be cut
+off; the same helps on Colab, whose runtimes disconnect (keep the file on Google Drive).
+
+A resumed run is the same run. The file holds the weights, the weight average, the optimizer's momentum, the
+learning-rate schedule, the gradient scaler, the random generator that draws the batches and augmentations, and the
+history so far; on the same machine with the same number of threads, a run stopped and resumed ends with exactly the
+weights of one that never stopped (``tests/test_resume.py`` checks it bit for bit). Each stretch of the run (its
+epochs, device, torch, commit and date) is recorded in ``History.pieces``.
+
+The file names the run it belongs to: the recipe, the number of epochs, the precision, the starting weights, the
+generator's starting state and the training data. A file from another run, an unreadable file and a file whose
+tensors no longer match their SHA-256 digest are refused with an error that says what to do; none is overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoints import _digest
+
+FORMAT = "gapcourse-fit-state-1"
+
+
+class ResumeError(ValueError):
+    """A resume file that cannot be used for this run (unreadable, changed, or another run's)."""
+
+
+def run_identity(model: nn.Module, generator: torch.Generator, recipe_text: str, epochs: int, precision: str,
+                 train_images: torch.Tensor, train_labels: torch.Tensor) -> dict[str, Any]:
+    """What makes a run this run, taken before its first step: the recipe (``Recipe.describe()``), the number of
+    epochs, the precision, and SHA-256 digests of the starting weights, of the generator's state and of the
+    training data."""
+    data = hashlib.sha256(train_images.detach().cpu().contiguous().numpy().tobytes())
+    data.update(train_labels.detach().cpu().contiguous().numpy().tobytes())
+    return {"recipe": recipe_text, "epochs": int(epochs), "precision": precision,
+            "start_weights": _digest(model.state_dict()),
+            "generator": hashlib.sha256(generator.get_state().numpy().tobytes()).hexdigest(),
+            "train_data": data.hexdigest(), "n_train": len(train_labels)}
+
+
+def piece(first_epoch: int, device: torch.device) -> dict[str, Any]:
+    """The record of one stretch of a run, from ``first_epoch`` (``to_epoch`` is filled in as epochs end)."""
+    from .provenance import describe_hardware, git_commit
+
+    return {"from_epoch": first_epoch, "to_epoch": first_epoch - 1, "device": describe_hardware(device),
+            "threads": torch.get_num_threads(), "torch": str(torch.__version__), "commit": git_commit(),
+            "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _tensors(state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Every tensor of a saved state under a flat name, for the digest."""
+    out = {f"model.{k}": v for k, v in state["model"].items()}
+    if state["average"] is not None:
+        out.update({f"average.{k}": v for k, v in state["average"]["state"].items()})
+    for index, slot in state["optimizer"]["state"].items():
+        out.update({f"optimizer.{index}.{k}": v for k, v in slot.items() if isinstance(v, torch.Tensor)})
+    out["generator"] = state["generator"]
+    return out
+
+
+def save_state(path: str | os.PathLike, identity: dict[str, Any], *, epoch: int, model: nn.Module, average,
+               optimizer: torch.optim.Optimizer, schedule, scaler: torch.amp.GradScaler, generator: torch.Generator,
+               history, trained: float, pieces: list[dict[str, Any]]) -> Path:
+    """Write the state after ``epoch`` to ``path`` atomically (a temporary file renamed into place: a reader sees
+    the previous epoch's state or this one, never half of one)."""
+    path = Path(path)
+    cpu = lambda d: {k: v.detach().cpu().clone() for k, v in d.items()}  # noqa: E731
+    optim = optimizer.state_dict()
+    optim["state"] = {i: {k: v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v for k, v in s.items()}
+                      for i, s in optim["state"].items()}
+    record = {k: v for k, v in asdict(history).items() if k not in ("plan", "pieces")}
+    state = {"format": FORMAT, "identity": identity, "epoch": epoch, "model": cpu(model.state_dict()),
+             "average": None if average is None else {"state": cpu(average.model.state_dict()),
+                                                      "updates": average.updates},
+             "optimizer": optim, "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
+             "generator": generator.get_state(), "history": record, "trained": trained, "pieces": pieces}
+    state["sha256"] = _digest(_tensors(state))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(state, fh)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ResumeError(f"Could not write the resume file {path} ({first}). Check that its folder is writable and "
+                          "has space; the previous epoch's file, if any, is unchanged.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_state(path: str | os.PathLike, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved state at ``path`` for the run ``identity`` describes, or None when there is no file yet. Raises
+    :class:`ResumeError` for a folder, an unreadable file, a changed one or another run's (the file is left as it
+    is)."""
+    path = Path(path)
+    keep = (f"The file was left as it is: move or delete it to start this run from epoch 1, or pass another "
+            "resume file.")
+    if path.is_dir():
+        raise ResumeError(f"The resume file {path} is a folder; expected a file written by fit(..., resume=...). "
+                          + keep)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, not a torch file, or pickled code that weights_only refuses
+        first = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise ResumeError(f"{path} is not a readable resume file ({type(err).__name__}: {first}). " + keep) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ResumeError(f"{path} is not a gapcourse resume file (expected format {FORMAT!r}). " + keep)
+    try:
+        intact = _digest(_tensors(state)) == state.get("sha256")
+    except (KeyError, TypeError, AttributeError):
+        intact = False
+    if not intact:
+        raise ResumeError(f"{path} has been changed since fit wrote it: its tensors do not match their SHA-256 "
+                          "digest. " + keep)
+    theirs = state.get("identity", {})
+    differs = [k for k in identity if theirs.get(k) != identity[k]]
+    if differs:
+        raise ResumeError(f"{path} belongs to another run (it differs in: {', '.join(differs)}; e.g. another seed, "
+                          f"recipe or number of epochs). " + keep)
+    return state
+
+
+def restore(state: dict[str, Any], *, model: nn.Module, average, optimizer: torch.optim.Optimizer, schedule,
+            scaler: torch.amp.GradScaler, generator: torch.Generator, history_type) -> tuple[int, Any, float, list]:
+    """Put a state from :func:`load_state` back into a run's objects; returns ``(epochs done, history, seconds of
+    training so far, pieces)``."""
+    model.load_state_dict(state["model"])
+    if average is not None:
+        average.model.load_state_dict(state["average"]["state"])
+        average.updates = state["average"]["updates"]
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    scaler.load_state_dict(state["scaler"])
+    generator.set_state(state["generator"])
+    names = {f.name for f in fields(history_type)}
+    history = history_type(**{k: v for k, v in state["history"].items() if k in names})
+    return state["epoch"], history, float(state["trained"]), list(state["pieces"])

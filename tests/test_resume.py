@@ -1,0 +1,153 @@
+"""gapcourse.resume: a run stopped after an epoch and resumed ends with exactly the weights of one that never stopped;
+a resume file from another run, an unreadable one and a changed one are refused and left as they are."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from gapcourse import build_net
+from gapcourse import resume as resume_mod
+from gapcourse.data import synthetic_cifar10
+from gapcourse.device import seed_everything
+from gapcourse.recipes import Recipe
+from gapcourse.resume import ResumeError
+from gapcourse.train import fit
+
+# Every part of the state a resume must carry: momentum, weight average, schedule, augmentation draws (shift,
+# mirror, cutout) and a low-resolution first epoch.
+RECIPE = Recipe("resume-test", epochs=3, batch_size=20, lr=0.05, width=0.25, ema=0.9, label_smoothing=0.1,
+                precision="fp32", cutout=8, low_res_epochs=1, decay_norm_and_bias=False)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_cifar10("train", per_class=6), synthetic_cifar10("test", per_class=2)
+
+
+def _run(data, seed=0, recipe=RECIPE, **kwargs):
+    generator = seed_everything(seed)
+    model = build_net(width=recipe.width)
+    history = fit(model, data[0], data[1], recipe, generator=generator, epochs=recipe.epochs, progress=False,
+                  **kwargs)
+    return model, history
+
+
+class Stop(Exception):
+    pass
+
+
+def _stop_after(monkeypatch, epochs_saved: int):
+    """Make the run stop (as a killed process would) right after its ``epochs_saved``-th save."""
+    real = resume_mod.save_state
+
+    def save_then_maybe_stop(*args, **kwargs):
+        path = real(*args, **kwargs)
+        if kwargs["epoch"] == epochs_saved:
+            raise Stop
+        return path
+
+    monkeypatch.setattr(resume_mod, "save_state", save_then_maybe_stop)
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_unbroken_one(data, tmp_path, monkeypatch):
+    unbroken, unbroken_history = _run(data)
+    path = tmp_path / "run.pt"
+    with monkeypatch.context() as m:
+        _stop_after(m, 1)
+        with pytest.raises(Stop):
+            _run(data, resume=path)
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    resumed, history = _run(data, resume=path)
+    for (name, a), b in zip(unbroken.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), f"{name} differs after resuming"
+    assert history.epoch == [1, 2, 3] and history.step_loss == unbroken_history.step_loss
+    assert history.test_acc == unbroken_history.test_acc and history.lr == unbroken_history.lr
+    assert [(p["from_epoch"], p["to_epoch"]) for p in history.pieces] == [(1, 1), (2, 3)]
+    assert all({"device", "torch", "commit", "threads", "started"} <= set(p) for p in history.pieces)
+    assert unbroken_history.pieces == []  # a run without a resume file records no pieces
+
+
+def test_a_finished_run_is_read_back_without_training(data, tmp_path, monkeypatch):
+    path = tmp_path / "run.pt"
+    first, first_history = _run(data, resume=path)
+    import gapcourse.train as train_mod
+
+    monkeypatch.setattr(train_mod, "train_step", lambda *a, **k: pytest.fail("trained again"))
+    again, history = _run(data, resume=path)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    assert history.test_acc == first_history.test_acc and len(history.pieces) == 1
+
+
+@pytest.mark.parametrize("change", ["seed", "epochs", "recipe"])
+def test_another_runs_file_is_refused_and_left_as_it_is(data, tmp_path, monkeypatch, change):
+    path = tmp_path / "run.pt"
+    with monkeypatch.context() as m:
+        _stop_after(m, 1)
+        with pytest.raises(Stop):
+            _run(data, resume=path)
+    before = path.read_bytes()
+    other = {"seed": dict(seed=1), "epochs": dict(recipe=replace(RECIPE, epochs=4)),
+             "recipe": dict(recipe=replace(RECIPE, cutout=0))}[change]
+    expected = {"seed": "start_weights", "epochs": "epochs", "recipe": "recipe"}[change]
+    with pytest.raises(ResumeError, match=f"belongs to another run .*{expected}.*move or delete it"):
+        _run(data, resume=path, **other)
+    assert path.read_bytes() == before
+
+
+def test_an_unreadable_or_changed_file_is_refused_and_left_as_it_is(data, tmp_path, monkeypatch):
+    path = tmp_path / "run.pt"
+    path.write_bytes(b"not a torch file")
+    with pytest.raises(ResumeError, match="not a readable resume file.*left as it is"):
+        _run(data, resume=path)
+    assert path.read_bytes() == b"not a torch file"
+
+    path.unlink()
+    with monkeypatch.context() as m:
+        _stop_after(m, 1)
+        with pytest.raises(Stop):
+            _run(data, resume=path)
+    state = torch.load(path, weights_only=True)
+    state["model"]["body.0.weight"] += 1e-3  # a weight changed by hand, digest not updated
+    torch.save(state, path)
+    before = path.read_bytes()
+    with pytest.raises(ResumeError, match="changed since fit wrote it"):
+        _run(data, resume=path)
+    assert path.read_bytes() == before
+
+    (tmp_path / "folder.pt").mkdir()
+    with pytest.raises(ResumeError, match="is a folder"):
+        _run(data, resume=tmp_path / "folder.pt")
+
+
+def test_a_budgeted_run_cannot_be_resumed(data, tmp_path):
+    with pytest.raises(ValueError, match="needs a fixed number of epochs"):
+        fit(build_net(width=0.25), data[0], None, replace(RECIPE, budget_s=30), resume=tmp_path / "r.pt",
+            progress=False)
+
+
+def test_the_gpu_study_resumes_a_cut_off_run_and_removes_its_file_once_recorded(data, tmp_path, monkeypatch,
+                                                                                   isolated_cache, capsys):
+    from gapcourse import ablation
+    from gapcourse.config import profile
+
+    tiny = replace(RECIPE, name="tiny-gpu")
+    monkeypatch.setattr(ablation, "gpu_steps", lambda: [("baseline", "tiny baseline", tiny)])
+    study = dict(device=torch.device("cpu"), seeds=(0,), progress=False)  # one step: the final one, seed 0
+    unbroken = ablation.run_gpu_study(data[0], data[1], profile("full", announce=False),
+                                      output=tmp_path / "unbroken.json", **study)["runs"][0]
+    with monkeypatch.context() as m:
+        _stop_after(m, 2)
+        with pytest.raises(Stop):
+            ablation.run_gpu_study(data[0], data[1], profile("full", announce=False), output=tmp_path / "cut.json",
+                                   **study)
+    (left,) = (isolated_cache / "resume").glob("gpu-study-baseline-seed0-*.pt")
+    resumed = ablation.run_gpu_study(data[0], data[1], profile("full", announce=False), output=tmp_path / "cut.json",
+                                     **study)["runs"][0]
+    assert f"going on from the state saved in {left}" in capsys.readouterr().out and not left.exists()
+    assert resumed["test_acc_by_tta"] == unbroken["test_acc_by_tta"]
+    assert resumed["test_acc_curve"] == unbroken["test_acc_curve"]
+    assert [(p["from_epoch"], p["to_epoch"]) for p in resumed["pieces"]] == [(1, 2), (3, 3)]
+    assert {"command", "commit", "device", "torch", "date"} <= set(resumed["made_by"])
