@@ -207,13 +207,27 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
         ident = {"step": key, "seed": seed, "recipe": recipe.describe(), "profile": profile.name,
                  "n_train": len(train), "train_sha256": data_id["train_sha256"]}
         same_run = ("seed", "recipe", "profile", "n_train", "train_sha256")
-        if any(all(run.get(k) == ident[k] for k in same_run) for run in _load(output).get("runs", [])):
+        recorded = lambda: any(all(run.get(k) == ident[k] for k in same_run)  # noqa: E731
+                               for run in _load(output).get("runs", []))
+        if recorded():
             print(f"{key} (seed {seed}): already in {output.name}, skipped")
             continue
         resume = resume_file(ident)
+        claim = _claim(resume)
+        if claim is None:
+            print(f"{key} (seed {seed}): another process is training this run (it holds {resume.name}.lock), "
+                  "skipped; the same command started in several terminals trains different runs")
+            continue
+        if recorded():  # another process finished it between the check above and the claim
+            claim.close()
+            print(f"{key} (seed {seed}): already in {output.name}, skipped")
+            continue
         run_started = time.perf_counter()
-        history, tta_acc = _train_and_measure(key, what, recipe, seed, train, test, profile, device, progress,
-                                              resume=resume)
+        try:
+            history, tta_acc = _train_and_measure(key, what, recipe, seed, train, test, profile, device, progress,
+                                                  resume=resume)
+        finally:
+            claim.close()
         made_by = provenance(device=device, seconds=time.perf_counter() - run_started)
         run = {**ident, "what": what, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
                "threads": torch.get_num_threads(), "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc,
@@ -230,6 +244,21 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
             write_results(output, payload, data_id)
         resume.unlink(missing_ok=True)  # the run is in the results file now
     return _load(output)
+
+
+def _claim(resume: Path):
+    """This process's claim on a run: an exclusive, non-blocking lock (POSIX ``flock``) on ``<resume file>.lock``,
+    held while it trains the run; None if another process holds it. The lock file stays (see experiments._locked)."""
+    import fcntl
+
+    resume.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(Path(str(resume) + ".lock"), "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh
 
 
 def resume_file(ident: dict) -> Path:

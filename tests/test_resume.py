@@ -151,3 +151,25 @@ def test_the_gpu_study_resumes_a_cut_off_run_and_removes_its_file_once_recorded(
     assert resumed["test_acc_curve"] == unbroken["test_acc_curve"]
     assert [(p["from_epoch"], p["to_epoch"]) for p in resumed["pieces"]] == [(1, 2), (3, 3)]
     assert {"command", "commit", "device", "torch", "date"} <= set(resumed["made_by"])
+
+
+def test_a_gpu_study_run_claimed_by_another_process_is_skipped_not_trained_twice(data, tmp_path, monkeypatch,
+                                                                                  isolated_cache, capsys):
+    import fcntl
+
+    from gapcourse import ablation
+    from gapcourse.config import profile
+
+    tiny = replace(RECIPE, name="tiny-gpu")
+    monkeypatch.setattr(ablation, "gpu_steps", lambda: [("baseline", "tiny baseline", tiny)])
+    full = profile("full", announce=False)
+    ident = {"step": "baseline", "seed": 0, "recipe": tiny.describe(), "profile": "full", "n_train": len(data[0]),
+             "train_sha256": ablation.data_record("full", data[0])["train_sha256"]}
+    lock = ablation.resume_file(ident).with_suffix(".pt.lock")
+    lock.parent.mkdir(parents=True)
+    with open(lock, "w") as held:  # stands for another process training seed 0
+        fcntl.flock(held, fcntl.LOCK_EX)
+        monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained a run another process holds"))
+        payload = ablation.run_gpu_study(data[0], data[1], full, device=torch.device("cpu"), seeds=(0,),
+                                         output=tmp_path / "study.json", progress=False)
+    assert payload["runs"] == [] and "another process is training this run" in capsys.readouterr().out
