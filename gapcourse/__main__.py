@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     ablate.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
                         help="cpu: the cpu recipe's ablation; gpu: the gpu preset's study (accuracy on this device)")
     ablate.add_argument("--seeds", nargs="+", type=_seed, help="gpu study: seeds of the final recipe (default: 0 1)")
-    ablate.add_argument("--only", nargs="+", help="gpu study: only these steps (e.g. baseline cutout_epochs)")
+    ablate.add_argument("--only", nargs="+", help="gpu study: only these steps (baseline, candidate)")
     ablate.set_defaults(run=_ablate)
 
     student = sub.add_parser("student-copies", help="write notebooks/student/ from the solution notebooks")

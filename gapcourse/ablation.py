@@ -169,10 +169,13 @@ def ablation_markdown(payload: dict) -> str:
 
 GPU_RESULTS_FILE = RESULTS_DIR / "gpu_preset_study.json"
 
-# A candidate for the gpu preset: cutout 12 px (as airbench96, Jordan 2024, for the same overfitting: the baseline's
-# training accuracy climbs while its test accuracy stalls), and 36 epochs of which the first 18 train on 24 px images
-# (progressive resizing, as the cpu preset: the half-width ablation found 8 of 16 epochs at 24 px as accurate as 16 at
-# 32 px in 76 % of the time). 18 + 18 × (24/32)² ≈ 28 epochs' worth of compute, fewer than 32 at full size.
+# A candidate for the gpu preset, one step that changes three things (the study cannot credit a gain to any one):
+# * cutout 12 px, as airbench96 uses at this scale (Jordan 2024, arXiv 2404.00498); the baseline's own curves in
+#   gpu_preset_study.json show whether it overfits (training accuracy rising while test accuracy stalls);
+# * 36 epochs instead of 24, of which the first 18 train on 24 px images (progressive resizing, as the cpu preset):
+#   in the half-width ablation (recipe_ablation.json) 8 of 16 epochs at 24 px gave 87.57 % against 87.63 % for 16 at
+#   32 px, one seed each, within the noise, for 78 % of the arithmetic. 18 + 18 × (24/32)² ≈ 28 epochs' worth of
+#   arithmetic, fewer than 32 at full size.
 GPU_CANDIDATE = {"cutout": 12, "epochs": 36, "low_res_epochs": 18}
 
 
@@ -182,8 +185,8 @@ def gpu_steps() -> list[tuple[str, str, Recipe]]:
     preset = PRESETS["gpu"]
     out = [("baseline", f"gpu preset: {preset.epochs} epochs, shift + mirror augmentation", preset)]
     r = replace(preset, name="gpu-candidate", **GPU_CANDIDATE)
-    out.append(("cutout_epochs", f"+ cutout {r.cutout} px and {r.epochs} epochs, the first {r.low_res_epochs} on "
-                                 f"{r.low_res} px images", r))
+    out.append(("candidate", f"+ cutout {r.cutout} px and {r.epochs} epochs, the first {r.low_res_epochs} on "
+                             f"{r.low_res} px images", r))
     return out
 
 
@@ -288,9 +291,11 @@ def gpu_study_markdown(payload: dict) -> str:
         acc = r["test_acc_by_tta"]
         precision = next((part.split("=", 1)[1] for part in r["recipe"].split(", ")
                           if part.startswith("precision=")), "?")
+        machines = {(p.get("device"), p.get("threads")) for p in r.get("pieces") or []}
+        took = f"{r['train_seconds'] / 60:.0f} min" + (" (several machines)" if len(machines) > 1 else "")
         lines.append(f"| {r['what']} | {r['seed']} | {precision} | {r['epochs']} | "
                      f"{100 * acc['flip_shift']:.2f} % | {100 * acc['flip']:.2f} % | {100 * acc['none']:.2f} % | "
-                     f"{r['train_seconds'] / 60:.0f} min |")
+                     f"{took} |")
     for key, what, _ in gpu_steps():
         accs = [r["test_acc_by_tta"]["flip_shift"] for r in runs if r["step"] == key]
         if len(accs) > 1:
@@ -300,7 +305,7 @@ def gpu_study_markdown(payload: dict) -> str:
     p = runs[-1]["test_acc_by_tta"]["flip_shift"]
     lines.append(f"\nOne accuracy on {n_test:,} test images is good to ±{100 * binomial_halfwidth(p, n_test):.1f} "
                  "points (95 %).")
-    lines.append("\nMade by:")
+    lines.append("\nMade by (the command that finished each run; a resumed run lists its stretches):")
     for r in runs:
         lines.append(f"- {r['what']}, seed {r['seed']}: {_made_by_text(r)}")
     return "\n".join(lines)
@@ -316,7 +321,8 @@ def _made_by_text(run: dict) -> str:
     pieces = run.get("pieces") or []
     if len(pieces) > 1:
         text += "; resumed, in " + str(len(pieces)) + " stretches: " + "; ".join(
-            f"epochs {p['from_epoch']}–{p['to_epoch']} (commit `{_short(p['commit'])}`, {p['started'][:10]})"
+            f"epochs {p['from_epoch']}–{p['to_epoch']} ({p.get('device', '?')}, torch {p.get('torch', '?')}, "
+            f"commit `{_short(p['commit'])}`, {p['started'][:10]})"
             for p in pieces)
     return text
 

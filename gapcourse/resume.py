@@ -1,23 +1,27 @@
 """Resumable training: ``fit(..., resume=PATH)`` saves its whole state to ``PATH`` after every epoch and, when the
 file is there at the start, goes on from the epoch after the last one saved. Introduced for the gpu preset's study
 (``python -m gapcourse ablate --preset gpu``; README: the GPU route), whose runs take hours on a CPU and may be cut
-off; the same helps on Colab, whose runtimes disconnect (keep the file on Google Drive).
+off.
 
-A resumed run is the same run. The file holds the weights, the weight average, the optimizer's momentum, the
-learning-rate schedule, the gradient scaler, the random generator that draws the batches and augmentations, and the
-history so far; on the same machine with the same number of threads, a run stopped and resumed ends with exactly the
-weights of one that never stopped (``tests/test_resume.py`` checks it bit for bit). Each stretch of the run (its
-epochs, device, torch, commit and date) is recorded in ``History.pieces``.
+The file holds the weights, the weight average, the optimizer's momentum, the learning-rate schedule, the gradient
+scaler, the random generator that draws the batches and augmentations, and the history so far. On the same CPU, with
+the same torch and number of threads, a run stopped and resumed ends with exactly the weights of one that never
+stopped (``tests/test_resume.py`` checks it bit for bit, in fp32 and in bf16 with channels-last, in one process and
+across two). Resumed anywhere else, or on a GPU (where cuDNN's autotuning already makes runs differ), it is a
+continuation of the same run from the same state, not a bit-identical copy: fit then warns, and each stretch of the
+run (its epochs, device, threads, torch, commit and date) is recorded in ``History.pieces``.
 
 The file names the run it belongs to: the recipe, the number of epochs, the precision, the starting weights, the
-generator's starting state and the training data. A file from another run, an unreadable file and a file whose
-tensors no longer match their SHA-256 digest are refused with an error that says what to do; none is overwritten.
+generator's starting state, and the training and test data. A file from another run, an unreadable file and a file
+changed since it was written (its SHA-256 digest covers every tensor and every number in it) are refused with an
+error that says what to do; none is overwritten.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -35,17 +39,32 @@ class ResumeError(ValueError):
     """A resume file that cannot be used for this run (unreadable, changed, or another run's)."""
 
 
+def _data_digest(split) -> str | None:
+    if split is None:
+        return None
+    h = hashlib.sha256(split.images.detach().cpu().contiguous().numpy().tobytes())
+    h.update(split.labels.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def run_identity(model: nn.Module, generator: torch.Generator, recipe_text: str, epochs: int, precision: str,
-                 train_images: torch.Tensor, train_labels: torch.Tensor) -> dict[str, Any]:
+                 train, test=None) -> dict[str, Any]:
     """What makes a run this run, taken before its first step: the recipe (``Recipe.describe()``), the number of
     epochs, the precision, and SHA-256 digests of the starting weights, of the generator's state and of the
-    training data."""
-    data = hashlib.sha256(train_images.detach().cpu().contiguous().numpy().tobytes())
-    data.update(train_labels.detach().cpu().contiguous().numpy().tobytes())
+    training and test splits (``Cifar10Split``; ``test`` may be None)."""
     return {"recipe": recipe_text, "epochs": int(epochs), "precision": precision,
             "start_weights": _digest(model.state_dict()),
             "generator": hashlib.sha256(generator.get_state().numpy().tobytes()).hexdigest(),
-            "train_data": data.hexdigest(), "n_train": len(train_labels)}
+            "train_data": _data_digest(train), "n_train": len(train), "test_data": _data_digest(test)}
+
+
+# What a later stretch may differ in from the one before; a difference ends bit-for-bit repeatability.
+MACHINE_FIELDS = ("device", "threads", "torch", "commit")
+
+
+def differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The :data:`MACHINE_FIELDS` in which two stretches of a run differ, as ``field: old → new``."""
+    return [f"{k}: {before.get(k)} → {now.get(k)}" for k in MACHINE_FIELDS if before.get(k) != now.get(k)]
 
 
 def piece(first_epoch: int, device: torch.device) -> dict[str, Any]:
@@ -55,6 +74,25 @@ def piece(first_epoch: int, device: torch.device) -> dict[str, Any]:
     return {"from_epoch": first_epoch, "to_epoch": first_epoch - 1, "device": describe_hardware(device),
             "threads": torch.get_num_threads(), "torch": str(torch.__version__), "commit": git_commit(),
             "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _numbers(value: Any) -> Any:
+    """``value`` with every tensor replaced by a placeholder (tensors are hashed by :func:`_tensors`)."""
+    if isinstance(value, torch.Tensor):
+        return "<tensor>"
+    if isinstance(value, dict):
+        return {str(k): _numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_numbers(v) for v in value]
+    return value
+
+
+def _state_digest(state: dict[str, Any]) -> str:
+    """SHA-256 over every tensor of a saved state and every other value in it (epoch, history, schedule, ...)."""
+    rest = _numbers({k: v for k, v in state.items() if k != "sha256"})
+    h = hashlib.sha256(_digest(_tensors(state)).encode())
+    h.update(json.dumps(rest, sort_keys=True, default=str).encode())
+    return h.hexdigest()
 
 
 def _tensors(state: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -84,7 +122,7 @@ def save_state(path: str | os.PathLike, identity: dict[str, Any], *, epoch: int,
                                                       "updates": average.updates},
              "optimizer": optim, "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
              "generator": generator.get_state(), "history": record, "trained": trained, "pieces": pieces}
-    state["sha256"] = _digest(_tensors(state))
+    state["sha256"] = _state_digest(state)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
@@ -120,7 +158,7 @@ def load_state(path: str | os.PathLike, identity: dict[str, Any]) -> dict[str, A
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ResumeError(f"{path} is not a gapcourse resume file (expected format {FORMAT!r}). " + keep)
     try:
-        intact = _digest(_tensors(state)) == state.get("sha256")
+        intact = _state_digest(state) == state.get("sha256")
     except (KeyError, TypeError, AttributeError):
         intact = False
     if not intact:
@@ -129,8 +167,12 @@ def load_state(path: str | os.PathLike, identity: dict[str, Any]) -> dict[str, A
     theirs = state.get("identity", {})
     differs = [k for k in identity if theirs.get(k) != identity[k]]
     if differs:
-        raise ResumeError(f"{path} belongs to another run (it differs in: {', '.join(differs)}; e.g. another seed, "
-                          f"recipe or number of epochs). " + keep)
+        hint = ("another seed, recipe, number of epochs or data" if not set(differs) <= {"start_weights", "generator"}
+                else "another seed; or a network or generator that has already trained: build both afresh, as at "
+                     "the start of the run (generator = seed_everything(seed); model = build_net(...)), then call "
+                     "fit again")
+        raise ResumeError(f"{path} belongs to another run (it differs in: {', '.join(differs)}; e.g. {hint}). "
+                          + keep)
     return state
 
 
@@ -142,7 +184,12 @@ def restore(state: dict[str, Any], *, model: nn.Module, average, optimizer: torc
     if average is not None:
         average.model.load_state_dict(state["average"]["state"])
         average.updates = state["average"]["updates"]
+    # How this process steps (fused, foreach, ...) is its own choice for its device, not the file's.
+    how = [{k: g[k] for k in ("fused", "foreach", "capturable", "differentiable") if k in g}
+           for g in optimizer.param_groups]
     optimizer.load_state_dict(state["optimizer"])
+    for group, kept in zip(optimizer.param_groups, how):
+        group.update(kept)
     schedule.load_state_dict(state["schedule"])
     scaler.load_state_dict(state["scaler"])
     generator.set_state(state["generator"])

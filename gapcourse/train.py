@@ -276,7 +276,7 @@ def fit(
     precision = resolve_precision(recipe, device)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
     identity = None if resume is None else _resume.run_identity(
-        model, generator, recipe.describe(), epochs, precision.mode, train.images, train.labels)
+        model, generator, recipe.describe(), epochs, precision.mode, train, test)
     model.to(device)  # on CUDA, cuDNN autotuning (and for fp32, TF32 off) is set by device_settings around fit
     if device.type != "cpu":  # keep the uint8 training and test sets on the accelerator: no copy per step
         train = replace(train, images=train.images.to(device), labels=train.labels.to(device))
@@ -317,6 +317,11 @@ def fit(
                 print(f"Resuming from {resume}: {done} of {epochs} epochs done ({trained:.0f} s of training).")
         if first_epoch <= epochs:
             history.pieces.append(_resume.piece(first_epoch, device))
+            changed = _resume.differences(history.pieces[-2], history.pieces[-1]) if len(history.pieces) > 1 else []
+            if changed:
+                warnings.warn(f"Resumed with another {', '.join(changed)} than the stretch before: the run goes on "
+                              "from the same state, but is no longer bit-identical to an unbroken run (the "
+                              "stretches are recorded in history.pieces).", stacklevel=2)
     for epoch in range(first_epoch, epochs + 1):
         model.train()
         synchronize(device)

@@ -286,7 +286,7 @@ def _gpu_run(step: str, seed: int, acc: float, precision: str = "bf16") -> dict:
 def test_the_gpu_study_table_says_what_was_measured_where_and_averages_the_seeds():
     from gapcourse.ablation import GPU_STUDY_LABEL, gpu_study_markdown
 
-    runs = [_gpu_run("cutout_epochs", 1, 0.93), _gpu_run("baseline", 0, 0.90, "fp32"), _gpu_run("cutout_epochs", 0, 0.92)]
+    runs = [_gpu_run("candidate", 1, 0.93), _gpu_run("baseline", 0, 0.90, "fp32"), _gpu_run("candidate", 0, 0.92)]
     table = gpu_study_markdown({"runs": runs, "provenance": PROV})
     assert GPU_STUDY_LABEL[1:] in table  # "accuracy measured on a CPU ...; time not measured on a GPU"
     body = [line for line in table.splitlines() if line.startswith("| gpu preset") or line.startswith("| + cutout")]
@@ -299,17 +299,20 @@ def test_the_gpu_study_table_says_what_was_measured_where_and_averages_the_seeds
 def test_the_gpu_study_names_who_made_each_run_and_the_stretches_of_a_resumed_one():
     from gapcourse.ablation import gpu_study_markdown
 
-    resumed = _gpu_run("cutout_epochs", 0, 0.92)
-    resumed["pieces"] = [{"from_epoch": 1, "to_epoch": 20, "commit": "aaaaaaaaaaaaaaaa", "started": "2026-11-26T08:00:00Z"},
+    resumed = _gpu_run("candidate", 0, 0.92)
+    resumed["pieces"] = [{"from_epoch": 1, "to_epoch": 20, "commit": "aaaaaaaaaaaaaaaa", "started": "2026-11-26T08:00:00Z",
+                          "device": "cpu A", "threads": 2, "torch": "2.x"},
                          {"from_epoch": 21, "to_epoch": 36, "commit": "bbbbbbbbbbbbbbbb+changes",
-                          "started": "2026-11-27T09:00:00Z"}]
+                          "started": "2026-11-27T09:00:00Z", "device": "cpu B", "threads": 2, "torch": "2.x"}]
     unrecorded = _gpu_run("baseline", 0, 0.90)
     del unrecorded["made_by"]
     lines = gpu_study_markdown({"runs": [unrecorded, resumed], "provenance": PROV}).splitlines()
-    made = lines[lines.index("Made by:") + 1:]
+    made = lines[next(i for i, line in enumerate(lines) if line.startswith("Made by")) + 1:]
     assert made[0].endswith("seed 0: (not recorded for this run)") and made[0].startswith("- gpu preset")
-    assert made[1].endswith("resumed, in 2 stretches: epochs 1–20 (commit `aaaaaaaaaa`, 2026-11-26); "
-                            "epochs 21–36 (commit `bbbbbbbbbb+changes`, 2026-11-27)")
+    assert made[1].endswith("resumed, in 2 stretches: epochs 1–20 (cpu A, torch 2.x, commit `aaaaaaaaaa`, 2026-11-26); "
+                            "epochs 21–36 (cpu B, torch 2.x, commit `bbbbbbbbbb+changes`, 2026-11-27)")
+    assert [line.endswith("| 100 min (several machines) |") for line in lines if line.startswith("| ")][1:] == [
+        False, True]  # the time of a run trained on two machines is marked
     with pytest.raises(ValueError, match="runs"):
         gpu_study_markdown({"runs": []})
 

@@ -52,15 +52,19 @@ def _stop_after(monkeypatch, epochs_saved: int):
     monkeypatch.setattr(resume_mod, "save_state", save_then_maybe_stop)
 
 
-def test_a_resumed_run_ends_with_the_weights_of_an_unbroken_one(data, tmp_path, monkeypatch):
-    unbroken, unbroken_history = _run(data)
+@pytest.mark.parametrize("arithmetic", [dict(precision="fp32"), dict(precision="bf16", channels_last=True)],
+                         ids=["fp32", "bf16-channels-last"])
+def test_a_resumed_run_ends_with_the_weights_of_an_unbroken_one(data, tmp_path, monkeypatch, arithmetic, recwarn):
+    recipe = replace(RECIPE, **arithmetic)
+    unbroken, unbroken_history = _run(data, recipe=recipe)
     path = tmp_path / "run.pt"
     with monkeypatch.context() as m:
         _stop_after(m, 1)
         with pytest.raises(Stop):
-            _run(data, resume=path)
+            _run(data, recipe=recipe, resume=path)
     assert torch.load(path, weights_only=True)["epoch"] == 1
-    resumed, history = _run(data, resume=path)
+    resumed, history = _run(data, recipe=recipe, resume=path)
+    assert not [w for w in recwarn if "Resumed with another" in str(w.message)]  # same machine: no warning
     for (name, a), b in zip(unbroken.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), f"{name} differs after resuming"
     assert history.epoch == [1, 2, 3] and history.step_loss == unbroken_history.step_loss
@@ -173,3 +177,95 @@ def test_a_gpu_study_run_claimed_by_another_process_is_skipped_not_trained_twice
         payload = ablation.run_gpu_study(data[0], data[1], full, device=torch.device("cpu"), seeds=(0,),
                                          output=tmp_path / "study.json", progress=False)
     assert payload["runs"] == [] and "another process is training this run" in capsys.readouterr().out
+
+
+STRETCH_ONE = """
+import os, sys, torch
+from gapcourse import build_net, resume
+from gapcourse.data import synthetic_cifar10
+from gapcourse.device import seed_everything
+from gapcourse.recipes import Recipe
+from gapcourse.train import fit
+real = resume.save_state
+def save_then_die(*args, **kwargs):
+    real(*args, **kwargs)
+    os._exit(3)  # as a killed process: no cleanup, nothing after the first epoch's save
+resume.save_state = save_then_die
+recipe = Recipe(**eval(sys.argv[2]))
+generator = seed_everything(0)
+fit(build_net(width=recipe.width), synthetic_cifar10("train", per_class=6), synthetic_cifar10("test", per_class=2),
+    recipe, generator=generator, epochs=recipe.epochs, progress=False, resume=sys.argv[1])
+"""
+
+
+def test_a_run_killed_in_one_process_goes_on_in_another_to_the_same_weights(data, tmp_path):
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    recipe = replace(RECIPE, precision="bf16", channels_last=True)
+    path = tmp_path / "run.pt"
+    done = subprocess.run([sys.executable, "-c", STRETCH_ONE, str(path), repr(asdict(recipe))], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    unbroken, _ = _run(data, recipe=recipe)
+    resumed, history = _run(data, recipe=recipe, resume=path)
+    assert all(torch.equal(a, b) for a, b in zip(unbroken.state_dict().values(), resumed.state_dict().values()))
+    assert [(p["from_epoch"], p["to_epoch"]) for p in history.pieces] == [(1, 1), (2, 3)]
+
+
+def test_a_change_to_any_number_in_the_file_is_refused(data, tmp_path, monkeypatch):
+    path = tmp_path / "run.pt"
+    with monkeypatch.context() as m:
+        _stop_after(m, 1)
+        with pytest.raises(Stop):
+            _run(data, resume=path)
+    state = torch.load(path, weights_only=True)
+    state["trained"] += 100.0  # not a tensor: the digest covers it too
+    torch.save(state, path)
+    with pytest.raises(ResumeError, match="changed since fit wrote it"):
+        _run(data, resume=path)
+
+
+def test_another_test_split_or_an_already_trained_network_is_refused_with_what_to_do(data, tmp_path, monkeypatch):
+    path = tmp_path / "run.pt"
+    with monkeypatch.context() as m:
+        _stop_after(m, 1)
+        with pytest.raises(Stop):
+            _run(data, resume=path)
+    other_test = synthetic_cifar10("test", per_class=2, seed=5)
+    with pytest.raises(ResumeError, match="differs in: test_data"):
+        _run((data[0], other_test), resume=path)
+    generator = seed_everything(0)
+    model = build_net(width=RECIPE.width)
+    fit(model, data[0], None, RECIPE, generator=generator, epochs=1, progress=False)  # the cell ran once already
+    with pytest.raises(ResumeError, match="build both afresh"):
+        fit(model, data[0], data[1], RECIPE, generator=generator, epochs=RECIPE.epochs, progress=False, resume=path)
+
+
+def test_resuming_on_another_machine_warns_and_keeps_this_processs_optimizer_settings(data, tmp_path, monkeypatch):
+    path = tmp_path / "run.pt"
+    with monkeypatch.context() as m:
+        _stop_after(m, 1)
+        with pytest.raises(Stop):
+            _run(data, resume=path)
+    real_piece = resume_mod.piece
+    monkeypatch.setattr(resume_mod, "piece", lambda *a: {**real_piece(*a), "threads": 99})
+    import gapcourse.train as train_mod
+
+    real_sgd = train_mod._sgd
+    monkeypatch.setattr(train_mod, "_sgd", lambda *a, **k: _with_foreach_off(real_sgd(*a, **k)))
+    seen = {}
+    real_step = train_mod.train_step
+    monkeypatch.setattr(train_mod, "train_step", lambda *a, **k: (
+        seen.setdefault("foreach", [g["foreach"] for g in a[5].param_groups]), real_step(*a, **k))[1])
+    with pytest.warns(UserWarning, match=r"Resumed with another threads: \d+ → 99.*no longer bit-identical"):
+        _run(data, resume=path)
+    assert seen["foreach"] and all(f is False for f in seen["foreach"])  # not the file's foreach=None
+
+
+def _with_foreach_off(optimizer):
+    for group in optimizer.param_groups:
+        group["foreach"] = False
+    return optimizer
