@@ -21,6 +21,11 @@ import sys
 from . import __version__
 
 
+# The gpu study's steps (gapcourse.ablation.gpu_steps; a test keeps the two lists equal), named here so that a wrong
+# --only is refused before any data is loaded.
+GPU_STUDY_STEPS = ("baseline", "candidate")
+
+
 def _info(_args: argparse.Namespace) -> int:
     import platform
 
@@ -197,6 +202,10 @@ def _ablate(args: argparse.Namespace) -> int:
     from .data import load_cifar10
     from .device import pick_device
 
+    if args.preset != "gpu" and (args.seeds or args.only):
+        print("--seeds and --only choose runs of the gpu study: add --preset gpu (the cpu ablation runs its fixed "
+              "steps, seeds 0, 1 and 2).", file=sys.stderr)
+        return 2
     prof = profile(args.profile)
     device = pick_device(args.device)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
@@ -360,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     ablate.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
                         help="cpu: the cpu recipe's ablation; gpu: the gpu preset's study (accuracy on this device)")
     ablate.add_argument("--seeds", nargs="+", type=_seed, help="gpu study: seeds of the final recipe (default: 0 1)")
-    ablate.add_argument("--only", nargs="+", help="gpu study: only these steps (baseline, candidate)")
+    ablate.add_argument("--only", nargs="+", choices=GPU_STUDY_STEPS,
+                        help="gpu study: only these steps (baseline: the gpu preset, seed 0; candidate: the "
+                             "candidate recipe with every --seeds)")
     ablate.set_defaults(run=_ablate)
 
     student = sub.add_parser("student-copies", help="write notebooks/student/ from the solution notebooks")

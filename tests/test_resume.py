@@ -269,3 +269,16 @@ def _with_foreach_off(optimizer):
     for group in optimizer.param_groups:
         group["foreach"] = False
     return optimizer
+
+
+def test_the_gpu_study_steps_are_checked_before_any_data_is_loaded(monkeypatch, capsys):
+    from gapcourse import ablation, data as data_mod
+    from gapcourse.__main__ import GPU_STUDY_STEPS, main
+
+    assert GPU_STUDY_STEPS == tuple(key for key, _, _ in ablation.gpu_steps())
+    monkeypatch.setattr(data_mod, "load_cifar10", lambda *a, **k: pytest.fail("loaded data before refusing"))
+    with pytest.raises(SystemExit) as stop:
+        main(["ablate", "--preset", "gpu", "--only", "cutout_epochs"])  # the step's old name
+    assert stop.value.code == 2 and "invalid choice: 'cutout_epochs'" in capsys.readouterr().err
+    assert main(["ablate", "--seeds", "3"]) == 2  # --seeds without --preset gpu did nothing before
+    assert "add --preset gpu" in capsys.readouterr().err
