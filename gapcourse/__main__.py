@@ -206,6 +206,10 @@ def _ablate(args: argparse.Namespace) -> int:
         print("--seeds and --only choose runs of the gpu study: add --preset gpu (the cpu ablation runs its fixed "
               "steps, seeds 0, 1 and 2).", file=sys.stderr)
         return 2
+    if args.seeds and args.only and "candidate" not in args.only:
+        print("--seeds chooses the candidate's seeds, and --only leaves the candidate out (the baseline runs seed 0 "
+              "only): add candidate to --only, or leave --seeds out.", file=sys.stderr)
+        return 2
     prof = profile(args.profile)
     device = pick_device(args.device)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
@@ -215,10 +219,17 @@ def _ablate(args: argparse.Namespace) -> int:
     if args.preset == "gpu":
         from .ablation import GPU_RESULTS_FILE, run_gpu_study
 
+        from .ablation import _load, gpu_study_markdown
+
         output = Path(args.output) if args.output else default_output(GPU_RESULTS_FILE, data_id)
-        run_gpu_study(train, test, prof, device=device, output=output, seeds=tuple(args.seeds or (0, 1)),
-                      only=tuple(args.only or ()))
-        print(f"\nwritten: {output}")
+        before = len(_load(output).get("runs", [])) if output.is_file() else 0
+        payload = run_gpu_study(train, test, prof, device=device, output=output, seeds=tuple(args.seeds or (0, 1)),
+                                only=tuple(args.only or ()))
+        if payload.get("runs"):
+            print("\n" + gpu_study_markdown(payload))
+        added = len(payload.get("runs", [])) - before
+        print(f"\nwritten: {output} ({added} new run{'s' if added != 1 else ''})" if added > 0 else
+              f"\nnothing new written to {output}: every run asked for was already there or skipped (see above)")
         return 0
     output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_id)
     payload = run_ablation(train, test, prof, device=device, output=output)
@@ -368,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "in the cache folder)")
     ablate.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
                         help="cpu: the cpu recipe's ablation; gpu: the gpu preset's study (accuracy on this device)")
-    ablate.add_argument("--seeds", nargs="+", type=_seed, help="gpu study: seeds of the final recipe (default: 0 1)")
+    ablate.add_argument("--seeds", nargs="+", type=_seed,
+                        help="gpu study: seeds of the candidate recipe (default: 0 1)")
     ablate.add_argument("--only", nargs="+", choices=GPU_STUDY_STEPS,
                         help="gpu study: only these steps (baseline: the gpu preset, seed 0; candidate: the "
                              "candidate recipe with every --seeds)")
@@ -402,8 +414,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: nothing half-written was kept (caches and checkpoints are written atomically).",
-              file=sys.stderr)
+        print("\ninterrupted: nothing half-written was kept (caches and checkpoints are written atomically)."
+              + (" The gpu study's finished epochs are saved: the same command goes on from the last one."
+                 if getattr(args, "preset", None) == "gpu" else ""), file=sys.stderr)
         return 130
 
 

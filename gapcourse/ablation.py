@@ -85,9 +85,8 @@ def _train_and_measure(key: str, what: str, recipe: Recipe, seed: int, train: Ci
     """Train one run of a study (seeded as notebook 03 does) and evaluate it with every test-time mode. With
     ``resume`` (a file), the run saves its state after every epoch and goes on from it (:mod:`gapcourse.resume`)."""
     print(f"== {key} (seed {seed}): {what}", flush=True)
-    if resume is not None:
-        print(f"   going on from the state saved in {resume}" if resume.exists() else
-              f"   state saved after every epoch in {resume}: if the run is cut off, the same command goes on "
+    if resume is not None and not resume.exists():
+        print(f"   state saved after every epoch in {resume}: if the run is cut off, the same command goes on "
               "from there", flush=True)
     generator = seed_everything(seed)
     model = build_net(width=recipe.width)
@@ -193,10 +192,8 @@ def gpu_steps() -> list[tuple[str, str, Recipe]]:
 def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
                   output: Path = GPU_RESULTS_FILE, seeds: tuple[int, ...] = (0, 1), only: tuple[str, ...] = (),
                   progress: bool = True) -> dict:
-    """Train each step of :func:`gpu_steps` (seed 0; the final recipe with every seed in ``seeds``), or only the
+    """Train each step of :func:`gpu_steps` (seed 0; the last step, the candidate, with every seed in ``seeds``), or only the
     steps named in ``only``; write each run as it ends (under a lock: several processes may share the file)."""
-    from .experiments import _locked
-
     data_id = data_record(profile.name, train)
     output = check_output(output, data_id)
     steps_ = gpu_steps()
@@ -212,31 +209,53 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
         same_run = ("seed", "recipe", "profile", "n_train", "train_sha256")
         recorded = lambda: any(all(run.get(k) == ident[k] for k in same_run)  # noqa: E731
                                for run in _load(output).get("runs", []))
+        resume = resume_file(ident)
         if recorded():
             print(f"{key} (seed {seed}): already in {output.name}, skipped")
+            if resume.exists() and (held := _claim(resume)) is not None:  # a state no process is using: left
+                resume.unlink(missing_ok=True)  # by a run that ended between its results and its clean-up
+                held.close()
             continue
-        resume = resume_file(ident)
         claim = _claim(resume)
         if claim is None:
-            print(f"{key} (seed {seed}): another process is training this run (it holds {resume.name}.lock), "
-                  "skipped; the same command started in several terminals trains different runs")
+            print(f"{key} (seed {seed}): another process is training this run (it holds {resume.name}.claim), "
+                  "skipped; that process writes it to its own results file (the same command started in several "
+                  "terminals trains different runs)")
             continue
+        for other in sorted(resume.parent.glob(f"gpu-study-{key}-seed{seed}-*.pt")):
+            if other != resume:
+                print(f"   note: {other} holds a saved state of this step and seed from another recipe, precision "
+                      "or data (e.g. started on a machine that picks another precision); it is left as it is, and "
+                      "this run starts from epoch 1")
         if recorded():  # another process finished it between the check above and the claim
             claim.close()
             print(f"{key} (seed {seed}): already in {output.name}, skipped")
             continue
-        run_started = time.perf_counter()
-        try:
-            history, tta_acc = _train_and_measure(key, what, recipe, seed, train, test, profile, device, progress,
-                                                  resume=resume)
+        try:  # the claim is held until the run is in the results file: no other process can record it twice
+            _record_run(key, what, recipe, seed, ident, train, test, profile, device, progress, resume, output,
+                        data_id, started)
         finally:
             claim.close()
-        made_by = provenance(device=device, seconds=time.perf_counter() - run_started)
-        run = {**ident, "what": what, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
-               "threads": torch.get_num_threads(), "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc,
-               "train_acc_curve": history.train_acc,
-               "made_by": {k: made_by[k] for k in ("command", "commit", "device", "torch", "date", "seconds")},
-               "pieces": history.pieces}
+    return _load(output)
+
+
+def _record_run(key: str, what: str, recipe: Recipe, seed: int, ident: dict, train: Cifar10Split,
+                test: Cifar10Split, profile: Profile, device: torch.device, progress: bool, resume: Path,
+                output: Path, data_id: dict, started: float) -> None:
+    """Train one run of the gpu study (resumable), then add it to ``output`` under the results file's lock and
+    remove its saved state."""
+    from .experiments import _locked
+
+    run_started = time.perf_counter()
+    history, tta_acc = _train_and_measure(key, what, recipe, seed, train, test, profile, device, progress,
+                                          resume=resume)
+    made_by = provenance(device=device, seconds=time.perf_counter() - run_started)
+    run = {**ident, "what": what, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
+           "threads": torch.get_num_threads(), "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc,
+           "train_acc_curve": history.train_acc,
+           "made_by": {k: made_by[k] for k in ("command", "commit", "device", "torch", "date", "seconds")},
+           "pieces": history.pieces}
+    try:
         with _locked(output):
             payload = _load(output)
             payload.setdefault("runs", []).append(run)
@@ -245,17 +264,32 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
                                                note="accuracy measured on a CPU with the same code and arithmetic "
                                                     "as on a GPU; time not measured on a GPU")
             write_results(output, payload, data_id)
-        resume.unlink(missing_ok=True)  # the run is in the results file now
-    return _load(output)
+    except ValueError as err:  # ResultsError and a broken file: the trained run is not lost
+        raise type(err)(f"{err} The trained run is kept in {resume}: once the results file is fixed or moved, the "
+                        "same command records it without training again.") from None
+    resume.unlink(missing_ok=True)  # the run is in the results file now
 
 
 def _claim(resume: Path):
-    """This process's claim on a run: an exclusive, non-blocking lock (POSIX ``flock``) on ``<resume file>.lock``,
-    held while it trains the run; None if another process holds it. The lock file stays (see experiments._locked)."""
+    """This process's claim on a run: an exclusive, non-blocking lock (POSIX ``flock``) on ``<resume file>.claim``,
+    held while it trains the run; None if another process holds it. The lock file stays (see experiments._locked).
+    (``fit`` holds ``<resume file>.lock`` itself, for any caller; this claim also covers the results check.)"""
     import fcntl
 
-    resume.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(Path(str(resume) + ".lock"), "w")
+    from .resume import ResumeError
+
+    try:
+        resume.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ResumeError(f"Cannot create the study's resume folder {resume.parent} ({type(err).__name__}: "
+                          f"{err.strerror or err}). Set GAPCOURSE_CACHE to a writable folder; nothing was "
+                          "trained.") from None
+    try:
+        fh = open(Path(str(resume) + ".claim"), "w")
+    except OSError as err:
+        raise ResumeError(f"Cannot write in the study's resume folder {resume.parent} ({type(err).__name__}: "
+                          f"{err.strerror or err}). Set GAPCOURSE_CACHE to a writable folder; nothing was "
+                          "trained.") from None
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

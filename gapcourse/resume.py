@@ -19,10 +19,12 @@ error that says what to do; none is overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,41 @@ def piece(first_epoch: int, device: torch.device) -> dict[str, Any]:
             "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
+def resume_path(path: str | os.PathLike) -> Path:
+    """``path`` as fit uses it: ``~`` expanded, made absolute (a relative path names the same file wherever the
+    process runs from afterwards only if the working folder is the same; the absolute path is what gets printed)."""
+    return Path(path).expanduser().absolute()
+
+
+@contextlib.contextmanager
+def claim(path: Path):
+    """Hold ``<path>.lock`` (POSIX ``flock``, non-blocking) while a fit uses ``path``, after checking that its folder
+    can be written: two fits sharing one resume file would overwrite each other's epochs, and a folder that cannot
+    be written would only show after an epoch had trained. Raises :class:`ResumeError` in either case."""
+    import fcntl
+
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+        fh = open(Path(str(path) + ".lock"), "w")
+    except OSError as err:
+        raise ResumeError(f"Cannot write the resume file {path}: its folder {folder} cannot be created or written "
+                          f"({type(err).__name__}: {err.strerror or err}). Pick a writable place (GAPCOURSE_CACHE for "
+                          "the study, or another resume= path); nothing was trained.") from None
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ResumeError(f"{path} is in use by another training run (in this process or another; it holds "
+                              f"{path.name}.lock). Two runs sharing one resume file would overwrite each other's "
+                              "epochs: wait for it to end, or pass another resume file.") from None
+        yield
+    finally:
+        fh.close()  # the lock file stays: removing it could let two processes lock different files
+
+
 def _numbers(value: Any) -> Any:
     """``value`` with every tensor replaced by a placeholder (tensors are hashed by :func:`_tensors`)."""
     if isinstance(value, torch.Tensor):
@@ -123,9 +160,9 @@ def save_state(path: str | os.PathLike, identity: dict[str, Any], *, epoch: int,
              "optimizer": optim, "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
              "generator": generator.get_state(), "history": record, "trained": trained, "pieces": pieces}
     state["sha256"] = _state_digest(state)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             torch.save(state, fh)
         os.replace(tmp, path)
@@ -143,8 +180,8 @@ def load_state(path: str | os.PathLike, identity: dict[str, Any]) -> dict[str, A
     :class:`ResumeError` for a folder, an unreadable file, a changed one or another run's (the file is left as it
     is)."""
     path = Path(path)
-    keep = (f"The file was left as it is: move or delete it to start this run from epoch 1, or pass another "
-            "resume file.")
+    keep = ("The file was left as it is: move or delete it to train this run from epoch 1 (or, calling fit "
+            "yourself, pass another resume file).")
     if path.is_dir():
         raise ResumeError(f"The resume file {path} is a folder; expected a file written by fit(..., resume=...). "
                           + keep)
@@ -153,8 +190,10 @@ def load_state(path: str | os.PathLike, identity: dict[str, Any]) -> dict[str, A
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a torch file, or pickled code that weights_only refuses
-        first = (str(err).splitlines() or [type(err).__name__])[0][:200]
-        raise ResumeError(f"{path} is not a readable resume file ({type(err).__name__}: {first}). " + keep) from None
+        first = (str(err).splitlines() or [type(err).__name__])[0]
+        first = first if len(first) <= 200 else first[:200] + "…"
+        raise ResumeError(f"{path} is not a readable resume file, e.g. cut short or not written by fit "
+                          f"({type(err).__name__}: {first}). " + keep) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ResumeError(f"{path} is not a gapcourse resume file (expected format {FORMAT!r}). " + keep)
     try:
@@ -162,10 +201,15 @@ def load_state(path: str | os.PathLike, identity: dict[str, Any]) -> dict[str, A
     except (KeyError, TypeError, AttributeError):
         intact = False
     if not intact:
-        raise ResumeError(f"{path} has been changed since fit wrote it: its tensors do not match their SHA-256 "
+        raise ResumeError(f"{path} has been changed since fit wrote it: its contents do not match their SHA-256 "
                           "digest. " + keep)
     theirs = state.get("identity", {})
     differs = [k for k in identity if theirs.get(k) != identity[k]]
+    if differs == ["precision"]:
+        raise ResumeError(f"{path} holds this run trained in {theirs.get('precision')}, and this machine would go on "
+                          f"in {identity['precision']} (each machine picks the precision its hardware does natively). "
+                          "Go on with it on a machine like the one that started it, or move the file away or "
+                          "delete it to train this run from epoch 1 here. The file was left as it is.")
     if differs:
         hint = ("another seed, recipe, number of epochs or data" if not set(differs) <= {"start_weights", "generator"}
                 else "another seed; or a network or generator that has already trained: build both afresh, as at "

@@ -212,6 +212,23 @@ def _within_device_settings(train_fn):
     return run
 
 
+def _holding_resume_file(train_fn):
+    """Run :func:`fit` with its ``resume`` file claimed (:func:`gapcourse.resume.claim`): checked writable, and
+    used by one run at a time."""
+
+    @functools.wraps(train_fn)
+    def run(*args, **kwargs):
+        bound = inspect.signature(train_fn).bind(*args, **kwargs)
+        resume = bound.arguments.get("resume")
+        if resume is None:
+            return train_fn(*args, **kwargs)
+        bound.arguments["resume"] = path = _resume.resume_path(resume)
+        with _resume.claim(path):
+            return train_fn(*bound.args, **bound.kwargs)
+
+    return run
+
+
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, precision: Precision,
                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, average: WeightAverage | None,
                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,6 +248,7 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recip
 
 
 @_within_device_settings
+@_holding_resume_file
 def fit(
     model: nn.Module,
     train: Cifar10Split,
@@ -313,15 +331,15 @@ def fit(
                 generator=generator, history_type=History)
             history.pieces = pieces
             first_epoch = done + 1
-            if progress:
-                print(f"Resuming from {resume}: {done} of {epochs} epochs done ({trained:.0f} s of training).")
+            print(f"Resuming from {resume}: {done} of {epochs} epochs done ({trained:.0f} s of training).",
+                  flush=True)  # even without progress bars: where a long run picks up is worth a line
         if first_epoch <= epochs:
             history.pieces.append(_resume.piece(first_epoch, device))
             changed = _resume.differences(history.pieces[-2], history.pieces[-1]) if len(history.pieces) > 1 else []
             if changed:
-                warnings.warn(f"Resumed with another {', '.join(changed)} than the stretch before: the run goes on "
-                              "from the same state, but is no longer bit-identical to an unbroken run (the "
-                              "stretches are recorded in history.pieces).", stacklevel=2)
+                warnings.warn(f"This stretch of the run differs from the one before ({'; '.join(changed)}): the run "
+                              "goes on from the same state, but is no longer bit-identical to an unbroken run (the "
+                              "stretches are recorded in history.pieces).", stacklevel=4)
     for epoch in range(first_epoch, epochs + 1):
         model.train()
         synchronize(device)

@@ -64,7 +64,7 @@ def test_a_resumed_run_ends_with_the_weights_of_an_unbroken_one(data, tmp_path, 
             _run(data, recipe=recipe, resume=path)
     assert torch.load(path, weights_only=True)["epoch"] == 1
     resumed, history = _run(data, recipe=recipe, resume=path)
-    assert not [w for w in recwarn if "Resumed with another" in str(w.message)]  # same machine: no warning
+    assert not [w for w in recwarn if "differs from the one before" in str(w.message)]  # same machine: no warning
     for (name, a), b in zip(unbroken.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), f"{name} differs after resuming"
     assert history.epoch == [1, 2, 3] and history.step_loss == unbroken_history.step_loss
@@ -150,7 +150,7 @@ def test_the_gpu_study_resumes_a_cut_off_run_and_removes_its_file_once_recorded(
     (left,) = (isolated_cache / "resume").glob("gpu-study-baseline-seed0-*.pt")
     resumed = ablation.run_gpu_study(data[0], data[1], profile("full", announce=False), output=tmp_path / "cut.json",
                                      **study)["runs"][0]
-    assert f"going on from the state saved in {left}" in capsys.readouterr().out and not left.exists()
+    assert f"Resuming from {left}: 2 of 3 epochs done" in capsys.readouterr().out and not left.exists()
     assert resumed["test_acc_by_tta"] == unbroken["test_acc_by_tta"]
     assert resumed["test_acc_curve"] == unbroken["test_acc_curve"]
     assert [(p["from_epoch"], p["to_epoch"]) for p in resumed["pieces"]] == [(1, 2), (3, 3)]
@@ -169,7 +169,7 @@ def test_a_gpu_study_run_claimed_by_another_process_is_skipped_not_trained_twice
     full = profile("full", announce=False)
     ident = {"step": "baseline", "seed": 0, "recipe": tiny.describe(), "profile": "full", "n_train": len(data[0]),
              "train_sha256": ablation.data_record("full", data[0])["train_sha256"]}
-    lock = ablation.resume_file(ident).with_suffix(".pt.lock")
+    lock = ablation.resume_file(ident).with_suffix(".pt.claim")
     lock.parent.mkdir(parents=True)
     with open(lock, "w") as held:  # stands for another process training seed 0
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -260,7 +260,8 @@ def test_resuming_on_another_machine_warns_and_keeps_this_processs_optimizer_set
     real_step = train_mod.train_step
     monkeypatch.setattr(train_mod, "train_step", lambda *a, **k: (
         seen.setdefault("foreach", [g["foreach"] for g in a[5].param_groups]), real_step(*a, **k))[1])
-    with pytest.warns(UserWarning, match=r"Resumed with another threads: \d+ → 99.*no longer bit-identical"):
+    with pytest.warns(UserWarning, match=r"differs from the one before \(threads: \d+ → 99\).*not bit-identical|"
+                                         r"differs from the one before \(threads: \d+ → 99\).*no longer bit-identical"):
         _run(data, resume=path)
     assert seen["foreach"] and all(f is False for f in seen["foreach"])  # not the file's foreach=None
 
@@ -282,3 +283,83 @@ def test_the_gpu_study_steps_are_checked_before_any_data_is_loaded(monkeypatch, 
     assert stop.value.code == 2 and "invalid choice: 'cutout_epochs'" in capsys.readouterr().err
     assert main(["ablate", "--seeds", "3"]) == 2  # --seeds without --preset gpu did nothing before
     assert "add --preset gpu" in capsys.readouterr().err
+
+
+def _no_training(monkeypatch):
+    import gapcourse.train as train_mod
+
+    monkeypatch.setattr(train_mod, "train_step", lambda *a, **k: pytest.fail("trained before refusing"))
+
+
+def test_a_resume_file_in_use_or_in_an_unwritable_place_is_refused_before_training(data, tmp_path, monkeypatch):
+    import fcntl
+
+    _no_training(monkeypatch)
+    path = tmp_path / "run.pt"
+    with open(str(path) + ".lock", "w") as held:  # another fit (here or in another process) is using it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(ResumeError, match="in use by another training run.*overwrite each other"):
+            _run(data, resume=path)
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    with pytest.raises(ResumeError, match="cannot be created or written.*nothing was trained"):
+        _run(data, resume=tmp_path / "blocker" / "run.pt")
+
+
+def test_a_resume_path_with_a_tilde_is_in_the_home_folder(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    _run(data, recipe=replace(RECIPE, epochs=1), resume="~/run.pt")
+    assert (tmp_path / "home" / "run.pt").is_file() and not (tmp_path / "~").exists()
+
+
+def test_a_run_started_in_another_precision_says_so(data, tmp_path, monkeypatch):
+    import gapcourse.train as train_mod
+    from gapcourse.recipes import Precision
+
+    recipe = replace(RECIPE, precision="auto")  # each machine picks its own
+    monkeypatch.setattr(train_mod, "resolve_precision", lambda *a: Precision("fp32", "this machine"))
+    with monkeypatch.context() as m:
+        _stop_after(m, 1)
+        with pytest.raises(Stop):
+            _run(data, recipe=recipe, resume=tmp_path / "run.pt")
+    monkeypatch.setattr(train_mod, "resolve_precision", lambda *a: Precision("bf16", "a machine with bf16"))
+    with pytest.raises(ResumeError, match="trained in fp32, and this machine would go on in bf16.*left as it is"):
+        _run(data, recipe=recipe, resume=tmp_path / "run.pt")
+
+
+def test_the_study_names_a_saved_state_it_cannot_use_and_keeps_a_trained_run_when_results_fail(
+        data, tmp_path, monkeypatch, isolated_cache, capsys):
+    from gapcourse import ablation
+    from gapcourse.config import profile
+    from gapcourse.provenance import ResultsError
+
+    tiny = replace(RECIPE, name="tiny-gpu", epochs=1)
+    monkeypatch.setattr(ablation, "gpu_steps", lambda: [("baseline", "tiny baseline", tiny)])
+    stranger = isolated_cache / "resume" / "gpu-study-baseline-seed0-000000000000.pt"
+    stranger.parent.mkdir(parents=True)
+    stranger.write_bytes(b"a state from a machine with another precision")
+
+    def results_fail(*a, **k):
+        raise ResultsError("results.json cannot be written (test).")
+
+    monkeypatch.setattr(ablation, "write_results", results_fail)
+    with pytest.raises(ResultsError, match=r"The trained run is kept in .*\.pt: once the results file is fixed"):
+        ablation.run_gpu_study(data[0], data[1], profile("full", announce=False), device=torch.device("cpu"),
+                               seeds=(0,), output=tmp_path / "study.json", progress=False)
+    out = capsys.readouterr().out
+    assert f"note: {stranger} holds a saved state of this step and seed" in out and stranger.exists()
+    (kept,) = [p for p in stranger.parent.glob("gpu-study-*.pt") if p != stranger]
+    assert torch.load(kept, weights_only=True)["epoch"] == 1  # the trained run is still there
+
+
+def test_ablate_says_when_nothing_new_was_written_and_refuses_seeds_it_would_ignore(monkeypatch, capsys, tmp_path):
+    from gapcourse import ablation
+    from gapcourse.__main__ import main
+
+    assert main(["ablate", "--preset", "gpu", "--only", "baseline", "--seeds", "3"]) == 2
+    assert "leaves the candidate out" in capsys.readouterr().err
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(ablation, "run_gpu_study", lambda *a, **k: {"runs": []})
+    assert main(["ablate", "--preset", "gpu", "--profile", "fast", "--output", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    assert "nothing new written to" in out and "written:" not in out
