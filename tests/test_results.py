@@ -383,3 +383,20 @@ def test_a_budget_row_without_its_run_record_is_not_credited_to_another_run(tmp_
     monkeypatch.setattr(readme_tables, "BUDGET_FILE", path)
     section = readme_tables.budget()
     assert "`(not recorded for this row)`" in section and "(1 row)" in section
+
+
+GPU_STUDY_RUNS = json.loads((RESULTS_DIR / "gpu_preset_study.json").read_text())["runs"] if (
+    RESULTS_DIR / "gpu_preset_study.json").exists() else []
+
+
+@pytest.mark.parametrize("run", GPU_STUDY_RUNS, ids=lambda r: f"{r['step']}-seed{r['seed']}")
+def test_every_committed_gpu_study_run_names_the_run_that_made_it(run):
+    """Runs of the gpu study may come from different sessions and commits: each carries its own record, and a
+    resumed one its stretches, each with its epochs in order and together covering every epoch."""
+    assert {"command", "commit", "device", "torch", "date"} <= set(run["made_by"])
+    assert "ablate --preset gpu" in run["made_by"]["command"]
+    pieces = run.get("pieces") or []
+    if pieces:
+        assert pieces[0]["from_epoch"] == 1 and pieces[-1]["to_epoch"] == run["epochs"]
+        assert all(a["to_epoch"] + 1 == b["from_epoch"] for a, b in zip(pieces, pieces[1:]))
+    assert len(run["test_acc_curve"]) == len(run["train_acc_curve"]) == run["epochs"]
