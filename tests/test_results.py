@@ -309,6 +309,11 @@ def test_the_gpu_study_names_who_made_each_run_and_the_stretches_of_a_resumed_on
     lines = gpu_study_markdown({"runs": [unrecorded, resumed], "provenance": PROV}).splitlines()
     made = lines[next(i for i, line in enumerate(lines) if line.startswith("Made by")) + 1:]
     assert made[0].endswith("seed 0: (not recorded for this run)") and made[0].startswith("- gpu preset")
+    copied = _gpu_run("candidate", 1, 0.92)
+    copied["made_by_source"] = "copied from the file's provenance"
+    line = gpu_study_markdown({"runs": [copied], "provenance": PROV}).splitlines()[-1]
+    assert line.endswith("1 min in all (record copied from the file's provenance)")  # PROV: 60 s
+    assert "its last stretch 1 min; resumed, in 2 stretches" in made[1]
     assert made[1].endswith("resumed, in 2 stretches: epochs 1–20 (cpu A, torch 2.x, commit `aaaaaaaaaa`, 2026-11-26); "
                             "epochs 21–36 (cpu B, torch 2.x, commit `bbbbbbbbbb+changes`, 2026-11-27)")
     assert [line.endswith("| 100 min (several machines) |") for line in lines if line.startswith("| ")][1:] == [
@@ -396,6 +401,7 @@ def test_every_committed_gpu_study_run_names_the_run_that_made_it(run):
     assert {"command", "commit", "device", "torch", "date"} <= set(run["made_by"])
     assert "ablate --preset gpu" in run["made_by"]["command"]
     pieces = run.get("pieces") or []
+    assert pieces or run.get("made_by_source"), "a run without stretches must say where its record came from"
     if pieces:
         assert pieces[0]["from_epoch"] == 1 and pieces[-1]["to_epoch"] == run["epochs"]
         assert all(a["to_epoch"] + 1 == b["from_epoch"] for a, b in zip(pieces, pieces[1:]))
