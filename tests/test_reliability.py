@@ -396,7 +396,8 @@ def test_19_1_a_fast_ablate_goes_to_the_cache_folder(monkeypatch, capsys, isolat
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setattr(ablation, "run_ablation", lambda *a, output, **k: seen.setdefault("cpu", output) and
                         {"runs": [], "provenance": {"profile": "fast"}})
-    monkeypatch.setattr(ablation, "run_gpu_study", lambda *a, output, **k: seen.setdefault("gpu", output))
+    monkeypatch.setattr(ablation, "run_gpu_study", lambda *a, output, **k: seen.setdefault("gpu", output) and
+                        {"runs": []})
     assert main(["ablate", "--profile", "fast"]) == 0
     assert main(["ablate", "--profile", "fast", "--preset", "gpu"]) == 0
     assert all(Path(p).is_relative_to(isolated_cache) for p in seen.values()), seen
