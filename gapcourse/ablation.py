@@ -276,28 +276,15 @@ def _claim(resume: Path):
     """This process's claim on a run: an exclusive, non-blocking lock (POSIX ``flock``) on ``<resume file>.claim``,
     held while it trains the run; None if another process holds it. The lock file stays (see experiments._locked).
     (``fit`` holds ``<resume file>.lock`` itself, for any caller; this claim also covers the results check.)"""
-    import fcntl
-
-    from .resume import ResumeError
+    from .resume import ResumeError, try_lock
 
     try:
         resume.parent.mkdir(parents=True, exist_ok=True)
+        return try_lock(Path(str(resume) + ".claim"))
     except OSError as err:
-        raise ResumeError(f"Cannot create the study's resume folder {resume.parent} ({type(err).__name__}: "
-                          f"{err.strerror or err}). Set GAPCOURSE_CACHE to a writable folder; nothing was "
-                          "trained.") from None
-    try:
-        fh = open(Path(str(resume) + ".claim"), "w")
-    except OSError as err:
-        raise ResumeError(f"Cannot write in the study's resume folder {resume.parent} ({type(err).__name__}: "
-                          f"{err.strerror or err}). Set GAPCOURSE_CACHE to a writable folder; nothing was "
-                          "trained.") from None
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        return None
-    return fh
+        raise ResumeError(f"Cannot create or write in the study's resume folder {resume.parent} "
+                          f"({type(err).__name__}: {err.strerror or err}). Set GAPCOURSE_CACHE to a writable "
+                          "folder; nothing was trained.") from None
 
 
 def resume_file(ident: dict) -> Path:

@@ -84,30 +84,40 @@ def resume_path(path: str | os.PathLike) -> Path:
     return Path(path).expanduser().absolute()
 
 
+def try_lock(lock_file: Path):
+    """Open ``lock_file`` and take an exclusive, non-blocking ``flock`` on it: the open file (close it to release),
+    or None when another holder has it. An OSError (folder missing or not writable) is the caller's to explain."""
+    import fcntl
+
+    fh = open(lock_file, "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh
+
+
 @contextlib.contextmanager
 def claim(path: Path):
     """Hold ``<path>.lock`` (POSIX ``flock``, non-blocking) while a fit uses ``path``, after checking that its folder
     can be written: two fits sharing one resume file would overwrite each other's epochs, and a folder that cannot
     be written would only show after an epoch had trained. Raises :class:`ResumeError` in either case."""
-    import fcntl
-
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
-        fh = open(Path(str(path) + ".lock"), "w")
+        fh = try_lock(Path(str(path) + ".lock"))
     except OSError as err:
         raise ResumeError(f"Cannot write the resume file {path}: its folder {folder} cannot be created or written "
                           f"({type(err).__name__}: {err.strerror or err}). Pick a writable place (GAPCOURSE_CACHE for "
                           "the study, or another resume= path); nothing was trained.") from None
+    if fh is None:
+        raise ResumeError(f"{path} is in use by another training run (in this process or another; it holds "
+                          f"{path.name}.lock). Two runs sharing one resume file would overwrite each other's "
+                          "epochs: wait for it to end, or pass another resume file.")
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ResumeError(f"{path} is in use by another training run (in this process or another; it holds "
-                              f"{path.name}.lock). Two runs sharing one resume file would overwrite each other's "
-                              "epochs: wait for it to end, or pass another resume file.") from None
         yield
     finally:
         fh.close()  # the lock file stays: removing it could let two processes lock different files
