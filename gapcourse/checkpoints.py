@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .atomic import replacing
 from .config import cache_dir
 from .models import CifarNet, build_net
 
@@ -48,21 +49,13 @@ def save_checkpoint(model: CifarNet, path: str | os.PathLike, *, half: bool = Fa
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {"format": FORMAT, "head": model.head_name, "width": model.width, "meta": meta,
                "state_dict": state, "sha256": _digest(state)}
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
+        with replacing(path) as tmp, open(tmp, "wb") as fh:  # a reader sees the old file or the new one
             torch.save(payload, fh)
-        os.replace(tmp, path)  # atomic: a reader sees the old file or the new one, never half of one
     except (OSError, RuntimeError) as err:
         first = (str(err).splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f"Could not write the checkpoint {path} ({first}). Check that the folder is writable "
                               "and has space; nothing was replaced.") from None
-    finally:
-        try:  # the clean-up must never hide the error above (on a read-only folder, unlink fails too)
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
     return path
 
 

@@ -119,6 +119,10 @@ def cache_dir() -> Path:
     path = env_path(CACHE_ENV)
     if path is not None:
         origin = f"from {CACHE_ENV}={os.environ[CACHE_ENV]!r}"
+        if not Path(env_text(CACHE_ENV)).expanduser().is_absolute():
+            _note_once(f"{CACHE_ENV}={env_text(CACHE_ENV)!r} is a relative path, read from the current folder: using "
+                       f"{path}. A notebook runs in notebooks/ and would use another folder; set an absolute path "
+                       "to share one cache.")
     else:
         xdg = env_text("XDG_CACHE_HOME")
         if xdg is not None and not Path(xdg).is_absolute():

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .atomic import replacing
 from .config import CACHE_ENV, DATA_ENV, CacheError, Profile, cache_dir, env_text
 from .config import profile as active_profile
 
@@ -160,7 +161,10 @@ def load_cifar10(
 def _detect_layout(path: Path) -> tuple[str, Path]:
     """Return (layout, folder-or-file) for a local copy, or raise DataError saying what was expected."""
     if not path.exists():
-        raise DataError(f"CIFAR-10 source '{path}' does not exist. {_HOW_TO_POINT}")
+        relative = "" if path.is_absolute() else (
+            f" It is a relative path, read from the current folder {Path.cwd()} (a notebook runs in notebooks/); an "
+            "absolute path works from anywhere.")
+        raise DataError(f"CIFAR-10 source '{path}' does not exist.{relative} {_HOW_TO_POINT}")
     if path.is_file():
         if path.name.endswith((".tar.gz", ".tgz")):
             return "tarball", path
@@ -449,15 +453,11 @@ def _write_cache(path: Path, images: torch.Tensor, labels: torch.Tensor, split: 
                  digest: str) -> None:
     payload = {"format": CACHE_FORMAT, "split": split, "source": described, "images": images, "labels": labels,
                "sha256": digest}
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:  # plain OSError (not torch's RuntimeError) when the folder is read-only
+    try:  # an interrupted write never leaves a half-written cache under the real name
+        with replacing(path) as tmp, open(tmp, "wb") as fh:  # plain OSError when the folder is read-only
             torch.save(payload, fh)
-        os.replace(tmp, path)  # atomic: an interrupted write never leaves a half-written cache under the real name
     except RuntimeError as err:  # torch wraps write failures (e.g. a full disk) in RuntimeError
         raise OSError(f"writing failed: {str(err).splitlines()[0]}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _read_cache(path: Path, split: str, described: str) -> Cifar10Split:

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from .atomic import replacing
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = PACKAGE_DIR / "results"
 REQUIRED = ("command", "commit", "device", "torch", "seconds", "date")
@@ -78,13 +80,8 @@ def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     if profile_name != "full" and is_committed(path):
         raise ResultsError(f"Refused: a {profile_name}-profile run may not change the committed {path.name}. Pass "
                            "--output a file elsewhere.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
+    with replacing(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=1) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .atomic import replacing
 from .checkpoints import _digest
 
 FORMAT = "gapcourse-fit-state-1"
@@ -170,18 +171,13 @@ def save_state(path: str | os.PathLike, identity: dict[str, Any], *, epoch: int,
              "optimizer": optim, "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
              "generator": generator.get_state(), "history": record, "trained": trained, "pieces": pieces}
     state["sha256"] = _state_digest(state)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
+        with replacing(path) as tmp, open(tmp, "wb") as fh:
             torch.save(state, fh)
-        os.replace(tmp, path)
     except (OSError, RuntimeError) as err:
         first = (str(err).splitlines() or [type(err).__name__])[0]
         raise ResumeError(f"Could not write the resume file {path} ({first}). Check that its folder is writable and "
                           "has space; the previous epoch's file, if any, is unchanged.") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -69,6 +69,19 @@ def test_19_8_a_relative_xdg_cache_home_is_ignored_as_the_spec_says(tmp_path, mo
     assert cache_dir() == tmp_path / "xdg" / "gapcourse"
 
 
+def test_a_relative_cache_variable_is_read_from_the_current_folder_and_said(tmp_path, monkeypatch, capsys):
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GAPCOURSE_CACHE", "cache")
+    assert cache_dir() == tmp_path / "cache"
+    out = capsys.readouterr().out
+    assert f"is a relative path, read from the current folder: using {tmp_path / 'cache'}" in out
+    assert "set an absolute path" in out
+    monkeypatch.chdir(tmp_path / "notebooks")  # where a notebook runs: another folder, said again
+    assert cache_dir() == tmp_path / "notebooks" / "cache"
+    assert str(tmp_path / "notebooks" / "cache") in capsys.readouterr().out
+
+
 def test_19_8_a_tilde_in_the_cache_variable_is_the_home_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GAPCOURSE_CACHE", "~/gc")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 
@@ -136,8 +137,16 @@ def test_unrecognised_or_missing_source_says_what_to_do(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="does not look like a CIFAR-10 copy.*GAPCOURSE_DATA"):
         load_cifar10("train", source=tmp_path / "empty")
-    with pytest.raises(DataError, match="does not exist.*GAPCOURSE_DATA"):
+    with pytest.raises(DataError, match="does not exist.*GAPCOURSE_DATA") as err:
         load_cifar10("train", source=tmp_path / "nowhere")
+    assert "relative path" not in str(err.value)
+
+
+def test_a_missing_relative_source_names_the_folder_it_was_read_from(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GAPCOURSE_DATA", "../data/cifar10")
+    with pytest.raises(DataError, match=f"relative path, read from the current folder {re.escape(str(tmp_path))} .*absolute path"):
+        load_cifar10("train")
 
 
 def test_offline_without_data_fails_fast_with_advice(monkeypatch):

@@ -406,3 +406,15 @@ def test_every_committed_gpu_study_run_names_the_run_that_made_it(run):
         assert pieces[0]["from_epoch"] == 1 and pieces[-1]["to_epoch"] == run["epochs"]
         assert all(a["to_epoch"] + 1 == b["from_epoch"] for a, b in zip(pieces, pieces[1:]))
     assert len(run["test_acc_curve"]) == len(run["train_acc_curve"]) == run["epochs"]
+
+
+@pytest.mark.parametrize("run", GPU_STUDY_RUNS, ids=lambda r: f"{r['step']}-seed{r['seed']}")
+def test_every_committed_gpu_study_run_is_its_steps_recipe(run):
+    """The study's steps are frozen (GPU_BASELINE, GPU_CANDIDATE): a change to the gpu preset must not re-label what
+    a recorded run trained, and the run's resume file (named by its recipe) must still be found by the same command."""
+    from gapcourse.ablation import gpu_steps
+    from gapcourse.recipes import PRECISIONS
+
+    recipe = dict((key, recipe) for key, _, recipe in gpu_steps())[run["step"]]
+    assert run["recipe"] in {replace(recipe, precision=p).describe() for p in PRECISIONS}
+    assert run["epochs"] == recipe.epochs
