@@ -202,9 +202,13 @@ def _ablate(args: argparse.Namespace) -> int:
     from .data import load_cifar10
     from .device import pick_device
 
-    if args.preset != "gpu" and (args.seeds or args.only):
-        print("--seeds and --only choose runs of the gpu study: add --preset gpu (the cpu ablation runs its fixed "
-              "steps, seeds 0, 1 and 2).", file=sys.stderr)
+    if args.preset == "cpu" and (args.seeds or args.only):
+        print("--seeds and --only choose runs of the gpu study (and --seeds those of --preset cpu-cutout): the cpu "
+              "ablation runs its fixed steps, seeds 0, 1 and 2.", file=sys.stderr)
+        return 2
+    if args.preset == "cpu-cutout" and args.only:
+        print("--only chooses steps of the gpu study; --preset cpu-cutout always trains both arms (without and with "
+              "cutout) of each seed.", file=sys.stderr)
         return 2
     if args.seeds and args.only and "candidate" not in args.only:
         print("--seeds chooses the candidate's seeds, and --only leaves the candidate out (the baseline runs seed 0 "
@@ -230,6 +234,14 @@ def _ablate(args: argparse.Namespace) -> int:
         added = len(payload.get("runs", [])) - before
         print(f"\nwritten: {output} ({added} new run{'s' if added != 1 else ''})" if added > 0 else
               f"\nnothing new written to {output}: every run asked for was already there or skipped (see above)")
+        return 0
+    if args.preset == "cpu-cutout":
+        from .ablation import CUTOUT_RESULTS_FILE, cutout_check_markdown, run_cutout_check
+
+        output = Path(args.output) if args.output else default_output(CUTOUT_RESULTS_FILE, data_id)
+        payload = run_cutout_check(train, test, prof, device=device, output=output,
+                                   seeds=tuple(args.seeds or (0, 1, 2)))
+        print("\n" + cutout_check_markdown(payload) + f"\n\nwritten: {output}")
         return 0
     output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_id)
     payload = run_ablation(train, test, prof, device=device, output=output)
@@ -377,10 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     ablate.add_argument("--output", help="results file (default: gapcourse/results/recipe_ablation.json or "
                                          "gpu_preset_study.json for a full-profile run on real CIFAR-10, else a file "
                                          "in the cache folder)")
-    ablate.add_argument("--preset", choices=["cpu", "gpu"], default="cpu",
-                        help="cpu: the cpu recipe's ablation; gpu: the gpu preset's study (accuracy on this device)")
+    ablate.add_argument("--preset", choices=["cpu", "gpu", "cpu-cutout"], default="cpu",
+                        help="cpu: the cpu recipe's ablation; gpu: the gpu preset's study (accuracy on this device); "
+                             "cpu-cutout: the cpu preset's 4-minute plan without and with cutout, paired over seeds")
     ablate.add_argument("--seeds", nargs="+", type=_seed,
-                        help="gpu study: seeds of the candidate recipe (default: 0 1)")
+                        help="gpu study: seeds of the candidate recipe (default: 0 1); cpu-cutout: seeds trained "
+                             "both ways (default: 0 1 2)")
     ablate.add_argument("--only", nargs="+", choices=GPU_STUDY_STEPS,
                         help="gpu study: only these steps (baseline: the gpu preset, seed 0; candidate: the "
                              "candidate recipe with every --seeds)")

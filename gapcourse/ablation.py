@@ -362,3 +362,100 @@ def _made_by_text(run: dict) -> str:
 def _short(commit: str) -> str:
     """A short commit id that keeps the mark of uncommitted changes (``+changes``)."""
     return commit[:10] + ("+changes" if commit.endswith("+changes") else "")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Does the gpu candidate's cutout also help the cpu preset? (python -m gapcourse ablate --preset cpu-cutout)
+
+CUTOUT_RESULTS_FILE = RESULTS_DIR / "cpu_cutout_check.json"
+CPU_CUTOUT = 8  # px: a quarter of the image side, milder than the gpu candidate's 12 for a run of a few epochs
+
+# The run notebook 03 makes: the cpu preset trained to its 4-minute budget. On the machine that measured the budget
+# table (budget_table.json, condition "auto", 240 s, seeds 0-2) the plan was 7 epochs (the first 4 at 24 px) in fp32
+# for every seed; the check trains exactly that plan (fixed, so that every machine checks the same runs).
+CPU_CUTOUT_PLAN = {"epochs": 7, "precision": "fp32"}
+CUTOUT_ARMS = ("without", "with")
+
+
+def cutout_check_recipe(arm: str) -> Recipe:
+    """The cpu preset as notebook 03's budget plan trains it, without cutout or with :data:`CPU_CUTOUT`."""
+    if arm not in CUTOUT_ARMS:
+        raise ValueError(f"arm must be one of {CUTOUT_ARMS}, got {arm!r}.")
+    return replace(PRESETS["cpu"], epochs=CPU_CUTOUT_PLAN["epochs"], precision=CPU_CUTOUT_PLAN["precision"],
+                   low_res_epochs=_low_res_share(PRESETS["cpu"], CPU_CUTOUT_PLAN["epochs"]),
+                   cutout=CPU_CUTOUT if arm == "with" else 0)
+
+
+def _low_res_share(recipe: Recipe, epochs: int) -> int:
+    from .budget import low_res_epochs_for
+
+    return low_res_epochs_for(recipe, epochs)
+
+
+def run_cutout_check(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
+                     output: Path = CUTOUT_RESULTS_FILE, seeds: tuple[int, ...] = (0, 1, 2),
+                     progress: bool = True) -> dict:
+    """Train the cpu preset's budget plan without and with cutout, each seed both ways (the same data order and
+    initialisation: a paired comparison); write each run as it ends and skip the runs already in ``output``."""
+    data_id = data_record(profile.name, train)
+    output = check_output(output, data_id)
+    started = time.perf_counter()
+    for seed in seeds:
+        for arm in CUTOUT_ARMS:
+            recipe = cutout_check_recipe(arm)
+            ident = {"arm": arm, "seed": seed, "recipe": recipe.describe(), "profile": profile.name,
+                     "n_train": len(train), "train_sha256": data_id["train_sha256"]}
+            if any(all(run.get(k) == v for k, v in ident.items()) for run in _load(output)["runs"]):
+                print(f"{arm} cutout (seed {seed}): already in {output.name}, skipped")
+                continue
+            what = f"cpu preset, {recipe.epochs} epochs" + (f", cutout {recipe.cutout} px" if recipe.cutout else "")
+            run_started = time.perf_counter()
+            history, tta_acc = _train_and_measure(arm, what, recipe, seed, train, test, profile, device, progress)
+            made_by = provenance(device=device, seconds=time.perf_counter() - run_started)
+            payload = _load(output)
+            payload["runs"].append({**ident, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
+                                    "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc,
+                                    "train_acc_curve": history.train_acc,
+                                    "made_by": {k: made_by[k] for k in ("command", "commit", "device", "torch",
+                                                                        "date", "seconds")}})
+            payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started,
+                                               profile=profile.name, n_train=len(train), n_test=len(test))
+            write_results(output, payload, data_id)
+    return _load(output)
+
+
+def cutout_check_markdown(payload: dict) -> str:
+    """The README's table: per seed, the cpu preset's budget plan without and with cutout (flip + shift TTA, the
+    preset's test-time mode), their difference, and the paired verdict over the seeds."""
+    from .stats import paired_differs
+
+    runs = payload.get("runs", [])
+    by = {(r["arm"], r["seed"]): r["test_acc_by_tta"]["flip_shift"] for r in runs}
+    seeds = sorted(s for (arm, s) in by if arm == "without" and ("with", s) in by)
+    if not seeds:
+        raise ValueError("cutout_check_markdown needs at least one seed trained both without and with cutout, e.g. "
+                         "from `python -m gapcourse ablate --preset cpu-cutout`.")
+    n_test = payload.get("provenance", {}).get("n_test", 10_000)
+    plan = cutout_check_recipe("with")
+    lines = [f"The cpu preset as notebook 03's 4-minute budget trains it on the measuring machine ({plan.epochs} "
+             f"epochs, the first {plan.low_res_epochs} at {plan.low_res} px, {plan.precision}), without and with "
+             f"cutout {plan.cutout} px; flip + shift TTA.", "",
+             f"| seed | without cutout | with cutout {plan.cutout} px | difference |", "|---|---|---|---|"]
+    diffs = []
+    for s in seeds:
+        a, b = by[("without", s)], by[("with", s)]
+        diffs.append(b - a)
+        lines.append(f"| {s} | {100 * a:.2f} % | {100 * b:.2f} % | {100 * (b - a):+.2f} |")
+    mean = sum(diffs) / len(diffs)
+    if len(seeds) >= 2:
+        without, with_ = [by[("without", s)] for s in seeds], [by[("with", s)] for s in seeds]
+        verdict = ("larger than the noise: cutout " + ("helps" if mean > 0 else "hurts")
+                   if paired_differs(with_, without, n_test) else "within the noise (paired test over the seeds)")
+        lines.append(f"\nMean difference over {len(seeds)} seeds: **{100 * mean:+.2f} points**, {verdict}.")
+    else:
+        lines.append(f"\nOne seed: a difference of two accuracies on {n_test:,} images is good to about ±1 point.")
+    made = {(r["made_by"]["command"], r["made_by"]["commit"], r["made_by"]["device"], r["made_by"]["torch"])
+            for r in runs if r.get("made_by")}
+    for command, commit, device, torch_version in sorted(made):
+        lines.append(f"\n*Made by `{command}` on {device}, torch {torch_version}, commit `{_short(commit)}`.*")
+    return "\n".join(lines)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gapcourse.ablation import (GPU_RESULTS_FILE, RESULTS_FILE as ABLATION_FILE, ablation_markdown,  # noqa: E402
-                                gpu_study_markdown)
+from gapcourse.ablation import (CUTOUT_RESULTS_FILE, GPU_RESULTS_FILE, RESULTS_FILE as ABLATION_FILE,  # noqa: E402
+                                ablation_markdown, cutout_check_markdown, gpu_study_markdown)
 from gapcourse.bench import table_from_record  # noqa: E402
 from gapcourse.budget_table import RESULTS_FILE as BUDGET_FILE, budget_markdown  # noqa: E402
 from gapcourse.experiments import (PARTS, REGIMES, RESULTS_FILE as HEADS_FILE, conclusions,  # noqa: E402
@@ -76,6 +76,14 @@ def gpu_study() -> str:
         return ("(not measured yet: `python -m gapcourse ablate --preset gpu` writes "
                 "`gapcourse/results/gpu_preset_study.json`)")
     return gpu_study_markdown(data)  # a "Made by" line per run: runs may come from different sessions and commits
+
+
+def cutout_check() -> str:
+    data = _load(CUTOUT_RESULTS_FILE)
+    if data is None:
+        return ("(not measured yet: `python -m gapcourse ablate --preset cpu-cutout` writes "
+                "`gapcourse/results/cpu_cutout_check.json`)")
+    return cutout_check_markdown(data)  # a "Made by" line per invocation that added runs
 
 
 def bench_cuda() -> str:
@@ -166,7 +174,7 @@ GENERATORS = {"ablation": ablation, "bench": bench, "heads-accuracy": heads_accu
               "heads-translation": heads_translation, "heads-crop-shift": heads_crop_shift,
               "heads-overfitting": heads_overfitting,
               "course-times": course_times, "budget": budget, "weights": weights, "gpu-study": gpu_study,
-              "bench-cuda": bench_cuda}
+              "bench-cuda": bench_cuda, "cpu-cutout": cutout_check}
 
 
 def render(text: str) -> str:
