@@ -203,8 +203,8 @@ def _ablate(args: argparse.Namespace) -> int:
     from .device import pick_device
 
     if args.preset == "cpu" and (args.seeds or args.only):
-        print("--seeds and --only choose runs of the gpu study (and --seeds those of --preset cpu-cutout): the cpu "
-              "ablation runs its fixed steps, seeds 0, 1 and 2.", file=sys.stderr)
+        print("--seeds and --only choose runs of the gpu study: add --preset gpu (--seeds also goes with --preset "
+              "cpu-cutout); the cpu ablation runs its fixed steps, seeds 0, 1 and 2.", file=sys.stderr)
         return 2
     if args.preset == "cpu-cutout" and args.only:
         print("--only chooses steps of the gpu study; --preset cpu-cutout always trains both arms (without and with "

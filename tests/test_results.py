@@ -418,3 +418,90 @@ def test_every_committed_gpu_study_run_is_its_steps_recipe(run):
     recipe = dict((key, recipe) for key, _, recipe in gpu_steps())[run["step"]]
     assert run["recipe"] in {replace(recipe, precision=p).describe() for p in PRECISIONS}
     assert run["epochs"] == recipe.epochs
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Does the gpu candidate's cutout help the cpu preset? (ablate --preset cpu-cutout)
+
+def test_the_cutout_check_trains_the_plan_notebook_03s_budget_made():
+    """Both arms are the cpu preset as the 4-minute budget planned it on the budget table's machine (every seed's
+    plan the same), and differ only in cutout."""
+    from gapcourse.ablation import CPU_CUTOUT, cutout_check_recipe
+
+    rows = [r for r in json.loads((RESULTS_DIR / "budget_table.json").read_text())["rows"]
+            if r["condition"] == "auto" and r["budget_s"] == 240.0]
+    assert len(rows) >= 2
+    without, with_ = cutout_check_recipe("without"), cutout_check_recipe("with")
+    for row in rows:
+        assert (without.epochs, without.low_res_epochs, without.precision) == (
+            row["epochs"], row["low_res_epochs"], row["precision"])
+    assert without.cutout == 0 and with_.cutout == CPU_CUTOUT > 0
+    assert replace(with_, cutout=0) == without
+    assert replace(without, epochs=PRESETS["cpu"].epochs, low_res_epochs=PRESETS["cpu"].low_res_epochs,
+                   precision=PRESETS["cpu"].precision) == PRESETS["cpu"]
+    with pytest.raises(ValueError, match="arm must be one of"):
+        cutout_check_recipe("maybe")
+
+
+def _cutout_run(arm: str, seed: int, acc: float) -> dict:
+    from gapcourse.ablation import cutout_check_recipe
+
+    return {"arm": arm, "seed": seed, "recipe": cutout_check_recipe(arm).describe(),
+            "test_acc_by_tta": {"none": acc - 0.01, "flip": acc - 0.005, "flip_shift": acc},
+            "made_by": {k: PROV[k] for k in ("command", "commit", "device", "torch", "date", "seconds")}}
+
+
+def test_the_cutout_check_table_pairs_the_seeds_and_says_what_the_noise_allows():
+    from gapcourse.ablation import cutout_check_markdown
+
+    same = [_cutout_run("without", 0, 0.841), _cutout_run("with", 0, 0.836), _cutout_run("without", 1, 0.843),
+            _cutout_run("with", 1, 0.840), _cutout_run("without", 2, 0.843)]  # seed 2 only half done: left out
+    table = cutout_check_markdown({"runs": same, "provenance": PROV})
+    assert "| 0 | 84.10 % | 83.60 % | -0.50 |" in table and "| 1 | 84.30 % | 84.00 % | -0.30 |" in table
+    assert "| 2 |" not in table
+    assert "Mean difference over 2 seeds: **-0.40 points**, within the noise" in table
+    assert table.count("*Made by `python -m gapcourse X` on test device") == 1
+    hurts = [_cutout_run(arm, s, acc - (0.02 if arm == "with" else 0) + s * 0.001)
+             for s in range(3) for arm, acc in (("without", 0.84), ("with", 0.84))]
+    assert "larger than the noise: cutout hurts" in cutout_check_markdown({"runs": hurts, "provenance": PROV})
+    one = cutout_check_markdown({"runs": same[:2], "provenance": PROV})
+    assert "One seed" in one and "Mean difference" not in one
+    with pytest.raises(ValueError, match="both without and with cutout"):
+        cutout_check_markdown({"runs": same[:1]})
+
+
+def test_the_cutout_check_writes_each_run_and_resumes(tmp_path, monkeypatch, capsys):
+    from gapcourse import ablation
+    from gapcourse.config import profile
+    from gapcourse.data import synthetic_cifar10
+
+    trained = []
+
+    def fake(key, what, recipe, seed, *a, **k):  # noqa: ARG001
+        trained.append((key, seed, recipe.cutout))
+        if len(trained) == 3:
+            raise KeyboardInterrupt  # cut off during the third run
+        history = type("H", (), {"epoch": [1], "train_seconds": 1.0, "test_acc": [0.5], "train_acc": [0.4]})()
+        return history, {"none": 0.5, "flip": 0.5, "flip_shift": 0.5 + 0.01 * recipe.cutout / 8}
+
+    monkeypatch.setattr(ablation, "_train_and_measure", fake)
+    small = synthetic_cifar10("train", per_class=2)
+    out = tmp_path / "check.json"
+    with pytest.raises(KeyboardInterrupt):
+        ablation.run_cutout_check(small, small, profile("fast"), device=torch.device("cpu"), output=out, seeds=(0, 1))
+    assert [(r["arm"], r["seed"]) for r in json.loads(out.read_text())["runs"]] == [("without", 0), ("with", 0)]
+    payload = ablation.run_cutout_check(small, small, profile("fast"), device=torch.device("cpu"), output=out,
+                                        seeds=(0, 1))
+    assert trained == [("without", 0, 0), ("with", 0, 8), ("without", 1, 0), ("without", 1, 0), ("with", 1, 8)]
+    assert "without cutout (seed 0): already in check.json, skipped" in capsys.readouterr().out
+    assert [r["made_by"]["command"] for r in payload["runs"]] and payload["provenance"]["profile"] == "fast"
+    assert "Mean difference over 2 seeds: **+1.00 points**" in ablation.cutout_check_markdown(payload)
+
+
+def test_the_cutout_check_refuses_options_it_would_ignore(monkeypatch, capsys):
+    from gapcourse import data as data_mod
+    from gapcourse.__main__ import main
+
+    monkeypatch.setattr(data_mod, "load_cifar10", lambda *a, **k: pytest.fail("loaded data before refusing"))
+    assert main(["ablate", "--preset", "cpu-cutout", "--only", "baseline"]) == 2
+    assert "always trains both arms" in capsys.readouterr().err
