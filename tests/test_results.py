@@ -420,6 +420,20 @@ def test_every_committed_gpu_study_run_is_its_steps_recipe(run):
     assert run["epochs"] == recipe.epochs
 
 
+def test_the_gpu_preset_is_what_the_committed_study_supports():
+    """The rule written down before the candidate's runs: the candidate becomes the gpu preset only if its mean over
+    at least two seeds (flip + shift TTA) is at least 92 %; until then the preset is the study's starting point."""
+    from gapcourse.ablation import gpu_steps
+
+    steps = {key: recipe for key, _, recipe in gpu_steps()}
+    preset = PRESETS["gpu"]
+    if replace(preset, name=steps["candidate"].name) == steps["candidate"]:
+        accs = [r["test_acc_by_tta"]["flip_shift"] for r in GPU_STUDY_RUNS if r["step"] == "candidate"]
+        assert len(accs) >= 2 and sum(accs) / len(accs) >= 0.92, accs
+    else:
+        assert preset == steps["baseline"], "the gpu preset is neither the study's baseline nor its candidate"
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Does the gpu candidate's cutout help the cpu preset? (ablate --preset cpu-cutout)
 
