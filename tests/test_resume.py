@@ -52,16 +52,21 @@ def _stop_after(monkeypatch, epochs_saved: int):
     monkeypatch.setattr(resume_mod, "save_state", save_then_maybe_stop)
 
 
+def _cut_off(monkeypatch, data, path, **kwargs):
+    """Run until the first epoch is saved to ``path``, then stop as a killed process would."""
+    with monkeypatch.context() as m:
+        _stop_after(m, 1)
+        with pytest.raises(Stop):
+            _run(data, resume=path, **kwargs)
+
+
 @pytest.mark.parametrize("arithmetic", [dict(precision="fp32"), dict(precision="bf16", channels_last=True)],
                          ids=["fp32", "bf16-channels-last"])
 def test_a_resumed_run_ends_with_the_weights_of_an_unbroken_one(data, tmp_path, monkeypatch, arithmetic, recwarn):
     recipe = replace(RECIPE, **arithmetic)
     unbroken, unbroken_history = _run(data, recipe=recipe)
     path = tmp_path / "run.pt"
-    with monkeypatch.context() as m:
-        _stop_after(m, 1)
-        with pytest.raises(Stop):
-            _run(data, recipe=recipe, resume=path)
+    _cut_off(monkeypatch, data, path, recipe=recipe)
     assert torch.load(path, weights_only=True)["epoch"] == 1
     resumed, history = _run(data, recipe=recipe, resume=path)
     assert not [w for w in recwarn if "differs from the one before" in str(w.message)]  # same machine: no warning
@@ -88,10 +93,7 @@ def test_a_finished_run_is_read_back_without_training(data, tmp_path, monkeypatc
 @pytest.mark.parametrize("change", ["seed", "epochs", "recipe"])
 def test_another_runs_file_is_refused_and_left_as_it_is(data, tmp_path, monkeypatch, change):
     path = tmp_path / "run.pt"
-    with monkeypatch.context() as m:
-        _stop_after(m, 1)
-        with pytest.raises(Stop):
-            _run(data, resume=path)
+    _cut_off(monkeypatch, data, path)
     before = path.read_bytes()
     other = {"seed": dict(seed=1), "epochs": dict(recipe=replace(RECIPE, epochs=4)),
              "recipe": dict(recipe=replace(RECIPE, cutout=0))}[change]
@@ -109,10 +111,7 @@ def test_an_unreadable_or_changed_file_is_refused_and_left_as_it_is(data, tmp_pa
     assert path.read_bytes() == b"not a torch file"
 
     path.unlink()
-    with monkeypatch.context() as m:
-        _stop_after(m, 1)
-        with pytest.raises(Stop):
-            _run(data, resume=path)
+    _cut_off(monkeypatch, data, path)
     state = torch.load(path, weights_only=True)
     state["model"]["body.0.weight"] += 1e-3  # a weight changed by hand, digest not updated
     torch.save(state, path)
@@ -217,10 +216,7 @@ def test_a_run_killed_in_one_process_goes_on_in_another_to_the_same_weights(data
 
 def test_a_change_to_any_number_in_the_file_is_refused(data, tmp_path, monkeypatch):
     path = tmp_path / "run.pt"
-    with monkeypatch.context() as m:
-        _stop_after(m, 1)
-        with pytest.raises(Stop):
-            _run(data, resume=path)
+    _cut_off(monkeypatch, data, path)
     state = torch.load(path, weights_only=True)
     state["trained"] += 100.0  # not a tensor: the digest covers it too
     torch.save(state, path)
@@ -230,10 +226,7 @@ def test_a_change_to_any_number_in_the_file_is_refused(data, tmp_path, monkeypat
 
 def test_another_test_split_or_an_already_trained_network_is_refused_with_what_to_do(data, tmp_path, monkeypatch):
     path = tmp_path / "run.pt"
-    with monkeypatch.context() as m:
-        _stop_after(m, 1)
-        with pytest.raises(Stop):
-            _run(data, resume=path)
+    _cut_off(monkeypatch, data, path)
     other_test = synthetic_cifar10("test", per_class=2, seed=5)
     with pytest.raises(ResumeError, match="differs in: test_data"):
         _run((data[0], other_test), resume=path)
@@ -246,10 +239,7 @@ def test_another_test_split_or_an_already_trained_network_is_refused_with_what_t
 
 def test_resuming_on_another_machine_warns_and_keeps_this_processs_optimizer_settings(data, tmp_path, monkeypatch):
     path = tmp_path / "run.pt"
-    with monkeypatch.context() as m:
-        _stop_after(m, 1)
-        with pytest.raises(Stop):
-            _run(data, resume=path)
+    _cut_off(monkeypatch, data, path)
     real_piece = resume_mod.piece
     monkeypatch.setattr(resume_mod, "piece", lambda *a: {**real_piece(*a), "threads": 99})
     import gapcourse.train as train_mod
@@ -317,10 +307,7 @@ def test_a_run_started_in_another_precision_says_so(data, tmp_path, monkeypatch)
 
     recipe = replace(RECIPE, precision="auto")  # each machine picks its own
     monkeypatch.setattr(train_mod, "resolve_precision", lambda *a: Precision("fp32", "this machine"))
-    with monkeypatch.context() as m:
-        _stop_after(m, 1)
-        with pytest.raises(Stop):
-            _run(data, recipe=recipe, resume=tmp_path / "run.pt")
+    _cut_off(monkeypatch, data, tmp_path / "run.pt", recipe=recipe)
     monkeypatch.setattr(train_mod, "resolve_precision", lambda *a: Precision("bf16", "a machine with bf16"))
     with pytest.raises(ResumeError, match="trained in fp32, and this machine would go on in bf16.*left as it is"):
         _run(data, recipe=recipe, resume=tmp_path / "run.pt")
