@@ -189,7 +189,7 @@ def gpu_steps() -> list[tuple[str, str, Recipe]]:
     """(key, what changed, recipe) for the gpu study: the gpu preset as it was, then the candidate change. The
     candidate becomes the preset only when the study's numbers say so."""
     preset = GPU_BASELINE
-    out = [("baseline", f"gpu preset: {preset.epochs} epochs, shift + mirror augmentation", preset)]
+    out = [("baseline", f"gpu preset before the study: {preset.epochs} epochs, shift + mirror augmentation", preset)]
     r = replace(preset, name="gpu-candidate", **GPU_CANDIDATE)
     out.append(("candidate", f"+ cutout {r.cutout} px and {r.epochs} epochs, the first {r.low_res_epochs} on "
                              f"{r.low_res} px images", r))
@@ -315,13 +315,14 @@ def gpu_study_markdown(payload: dict) -> str:
     lines = [f"*{GPU_STUDY_LABEL[0].upper() + GPU_STUDY_LABEL[1:]}.*", "",
              "| step | seed | precision | epochs | test acc, flip + shift TTA | flip TTA | single view "
              "| training time on the run's machine (evaluation excluded) |", "|---|---|---|---|---|---|---|---|"]
+    labels = {key: what for key, what, _ in gpu_steps()}  # today's labels: a recorded run keeps its step, not its words
     for r in runs:
         acc = r["test_acc_by_tta"]
         precision = next((part.split("=", 1)[1] for part in r["recipe"].split(", ")
                           if part.startswith("precision=")), "?")
         machines = {(p.get("device"), p.get("threads")) for p in r.get("pieces") or []}
         took = f"{r['train_seconds'] / 60:.0f} min" + (" (several machines)" if len(machines) > 1 else "")
-        lines.append(f"| {r['what']} | {r['seed']} | {precision} | {r['epochs']} | "
+        lines.append(f"| {labels.get(r['step'], r['what'])} | {r['seed']} | {precision} | {r['epochs']} | "
                      f"{100 * acc['flip_shift']:.2f} % | {100 * acc['flip']:.2f} % | {100 * acc['none']:.2f} % | "
                      f"{took} |")
     for key, what, _ in gpu_steps():
@@ -335,7 +336,7 @@ def gpu_study_markdown(payload: dict) -> str:
                  "points (95 %).")
     lines.append("\nMade by (the command that finished each run; a resumed run lists its stretches):")
     for r in runs:
-        lines.append(f"- {r['what']}, seed {r['seed']}: {_made_by_text(r)}")
+        lines.append(f"- {labels.get(r['step'], r['what'])}, seed {r['seed']}: {_made_by_text(r)}")
     return "\n".join(lines)
 
 
@@ -395,8 +396,9 @@ def _low_res_share(recipe: Recipe, epochs: int) -> int:
 def run_cutout_check(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
                      output: Path = CUTOUT_RESULTS_FILE, seeds: tuple[int, ...] = (0, 1, 2),
                      progress: bool = True) -> dict:
-    """Train the cpu preset's budget plan without and with cutout, each seed both ways (the same data order and
-    initialisation: a paired comparison); write each run as it ends and skip the runs already in ``output``."""
+    """Train the cpu preset's budget plan without and with cutout, each seed both ways (the same initialisation and
+    first epoch; the cutout draws then shift the random stream: a paired comparison, looser after epoch 1); write each
+    run as it ends and skip the runs already in ``output``."""
     data_id = data_record(profile.name, train)
     output = check_output(output, data_id)
     started = time.perf_counter()
@@ -424,10 +426,12 @@ def run_cutout_check(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
     return _load(output)
 
 
-def cutout_check_markdown(payload: dict) -> str:
+def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = None) -> str:
     """The README's table: per seed, the cpu preset's budget plan without and with cutout (flip + shift TTA, the
-    preset's test-time mode), their difference, and the paired verdict over the seeds."""
-    from .stats import paired_differs
+    preset's test-time mode) and their difference, then the paired verdict over the seeds with the smallest mean
+    difference it could have told from noise. ``reference`` (seed → accuracy): the budget table's runs of the same
+    plan, shown beside the "without" arm, which repeats them."""
+    from .stats import T95, difference_halfwidth, paired_differs
 
     runs = payload.get("runs", [])
     by = {(r["arm"], r["seed"]): r["test_acc_by_tta"]["flip_shift"] for r in runs}
@@ -437,21 +441,35 @@ def cutout_check_markdown(payload: dict) -> str:
                          "from `python -m gapcourse ablate --preset cpu-cutout`.")
     n_test = payload.get("provenance", {}).get("n_test", 10_000)
     plan = cutout_check_recipe("with")
+    ref = reference or {}
     lines = [f"The cpu preset as notebook 03's 4-minute budget trains it on the measuring machine ({plan.epochs} "
              f"epochs, the first {plan.low_res_epochs} at {plan.low_res} px, {plan.precision}), without and with "
-             f"cutout {plan.cutout} px; flip + shift TTA.", "",
-             f"| seed | without cutout | with cutout {plan.cutout} px | difference |", "|---|---|---|---|"]
+             f"cutout {plan.cutout} px; flip + shift TTA. Each seed gives both arms the same initialisation and the "
+             "same first epoch; from the second epoch on, the cutout draws shift the random stream, so the order and "
+             "augmentations of the images differ.", "",
+             f"| seed | without cutout | with cutout {plan.cutout} px | difference |"
+             + (" the budget table's run of the same plan |" if ref else ""),
+             "|---|---|---|---|" + ("---|" if ref else "")]
     diffs = []
     for s in seeds:
         a, b = by[("without", s)], by[("with", s)]
         diffs.append(b - a)
-        lines.append(f"| {s} | {100 * a:.2f} % | {100 * b:.2f} % | {100 * (b - a):+.2f} |")
+        lines.append(f"| {s} | {100 * a:.2f} % | {100 * b:.2f} % | {100 * (b - a):+.2f} |"
+                     + ((f" {100 * ref[s]:.2f} % |" if s in ref else " – |") if ref else ""))
     mean = sum(diffs) / len(diffs)
     if len(seeds) >= 2:
         without, with_ = [by[("without", s)] for s in seeds], [by[("with", s)] for s in seeds]
-        verdict = ("larger than the noise: cutout " + ("helps" if mean > 0 else "hurts")
-                   if paired_differs(with_, without, n_test) else "within the noise (paired test over the seeds)")
-        lines.append(f"\nMean difference over {len(seeds)} seeds: **{100 * mean:+.2f} points**, {verdict}.")
+        sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
+        t_half = T95[len(diffs) - 1] * sd / len(diffs) ** 0.5
+        d_half = difference_halfwidth(sum(without) / len(without), sum(with_) / len(with_), n_test)
+        if paired_differs(with_, without, n_test):
+            verdict = "larger than the noise: cutout " + ("helps" if mean > 0 else "hurts") + " this run"
+        else:
+            verdict = "too small to tell from the noise (which says neither that cutout helps nor that it does not)"
+        lines.append(f"\nMean difference over {len(seeds)} seeds: **{100 * mean:+.2f} points**, {verdict}. The "
+                     f"paired test calls a mean difference real beyond ±{100 * max(t_half, d_half):.2f} points: the "
+                     f"larger of the seeds' 95 % t-interval (±{100 * t_half:.2f}) and the interval of a difference "
+                     f"of two accuracies on {n_test:,} images (±{100 * d_half:.2f}).")
     else:
         lines.append(f"\nOne seed: a difference of two accuracies on {n_test:,} images is good to about ±1 point.")
     made = {(r["made_by"]["command"], r["made_by"]["commit"], r["made_by"]["device"], r["made_by"]["torch"])

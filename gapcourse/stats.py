@@ -64,8 +64,8 @@ def differs(a: Stat | None, b: Stat | None, n: int) -> bool:
 
 
 def paired_differs(a: Sequence[float], b: Sequence[float], n: int) -> bool:
-    """A paired comparison over seeds: ``a[i]`` and ``b[i]`` come from the same seed (same data order and
-    initialisation of the body). Real when the mean of the per-seed differences exceeds both its t-interval
+    """A paired comparison over seeds: ``a[i]`` and ``b[i]`` come from the same seed (the same initialisation of the
+    body, and the same data order as long as both runs draw the same random numbers). Real when the mean of the per-seed differences exceeds both its t-interval
     (Student's t, ``len − 1`` degrees of freedom) and the interval of a difference of two accuracies on ``n``
     images (the test images are the same for every seed, so the seeds cannot average their noise away)."""
     if len(a) != len(b) or len(a) < 2:
