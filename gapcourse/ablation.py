@@ -472,6 +472,12 @@ def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = No
                      f"of two accuracies on {n_test:,} images (±{100 * d_half:.2f}).")
     else:
         lines.append(f"\nOne seed: a difference of two accuracies on {n_test:,} images is good to about ±1 point.")
+    train_acc = {arm: [r["train_acc_curve"][-1] for r in runs if r["arm"] == arm and r["seed"] in seeds
+                       and r.get("train_acc_curve")] for arm in CUTOUT_ARMS}
+    if all(len(v) == len(seeds) for v in train_acc.values()):
+        lines.append("\nTraining accuracy in the last epoch (augmented images, mean over the seeds): "
+                     + ", ".join(f"{arm} cutout {100 * sum(v) / len(v):.1f} %" for arm, v in train_acc.items())
+                     + ".")
     made = {(r["made_by"]["command"], r["made_by"]["commit"], r["made_by"]["device"], r["made_by"]["torch"])
             for r in runs if r.get("made_by")}
     for command, commit, device, torch_version in sorted(made):
