@@ -145,6 +145,7 @@ def _compare(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     heads, regimes = args.heads or list(HEADS), args.regimes or list(REGIMES)
     check_names(heads, regimes)  # before any data is loaded
+    _check_output_early(args)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
     from .provenance import ResultsError, check_output, committed_refusal, data_record, default_output
     from .weights import MANIFEST
@@ -216,6 +217,7 @@ def _ablate(args: argparse.Namespace) -> int:
         return 2
     prof = profile(args.profile)
     device = pick_device(args.device)
+    _check_output_early(args)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
     from .provenance import data_record, default_output
 
@@ -261,9 +263,8 @@ def _budget_table(args: argparse.Namespace) -> int:
     check_conditions(args.conditions, args.budgets)  # before any data is loaded
     prof = profile(args.profile)
     device = pick_device(args.device)
+    _check_output_early(args)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
-    if args.output is not None and not args.output.strip():
-        raise ValueError("--output needs a file name, e.g. --output /tmp/budget_table.json")
     output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_record(prof.name, train))
     payload = run_budget_table(train, test, prof, device=device, budgets=tuple(args.budgets),
                                conditions=tuple(args.conditions), seed=args.seed, output=output,
@@ -307,6 +308,22 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _check_output_early(args: argparse.Namespace) -> None:
+    """A bad --output (a folder, an unwritable place, a file that is not a results file) is refused before any data
+    is loaded or downloaded; the checks that need the data's fingerprint come once it is loaded."""
+    if getattr(args, "output", None):
+        from .provenance import check_output
+
+        check_output(args.output)
+
+
+def _output_file(text: str) -> str:
+    """An --output file name: not empty or blank (which would silently mean the default, or a file named ' ')."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"needs a file name, e.g. --output /tmp/results.json (got {text!r})")
+    return text.strip()
+
+
 def _seed(text: str) -> int:
     """A random seed: a whole number from 0 to 2**32 - 1 (what NumPy's generator accepts)."""
     try:
@@ -338,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     train.add_argument("--device", help="cpu, cuda or mps (default: best available)")
     train.add_argument("--seed", type=_seed, default=0)
-    train.add_argument("--output", help="checkpoint path (default: in the cache folder)")
+    train.add_argument("--output", type=_output_file, help="checkpoint path (default: in the cache folder)")
     train.set_defaults(run=_train)
 
     bench = sub.add_parser("bench", help="speed and accuracy table for the presets")
@@ -347,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                             "measured for every preset")
     bench.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     bench.add_argument("--device", help="cpu, cuda or mps (default: best available)")
-    bench.add_argument("--output", help="also write the table as Markdown to this file")
+    bench.add_argument("--output", type=_output_file, help="also write the table as Markdown to this file")
     bench.add_argument("--record", action="store_true",
                        help="also write gapcourse/results/bench_<device>.json with provenance (the README's table); "
                             "a fast-profile or synthetic run writes to the cache folder instead")
@@ -366,8 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("--seed", type=_seed, default=0)
     table.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     table.add_argument("--device", help="cpu, cuda or mps (default: best available)")
-    table.add_argument("--output", help="results file (default: gapcourse/results/budget_table.json for a full-profile "
-                                        "run on CIFAR-10, else one in the cache folder); finished rows are skipped")
+    table.add_argument("--output", type=_output_file,
+                       help="results file (default: gapcourse/results/budget_table.json for a full-profile run on "
+                            "CIFAR-10, else one in the cache folder); finished rows are skipped")
     table.set_defaults(run=_budget_table)
 
     compare = sub.add_parser("compare-heads", help="notebook 04's head comparison: every head, regime and seed")
@@ -376,19 +394,21 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2], help="seeds (default: 0 1 2)")
     compare.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     compare.add_argument("--device", help="cpu, cuda or mps (default: best available)")
-    compare.add_argument("--output", help="results file (default: gapcourse/results/heads.json for a full-profile "
-                                          "run on real CIFAR-10, else a file in the cache folder); finished runs "
-                                          "in it are kept and skipped")
+    compare.add_argument("--output", type=_output_file,
+                         help="results file (default: gapcourse/results/heads.json for a full-profile run on real "
+                              "CIFAR-10, else a file in the cache folder); finished runs in it are kept and skipped")
     compare.add_argument("--export-weights", action="store_true",
                          help="also write the seed-0 augmented networks to gapcourse/weights/ with a manifest")
     compare.set_defaults(run=_compare)
 
-    ablate = sub.add_parser("ablate", help="the cpu recipe's ablation: one trick at a time, then 3 seeds")
+    ablate = sub.add_parser("ablate", help="the recipe studies: the cpu ablation (one trick at a time, then 3 seeds), "
+                                            "the gpu preset's study (--preset gpu), the cpu-cutout check")
     ablate.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
     ablate.add_argument("--device", help="cpu, cuda or mps (default: best available)")
-    ablate.add_argument("--output", help="results file (default: gapcourse/results/recipe_ablation.json or "
-                                         "gpu_preset_study.json for a full-profile run on real CIFAR-10, else a file "
-                                         "in the cache folder)")
+    ablate.add_argument("--output", type=_output_file,
+                        help="results file (default: gapcourse/results/recipe_ablation.json, gpu_preset_study.json or "
+                             "cpu_cutout_check.json for a full-profile run on real CIFAR-10, else a file in the cache "
+                             "folder)")
     ablate.add_argument("--preset", choices=["cpu", "gpu", "cpu-cutout"], default="cpu",
                         help="cpu: the cpu recipe's ablation; gpu: the gpu preset's study (accuracy on this device); "
                              "cpu-cutout: the cpu preset's 4-minute plan without and with cutout, paired over seeds")

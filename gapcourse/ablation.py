@@ -199,8 +199,8 @@ def gpu_steps() -> list[tuple[str, str, Recipe]]:
 def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
                   output: Path = GPU_RESULTS_FILE, seeds: tuple[int, ...] = (0, 1), only: tuple[str, ...] = (),
                   progress: bool = True) -> dict:
-    """Train each step of :func:`gpu_steps` (seed 0; the last step, the candidate, with every seed in ``seeds``), or only the
-    steps named in ``only``; write each run as it ends (under a lock: several processes may share the file)."""
+    """Train each step of :func:`gpu_steps` (seed 0; the last step, the candidate, with every seed in ``seeds``), or
+    only the steps named in ``only``; write each run as it ends (under a lock: several processes may share the file)."""
     data_id = data_record(profile.name, train)
     output = check_output(output, data_id)
     steps_ = gpu_steps()
@@ -478,8 +478,15 @@ def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = No
         lines.append("\nTraining accuracy in the last epoch (augmented images, mean over the seeds): "
                      + ", ".join(f"{arm} cutout {100 * sum(v) / len(v):.1f} %" for arm, v in train_acc.items())
                      + ".")
-    made = {(r["made_by"]["command"], r["made_by"]["commit"], r["made_by"]["device"], r["made_by"]["torch"])
-            for r in runs if r.get("made_by")}
-    for command, commit, device, torch_version in sorted(made):
-        lines.append(f"\n*Made by `{command}` on {device}, torch {torch_version}, commit `{_short(commit)}`.*")
+    made: dict[tuple, list[dict]] = {}  # one invocation (command, commit, machine) -> its runs' records
+    for r in runs:
+        if r.get("made_by"):
+            m = r["made_by"]
+            made.setdefault((m["command"], m["commit"], m["device"], m["torch"]), []).append(m)
+    for (command, commit, device, torch_version), records in sorted(made.items()):
+        dates = sorted(m["date"] for m in records)
+        when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+        minutes = sum(m.get("seconds", 0) for m in records) / 60
+        lines.append(f"\n*Made by `{command}` on {device}, torch {torch_version}, commit `{_short(commit)}`, {when}; "
+                     f"{len(records)} run{'s' * (len(records) != 1)}, {minutes:.0f} min in all.*")
     return "\n".join(lines)

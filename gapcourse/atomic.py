@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,13 +63,20 @@ def remove_stale_temporaries(path: Path, *, now: float | None = None) -> list[Pa
 @contextmanager
 def replacing(path: str | os.PathLike) -> Iterator[Path]:
     """``with replacing(path) as tmp: write tmp`` puts the new file in place only when the block ends without an
-    error; otherwise ``path`` is unchanged and ``tmp`` is removed. Creates the folder; removes stale temporaries."""
+    error; otherwise ``path`` is unchanged and ``tmp`` is removed. Creates the folder; removes stale temporaries. The
+    new file keeps the old one's permissions, and a symbolic link stays a link (its target gets the new content)."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     tmp = temporary_name(path)
     try:
         yield tmp
+        try:
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+        except OSError:  # no old file, or not ours to copy the permissions of: the new file keeps the defaults
+            pass
         os.replace(tmp, path)
     finally:
         try:  # the clean-up must never hide an error above (on a read-only folder, unlink fails too)

@@ -162,8 +162,8 @@ def _detect_layout(path: Path) -> tuple[str, Path]:
     """Return (layout, folder-or-file) for a local copy, or raise DataError saying what was expected."""
     if not path.exists():
         relative = "" if path.is_absolute() else (
-            f" It is a relative path, read from the current folder {Path.cwd()} (a notebook runs in notebooks/); an "
-            "absolute path works from anywhere.")
+            f" It is a relative path, read from the current folder {Path.cwd()}, so it means {path.absolute()} (a "
+            "notebook runs in notebooks/); an absolute path works from anywhere.")
         raise DataError(f"CIFAR-10 source '{path}' does not exist.{relative} {_HOW_TO_POINT}")
     if path.is_file():
         if path.name.endswith((".tar.gz", ".tgz")):

@@ -80,8 +80,12 @@ def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     if profile_name != "full" and is_committed(path):
         raise ResultsError(f"Refused: a {profile_name}-profile run may not change the committed {path.name}. Pass "
                            "--output a file elsewhere.")
-    with replacing(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    try:
+        with replacing(path) as tmp:
+            tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    except OSError as err:
+        raise ResultsError(f"Could not write {path} ({err.strerror or err}); the file as it was is unchanged. Check "
+                           "that its folder is writable and has space, or pass --output another file.") from None
     return path
 
 

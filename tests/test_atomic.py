@@ -1,6 +1,7 @@
 """Every file the course writes is replaced atomically, and the temporary file of a writer that was killed is removed
 by the next write of the same file (gapcourse.atomic)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -75,3 +76,36 @@ def test_an_error_while_writing_leaves_the_old_file_and_no_temporary(tmp_path):
     with replacing(path) as tmp:
         torch.save({"a": 1}, tmp)
     assert torch.load(path) == {"a": 1}
+
+
+def test_the_new_file_keeps_the_old_ones_permissions_and_a_link_stays_a_link(tmp_path):
+    private = tmp_path / "private.json"
+    private.write_text("{}")
+    private.chmod(0o600)
+    write_json(private, {"runs": []})
+    assert private.stat().st_mode & 0o777 == 0o600
+    target = tmp_path / "elsewhere" / "results.json"
+    target.parent.mkdir()
+    target.write_text("{}")
+    link = tmp_path / "results.json"
+    link.symlink_to(target)
+    write_json(link, {"runs": [1]})
+    assert link.is_symlink() and json.loads(target.read_text()) == {"runs": [1]}
+
+
+def test_a_failed_results_write_names_the_file_and_changes_nothing(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from gapcourse.provenance import ResultsError
+
+    path = tmp_path / "results.json"
+    path.write_text('{"runs": []}')
+
+    def full_disk(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(ResultsError, match=f"Could not write {path} .No space left on device.; the file as it was"):
+        write_json(path, {"runs": [1]})
+    monkeypatch.undo()
+    assert path.read_text() == '{"runs": []}' and sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]

@@ -57,3 +57,25 @@ def test_a_bad_seed_is_refused_before_any_data_is_loaded(args, capsys):
     with pytest.raises(SystemExit) as stop:
         main(args)
     assert stop.value.code == 2 and "expected a whole number from 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["ablate", "budget-table", "compare-heads", "train", "bench"])
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_output_name_is_refused_not_taken_for_the_default(command, name, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--output", name])
+    assert stop.value.code == 2 and "--output: needs a file name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["ablate", "--preset", "cpu-cutout"], ["ablate", "--preset", "gpu"],
+                                     ["budget-table"], ["compare-heads"]])
+def test_a_bad_output_is_refused_before_any_data_is_loaded(command, tmp_path, monkeypatch, capsys):
+    from gapcourse import data as data_mod
+
+    monkeypatch.setattr(data_mod, "load_cifar10", lambda *a, **k: pytest.fail("loaded data before refusing"))
+    assert main([*command, "--output", str(tmp_path)]) == 2  # a folder
+    assert "is a folder; the results file must be a file" in capsys.readouterr().err
+    not_results = tmp_path / "notes.json"
+    not_results.write_text("[1, 2]")
+    assert main([*command, "--output", str(not_results)]) == 2
+    assert not_results.read_text() == "[1, 2]"

@@ -145,7 +145,8 @@ def test_unrecognised_or_missing_source_says_what_to_do(tmp_path):
 def test_a_missing_relative_source_names_the_folder_it_was_read_from(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GAPCOURSE_DATA", "../data/cifar10")
-    with pytest.raises(DataError, match=f"relative path, read from the current folder {re.escape(str(tmp_path))} .*absolute path"):
+    with pytest.raises(DataError, match=f"read from the current folder {re.escape(str(tmp_path))}, so it means "
+                                        f"{re.escape(str(tmp_path / '..' / 'data' / 'cifar10'))} .*absolute path"):
         load_cifar10("train")
 
 

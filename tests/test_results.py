@@ -483,6 +483,7 @@ def test_the_cutout_check_table_pairs_the_seeds_and_says_what_the_noise_allows()
     assert "(augmented images, mean over the seeds): without cutout 82.0 %, with cutout 80.0 %." in (
         cutout_check_markdown({"runs": curves, "provenance": PROV}))
     assert table.count("*Made by `python -m gapcourse X` on test device") == 1
+    assert "commit `0123456789`, 2026-01-01T00:00:00Z; 5 runs, 5 min in all.*" in table
     hurts = [_cutout_run(arm, s, acc - (0.02 if arm == "with" else 0) + s * 0.001)
              for s in range(3) for arm, acc in (("without", 0.84), ("with", 0.84))]
     assert "larger than the noise: cutout hurts" in cutout_check_markdown({"runs": hurts, "provenance": PROV})
