@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .budget import low_res_epochs_for
 from .config import Profile, cache_dir
 from .data import Cifar10Split
 from .device import seed_everything
@@ -383,14 +384,8 @@ def cutout_check_recipe(arm: str) -> Recipe:
     if arm not in CUTOUT_ARMS:
         raise ValueError(f"arm must be one of {CUTOUT_ARMS}, got {arm!r}.")
     return replace(PRESETS["cpu"], epochs=CPU_CUTOUT_PLAN["epochs"], precision=CPU_CUTOUT_PLAN["precision"],
-                   low_res_epochs=_low_res_share(PRESETS["cpu"], CPU_CUTOUT_PLAN["epochs"]),
+                   low_res_epochs=low_res_epochs_for(PRESETS["cpu"], CPU_CUTOUT_PLAN["epochs"]),
                    cutout=CPU_CUTOUT if arm == "with" else 0)
-
-
-def _low_res_share(recipe: Recipe, epochs: int) -> int:
-    from .budget import low_res_epochs_for
-
-    return low_res_epochs_for(recipe, epochs)
 
 
 def run_cutout_check(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
@@ -431,7 +426,7 @@ def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = No
     preset's test-time mode) and their difference, then the paired verdict over the seeds with the smallest mean
     difference it could have told from noise. ``reference`` (seed → accuracy): the budget table's runs of the same
     plan, shown beside the "without" arm, which repeats them."""
-    from .stats import T95, difference_halfwidth, paired_differs
+    from .stats import paired_halfwidths
 
     runs = payload.get("runs", [])
     by = {(r["arm"], r["seed"]): r["test_acc_by_tta"]["flip_shift"] for r in runs}
@@ -459,10 +454,8 @@ def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = No
     mean = sum(diffs) / len(diffs)
     if len(seeds) >= 2:
         without, with_ = [by[("without", s)] for s in seeds], [by[("with", s)] for s in seeds]
-        sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
-        t_half = T95[len(diffs) - 1] * sd / len(diffs) ** 0.5
-        d_half = difference_halfwidth(sum(without) / len(without), sum(with_) / len(with_), n_test)
-        if paired_differs(with_, without, n_test):
+        t_half, d_half = paired_halfwidths(with_, without, n_test)
+        if abs(mean) > max(t_half, d_half):  # what stats.paired_differs decides
             verdict = "larger than the noise: cutout " + ("helps" if mean > 0 else "hurts") + " this run"
         else:
             verdict = "too small to tell from the noise (which says neither that cutout helps nor that it does not)"

@@ -68,6 +68,13 @@ def paired_differs(a: Sequence[float], b: Sequence[float], n: int) -> bool:
     body, and the same data order as long as both runs draw the same random numbers). Real when the mean of the per-seed differences exceeds both its t-interval
     (Student's t, ``len − 1`` degrees of freedom) and the interval of a difference of two accuracies on ``n``
     images (the test images are the same for every seed, so the seeds cannot average their noise away)."""
+    mean = sum(x - y for x, y in zip(a, b)) / len(a) if len(a) else 0.0
+    return abs(mean) > max(paired_halfwidths(a, b, n))
+
+
+def paired_halfwidths(a: Sequence[float], b: Sequence[float], n: int) -> tuple[float, float]:
+    """The two 95 % half-widths :func:`paired_differs` compares the mean per-seed difference with: Student's t-interval
+    of the differences, and the interval of a difference of two accuracies on ``n`` images."""
     if len(a) != len(b) or len(a) < 2:
         raise ValueError(f"paired_differs needs two equally long lists of at least 2 per-seed accuracies, got "
                          f"{len(a)} and {len(b)}; with one seed use differs().")
@@ -77,4 +84,4 @@ def paired_differs(a: Sequence[float], b: Sequence[float], n: int) -> bool:
     mean = sum(diffs) / len(diffs)
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
     t_half = T95[len(diffs) - 1] * sd / math.sqrt(len(diffs))
-    return abs(mean) > max(t_half, difference_halfwidth(sum(a) / len(a), sum(b) / len(b), n))
+    return t_half, difference_halfwidth(sum(a) / len(a), sum(b) / len(b), n)
