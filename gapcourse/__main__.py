@@ -23,7 +23,7 @@ from . import __version__
 
 # The gpu study's steps (gapcourse.ablation.gpu_steps; a test keeps the two lists equal), named here so that a wrong
 # --only is refused before any data is loaded.
-GPU_STUDY_STEPS = ("baseline", "candidate")
+GPU_STUDY_STEPS = ("baseline", "cutout", "candidate")
 
 
 def _info(_args: argparse.Namespace) -> int:
@@ -416,8 +416,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="gpu study: seeds of the candidate recipe (default: 0 1); cpu-cutout: seeds trained "
                              "both ways (default: 0 1 2)")
     ablate.add_argument("--only", nargs="+", choices=GPU_STUDY_STEPS,
-                        help="gpu study: only these steps (baseline: the gpu preset, seed 0; candidate: the "
-                             "candidate recipe with every --seeds)")
+                        help="gpu study: only these steps (baseline: the gpu preset, seed 0; cutout: the first "
+                             "candidate, seed 0; candidate: the candidate recipe with every --seeds)")
     ablate.set_defaults(run=_ablate)
 
     student = sub.add_parser("student-copies", help="write notebooks/student/ from the solution notebooks")

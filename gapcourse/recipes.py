@@ -40,6 +40,9 @@ class Recipe:
     low_res_epochs: int = 0  # progressive resizing: the first epochs (never all) train on images shrunk to low_res px
     low_res: int = 24  # ... which GAP makes possible (any input size) and which costs about (24/32)² of a step
     cutout: int = 0  # side of a square (px) blanked to the mean colour at a random place in each training image (0: off)
+    whiten: str = "none"  # first conv starts as patch-whitening filters: "init", or "frozen" (kept fixed); see
+    # gapcourse.initialisation
+    dirac: bool = False  # the other convs start with identity filters for their first in_channels outputs
     budget_s: float | None = None  # seconds for the whole fit (None: run `epochs`); fit then plans the epochs, see
     # gapcourse.budget (an explicit fit(..., epochs=N) still runs N epochs and ignores the budget)
 
@@ -63,6 +66,8 @@ class Recipe:
             problems.append(f"low_res={self.low_res} (expected 8..64 px)")
         if not 0 <= self.cutout <= 32:
             problems.append(f"cutout={self.cutout} (a square side in px, 0..32; 0 turns it off)")
+        if self.whiten not in ("none", "init", "frozen"):
+            problems.append(f"whiten={self.whiten!r} (expected 'none', 'init' or 'frozen')")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing={self.label_smoothing} (expected 0 ≤ value < 1)")
         if self.budget_s is not None and not (isinstance(self.budget_s, (int, float)) and 0 < self.budget_s < 1e7):
@@ -79,7 +84,7 @@ class Recipe:
 
 
 # Fields added after results were first recorded, with their defaults (see Recipe.describe).
-_LATER_FIELDS = {"cutout": 0, "budget_s": None}
+_LATER_FIELDS = {"cutout": 0, "whiten": "none", "dirac": False, "budget_s": None}
 
 # The recommended training budget for notebook 03 on a CPU (4 minutes, calibration and evaluation included): the
 # notebook's six minutes leave two for loading data and showing results. Presets carry no budget themselves, so

@@ -32,6 +32,7 @@ from .config import profile as active_profile
 from .data import Cifar10Split, normalize
 from .pipeline import batches, num_batches, shift_crop
 from . import budget as _budget
+from . import initialisation as _init
 from . import resume as _resume
 from .budget import Plan
 from .recipes import (PRECISIONS, PRESETS, TTA_MODES, _LATER_FIELDS, Precision, Recipe,  # noqa: F401
@@ -270,6 +271,10 @@ def fit(
     is obeyed as it is (the profile's scaling applies only to the recipe's own number). With ``recipe.ema`` the
     model ends holding the averaged weights.
 
+    A recipe with ``whiten`` or ``dirac`` first sets the model's starting weights from the training images
+    (:mod:`gapcourse.initialisation`); with ``whiten="frozen"`` the first convolution's filters stay fixed during
+    the run (they train again afterwards, as any other).
+
     A recipe with ``budget_s`` and no ``epochs`` trains to that time budget: fit first times a few steps on a copy
     of the network, then runs as many epochs as fit the budget (:mod:`gapcourse.budget`; ``history.plan`` records
     the plan, and ``fit(..., history.plan.fixed_recipe(recipe), epochs=history.plan.epochs)`` repeats the run).
@@ -302,6 +307,7 @@ def fit(
             test = replace(test, images=test.images.to(device))
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
+    frozen = _starting_weights(model, train, recipe)
 
     drop_last = len(train) > recipe.batch_size  # equal-sized steps, unless the data fit in one batch
     steps_per_epoch = num_batches(len(train), recipe.batch_size, drop_last=drop_last)
@@ -396,7 +402,23 @@ def fit(
                                trained=trained, pieces=history.pieces)
     if plan is not None:
         history.plan = _budget.finish_plan(plan, started, trained)
+    for p in frozen:  # the returned model trains as any other
+        p.requires_grad_(True)
     return history
+
+
+def _starting_weights(model: nn.Module, train: Cifar10Split, recipe: Recipe) -> list[nn.Parameter]:
+    """Apply the recipe's data-aware initialisation (``whiten``, ``dirac``: :mod:`gapcourse.initialisation`) before
+    the first step; returns the parameters it froze for the run (the whitening filters when ``whiten="frozen"``)."""
+    frozen = []
+    if recipe.whiten != "none":
+        conv = _init.whiten_first_conv(model, train.images)
+        if recipe.whiten == "frozen":
+            conv.weight.requires_grad_(False)
+            frozen.append(conv.weight)
+    if recipe.dirac:
+        _init.dirac_init(model)
+    return frozen
 
 
 # --------------------------------------------------------------------------------------------------------------------
