@@ -32,13 +32,19 @@ def convolutions(model: nn.Module) -> list[nn.Conv2d]:
     return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 
-def patch_whitening(images: torch.Tensor, kernel_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenvalues (descending) and eigenvectors (as ``k·c×c×k×k`` filters, same order) of the covariance of every
-    ``kernel_size``² patch of ``images`` (normalised float N×C×H×W), computed in float64."""
-    c = images.shape[1]
-    patches = images.double().unfold(2, kernel_size, 1).unfold(3, kernel_size, 1)  # N×C×H'×W'×k×k
-    patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * kernel_size * kernel_size)
-    covariance = patches.T @ patches / len(patches)
+def patch_whitening(images: torch.Tensor, kernel_size: int, *, chunk_size: int = 500
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (descending) and eigenvectors (as ``k·c×c×k×k`` filters, same order) of the (uncentred)
+    covariance of every ``kernel_size``² patch of ``images`` (normalised float N×C×H×W), accumulated in float64,
+    ``chunk_size`` images at a time."""
+    c, d = images.shape[1], images.shape[1] * kernel_size * kernel_size
+    covariance, count = torch.zeros(d, d, dtype=torch.float64, device=images.device), 0
+    for chunk in images.split(chunk_size):  # 500 images of 32 px: 450 000 patches, 97 MB in float64 at a time
+        patches = chunk.double().unfold(2, kernel_size, 1).unfold(3, kernel_size, 1)  # n×C×H'×W'×k×k
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, d)
+        covariance += patches.T @ patches
+        count += len(patches)
+    covariance /= count
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
     order = eigenvalues.argsort(descending=True)
     return eigenvalues[order], eigenvectors[:, order].T.reshape(-1, c, kernel_size, kernel_size)
@@ -53,7 +59,10 @@ def whiten_first_conv(model: nn.Module, train_images: torch.Tensor, *, eps: floa
     if conv.kernel_size[0] != conv.kernel_size[1] or conv.in_channels != train_images.shape[1]:
         raise ValueError(f"whitening needs a square first convolution reading the images' {train_images.shape[1]} "
                          f"channels, got {conv}.")
-    sample = normalize(train_images[:WHITEN_IMAGES].cpu())
+    # On a CUDA GPU the statistics are computed there (float64 is fine for this little arithmetic); elsewhere on
+    # the CPU (Apple's MPS has no float64).
+    sample = train_images[:WHITEN_IMAGES]
+    sample = normalize(sample if sample.device.type == "cuda" else sample.cpu())
     eigenvalues, filters = patch_whitening(sample, conv.kernel_size[0])
     pairs = min(conv.out_channels // 2, len(eigenvalues))
     scaled = filters[:pairs] / (eigenvalues[:pairs] + eps).sqrt().view(-1, 1, 1, 1)

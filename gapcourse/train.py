@@ -411,8 +411,9 @@ def _starting_weights(model: nn.Module, train: Cifar10Split, recipe: Recipe) -> 
     """Apply the recipe's data-aware initialisation (``whiten``, ``dirac``: :mod:`gapcourse.initialisation`) before
     the first step; returns the parameters it froze for the run (the whitening filters when ``whiten="frozen"``)."""
     frozen = []
-    if recipe.whiten != "none":
-        conv = _init.whiten_first_conv(model, train.images)
+    if recipe.whiten != "none":  # on the meta device (shapes only, the sync audits) there are no pixels to measure
+        conv = (_init.convolutions(model)[0] if train.images.is_meta
+                else _init.whiten_first_conv(model, train.images))
         if recipe.whiten == "frozen":
             conv.weight.requires_grad_(False)
             frozen.append(conv.weight)

@@ -211,10 +211,11 @@ class HostTraffic(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
-def traffic_of_training(n_images: int, *, progress: bool = False, with_test: bool = False) -> HostTraffic:
+def traffic_of_training(n_images: int, *, progress: bool = False, with_test: bool = False,
+                        **changes) -> HostTraffic:
     data = Cifar10Split(torch.zeros(n_images, 3, 32, 32, dtype=torch.uint8), torch.arange(n_images) % 10, "train",
                         "zeros")
-    recipe = replace(PRESETS["gpu"], batch_size=8, width=0.25, precision="fp32")
+    recipe = replace(PRESETS["gpu"], batch_size=8, width=0.25, precision="fp32", **changes)
     model = build_net(width=0.25)
     with HostTraffic() as traffic:
         fit(model, data, data if with_test else None, recipe, device="meta", epochs=2, progress=progress)
@@ -227,6 +228,15 @@ def test_the_training_step_never_waits_for_the_device():
     short, long = traffic_of_training(32), traffic_of_training(64)  # 4 and 8 steps per epoch
     assert short.reads == long.reads <= 2, (short.reads, long.reads)  # one read of the epoch's numbers per epoch
     assert short.uploads == long.uploads, (short.uploads, long.uploads)
+
+
+def test_the_gpu_study_candidates_starting_weights_add_no_traffic_per_step():
+    """The candidate's whitening and identity filters are set once, before the first step (on meta, with no pixels to
+    measure, only the freezing): the step itself stays free of reads and uploads."""
+    traffic_of_training(16)
+    short = traffic_of_training(32, whiten="frozen", dirac=True, cutout=12)
+    long = traffic_of_training(64, whiten="frozen", dirac=True, cutout=12)
+    assert short.reads == long.reads <= 2 and short.uploads == long.uploads, (short, long)
 
 
 def test_the_progress_bar_reads_one_loss_every_log_every_steps():

@@ -289,7 +289,7 @@ def test_the_gpu_study_table_says_what_was_measured_where_and_averages_the_seeds
     runs = [_gpu_run("candidate", 1, 0.93), _gpu_run("baseline", 0, 0.90, "fp32"), _gpu_run("candidate", 0, 0.92)]
     table = gpu_study_markdown({"runs": runs, "provenance": PROV})
     assert GPU_STUDY_LABEL[1:] in table  # "accuracy measured on a CPU ...; time not measured on a GPU"
-    body = [line for line in table.splitlines() if line.startswith("| gpu preset") or line.startswith("| + cutout")]
+    body = [line for line in table.splitlines() if line.startswith("| gpu preset") or line.startswith("| as the cutout")]
     assert [line.split(" | ")[1:3] for line in body] == [["0", "fp32"], ["0", "bf16"], ["1", "bf16"]]  # step, seed
     assert "2 seeds: mean **92.50 %** (spread 1.00 points)" in table
     assert table.count("mean **") == 1  # the baseline ran with one seed: no mean
@@ -410,7 +410,7 @@ def test_every_committed_gpu_study_run_names_the_run_that_made_it(run):
 
 @pytest.mark.parametrize("run", GPU_STUDY_RUNS, ids=lambda r: f"{r['step']}-seed{r['seed']}")
 def test_every_committed_gpu_study_run_is_its_steps_recipe(run):
-    """The study's steps are frozen (GPU_BASELINE, GPU_CANDIDATE): a change to the gpu preset must not re-label what
+    """The study's steps are frozen (GPU_BASELINE, GPU_CUTOUT_STEP, GPU_CANDIDATE): a change to the gpu preset must not re-label what
     a recorded run trained, and the run's resume file (named by its recipe) must still be found by the same command."""
     from gapcourse.ablation import gpu_steps
     from gapcourse.recipes import PRECISIONS

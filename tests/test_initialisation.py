@@ -1,0 +1,120 @@
+"""gapcourse.initialisation and the recipe fields that use it (whiten, dirac): what each starting weight promises,
+checked on data whose statistics are known."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gapcourse import build_net
+from gapcourse.data import Cifar10Split, normalize
+from gapcourse.initialisation import convolutions, dirac_init, patch_whitening, whiten_first_conv
+from gapcourse.train import PRESETS, Recipe, fit
+
+
+def correlated_images(n: int = 400, size: int = 16, seed: int = 0) -> torch.Tensor:
+    """uint8 images whose neighbouring pixels and channels are correlated, as in photographs: smoothed noise."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(n, 3, size + 4, size + 4, generator=g)
+    smooth = F.avg_pool2d(noise, 5, stride=1) + 0.3 * noise.mean(1, keepdim=True)[..., 2:-2, 2:-2]
+    return (128 + 60 * smooth / smooth.std()).clamp(0, 255).to(torch.uint8)
+
+
+def patches_of(images: torch.Tensor) -> torch.Tensor:
+    return F.unfold(normalize(images).double(), 3).transpose(1, 2).reshape(-1, 27)
+
+
+def test_patch_whitening_returns_the_eigenpairs_of_the_patch_covariance_largest_first():
+    images = correlated_images()
+    eigenvalues, filters = patch_whitening(normalize(images), 3)
+    assert filters.shape == (27, 3, 3, 3) and eigenvalues.shape == (27,)
+    assert torch.all(eigenvalues[:-1] >= eigenvalues[1:])  # descending
+    p = patches_of(images)
+    covariance = p.T @ p / len(p)
+    v = filters.reshape(27, 27)
+    # each filter (as a vector) is an eigenvector with its eigenvalue: C v = λ v
+    assert torch.allclose(v @ covariance, eigenvalues[:, None] * v, atol=1e-8 * eigenvalues[0])
+    assert torch.allclose(v @ v.T, torch.eye(27, dtype=v.dtype), atol=1e-10)
+    chunked, _ = patch_whitening(normalize(images), 3, chunk_size=7)  # memory bounded by the chunk, same answer
+    assert torch.allclose(chunked, eigenvalues, rtol=1e-12)
+
+
+def test_whitened_first_conv_gives_outputs_of_unit_variance_in_plus_minus_pairs():
+    images = correlated_images()
+    model = build_net(width=1.0)
+    conv = whiten_first_conv(model, images)
+    assert conv is convolutions(model)[0] and torch.count_nonzero(conv.bias) == 0
+    w = conv.weight.detach()
+    assert torch.equal(w[16:], -w[:16])  # 16 pairs: ReLU keeps one sign of each, together the whole signal
+    with torch.no_grad():  # valid positions only (no padding), as the statistics were taken
+        z = F.conv2d(normalize(images), w).double()
+    per_channel = z.transpose(0, 1).reshape(32, -1)
+    variance = per_channel.pow(2).mean(1)  # the filters see the same images: second moment ≈ 1 (eps shrinks it a bit)
+    assert torch.all(variance[:16] > 0.6) and torch.all(variance[:16] <= 1.0 + 1e-6), variance[:16]
+    moments = per_channel[:16] @ per_channel[:16].T / per_channel.shape[1]  # uncentred, as whitening computes them
+    cosines = moments / torch.outer(variance[:16], variance[:16]).sqrt()  # the 16 directions are uncorrelated
+    assert (cosines - torch.eye(16, dtype=cosines.dtype)).abs().max() < 1e-4
+
+
+def test_whitening_refuses_a_first_layer_that_does_not_read_the_images_channels():
+    model = build_net(width=1.0)
+    with pytest.raises(ValueError, match="first convolution"):
+        whiten_first_conv(model, correlated_images()[:, :1].expand(-1, 2, -1, -1).contiguous())
+
+
+def test_dirac_filters_pass_the_input_through_at_the_start():
+    model = build_net(width=0.5)
+    changed = dirac_init(model)
+    convs = convolutions(model)
+    assert changed == 5  # every conv but the first (each has at least as many outputs as inputs)
+    x = torch.randn(2, convs[2].in_channels, 8, 8)
+    with torch.no_grad():
+        y = convs[2](x)
+    assert torch.allclose(y[:, :convs[2].in_channels], x, atol=1e-6)  # first in_channels outputs: the input itself
+    assert not torch.allclose(y[:, convs[2].in_channels:], torch.zeros(()))  # the others keep a random start
+    torch.manual_seed(1)
+    kept, asked = build_net(width=0.5), None
+    torch.manual_seed(1)
+    asked = build_net(width=0.5)
+    start = convolutions(kept)[0].weight.detach().clone()
+    dirac_init(kept)
+    dirac_init(asked, skip_first=False)
+    assert torch.equal(convolutions(kept)[0].weight, start)  # the first conv is left alone by default ...
+    assert torch.equal(convolutions(asked)[0].weight[:3, :, 1, 1], torch.eye(3))  # ... and changed when asked
+
+
+def test_recipe_validates_and_names_the_initialisation_only_when_used():
+    with pytest.raises(ValueError, match="whiten='yes'"):
+        replace(PRESETS["cpu"], whiten="yes")
+    assert "whiten" not in PRESETS["gpu"].describe() and "dirac" not in PRESETS["gpu"].describe()
+    described = replace(PRESETS["gpu"], whiten="frozen", dirac=True).describe()
+    assert described.endswith("whiten=frozen, dirac=True")
+
+
+def tiny_split(images: torch.Tensor) -> Cifar10Split:
+    labels = torch.arange(len(images)) % 10
+    return Cifar10Split(images=images, labels=labels, split="train", source="smoothed noise for a test")
+
+
+def test_fit_starts_from_the_whitening_filters_keeps_them_fixed_and_lets_them_train_afterwards():
+    images = F.interpolate(correlated_images(200).float(), size=32).to(torch.uint8)
+    train = tiny_split(images)
+    recipe = Recipe("t", epochs=1, batch_size=50, lr=0.05, width=0.25, precision="fp32", whiten="frozen",
+                    dirac=True)
+    model = build_net(width=0.25)
+    expected = whiten_first_conv(build_net(width=0.25), images).weight.detach().clone()
+    fit(model, train, None, recipe, epochs=2, progress=False)
+    first = convolutions(model)[0]
+    assert torch.equal(first.weight.detach(), expected)  # trained two epochs, the filters unchanged
+    assert first.weight.requires_grad  # ... and the returned model trains as any other
+    assert not torch.equal(first.bias.detach(), torch.zeros_like(first.bias))  # the bias did train
+    moved = build_net(width=0.25)
+    fit(moved, train, None, replace(recipe, whiten="init"), epochs=2, progress=False)
+    assert not torch.equal(convs_first_weight(moved), expected)  # "init": only the start
+
+
+def convs_first_weight(model) -> torch.Tensor:
+    return convolutions(model)[0].weight.detach()
