@@ -55,7 +55,10 @@ def whiten_first_conv(model: nn.Module, train_images: torch.Tensor, *, eps: floa
     """Set the first convolution's filters to whitening filters of the training images' patches (±, see the module
     docstring) and its bias to 0. ``train_images``: uint8 N×3×H×W (the first :data:`WHITEN_IMAGES` are used).
     Filters beyond twice the patch size (wider networks) keep their random start. Returns the convolution."""
-    conv = convolutions(model)[0]
+    convs = convolutions(model)
+    if not convs:
+        raise ValueError(f"whitening sets the first convolution's filters, but {type(model).__name__} has no nn.Conv2d.")
+    conv = convs[0]
     if conv.kernel_size[0] != conv.kernel_size[1] or conv.in_channels != train_images.shape[1]:
         raise ValueError(f"whitening needs a square first convolution reading the images' {train_images.shape[1]} "
                          f"channels, got {conv}.")

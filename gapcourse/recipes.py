@@ -68,6 +68,8 @@ class Recipe:
             problems.append(f"cutout={self.cutout} (a square side in px, 0..32; 0 turns it off)")
         if self.whiten not in ("none", "init", "frozen"):
             problems.append(f"whiten={self.whiten!r} (expected 'none', 'init' or 'frozen')")
+        if not isinstance(self.dirac, bool):
+            problems.append(f"dirac={self.dirac!r} (expected True or False)")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing={self.label_smoothing} (expected 0 ≤ value < 1)")
         if self.budget_s is not None and not (isinstance(self.budget_s, (int, float)) and 0 < self.budget_s < 1e7):

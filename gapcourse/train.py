@@ -414,7 +414,7 @@ def _starting_weights(model: nn.Module, train: Cifar10Split, recipe: Recipe) -> 
     if recipe.whiten != "none":  # on the meta device (shapes only, the sync audits) there are no pixels to measure
         conv = (_init.convolutions(model)[0] if train.images.is_meta
                 else _init.whiten_first_conv(model, train.images))
-        if recipe.whiten == "frozen":
+        if recipe.whiten == "frozen" and conv.weight.requires_grad:  # (a weight the caller froze stays frozen)
             conv.weight.requires_grad_(False)
             frozen.append(conv.weight)
     if recipe.dirac:

@@ -63,6 +63,9 @@ def test_whitening_refuses_a_first_layer_that_does_not_read_the_images_channels(
     model = build_net(width=1.0)
     with pytest.raises(ValueError, match="first convolution"):
         whiten_first_conv(model, correlated_images()[:, :1].expand(-1, 2, -1, -1).contiguous())
+    with pytest.raises(ValueError, match="has no nn.Conv2d"):
+        whiten_first_conv(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 10)),
+                          correlated_images())
 
 
 def test_dirac_filters_pass_the_input_through_at_the_start():
@@ -89,6 +92,8 @@ def test_dirac_filters_pass_the_input_through_at_the_start():
 def test_recipe_validates_and_names_the_initialisation_only_when_used():
     with pytest.raises(ValueError, match="whiten='yes'"):
         replace(PRESETS["cpu"], whiten="yes")
+    with pytest.raises(ValueError, match="dirac='no'"):
+        replace(PRESETS["cpu"], dirac="no")  # a string would otherwise count as True
     assert "whiten" not in PRESETS["gpu"].describe() and "dirac" not in PRESETS["gpu"].describe()
     described = replace(PRESETS["gpu"], whiten="frozen", dirac=True).describe()
     assert described.endswith("whiten=frozen, dirac=True")
@@ -114,6 +119,10 @@ def test_fit_starts_from_the_whitening_filters_keeps_them_fixed_and_lets_them_tr
     moved = build_net(width=0.25)
     fit(moved, train, None, replace(recipe, whiten="init"), epochs=2, progress=False)
     assert not torch.equal(convs_first_weight(moved), expected)  # "init": only the start
+    held = build_net(width=0.25)
+    convolutions(held)[0].weight.requires_grad_(False)  # frozen by the caller: fit leaves it so
+    fit(held, train, None, recipe, epochs=1, progress=False)
+    assert not convolutions(held)[0].weight.requires_grad
 
 
 def convs_first_weight(model) -> torch.Tensor:
