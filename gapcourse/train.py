@@ -213,6 +213,23 @@ def _within_device_settings(train_fn):
     return run
 
 
+def _releasing_frozen_weights(train_fn):
+    """Run :func:`fit` so that the weights it froze for the run (``whiten="frozen"``) train again afterwards, also
+    when the run ends in an exception or an interrupt."""
+
+    @functools.wraps(train_fn)
+    def run(model, *args, **kwargs):
+        try:
+            return train_fn(model, *args, **kwargs)
+        finally:
+            for p in model.parameters():
+                if getattr(p, "_frozen_by_fit", False):
+                    p.requires_grad_(True)
+                    del p._frozen_by_fit
+
+    return run
+
+
 def _holding_resume_file(train_fn):
     """Run :func:`fit` with its ``resume`` file claimed (:func:`gapcourse.resume.claim`): checked writable, and
     used by one run at a time."""
@@ -250,6 +267,7 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recip
 
 @_within_device_settings
 @_holding_resume_file
+@_releasing_frozen_weights
 def fit(
     model: nn.Module,
     train: Cifar10Split,
@@ -271,9 +289,11 @@ def fit(
     is obeyed as it is (the profile's scaling applies only to the recipe's own number). With ``recipe.ema`` the
     model ends holding the averaged weights.
 
-    A recipe with ``whiten`` or ``dirac`` first sets the model's starting weights from the training images
-    (:mod:`gapcourse.initialisation`); with ``whiten="frozen"`` the first convolution's filters stay fixed during
-    the run (they train again afterwards, as any other).
+    A recipe with ``whiten`` or ``dirac`` first **replaces** some of the model's weights with its starting weights
+    (:mod:`gapcourse.initialisation`): the first convolution's filters and bias (whitening filters measured on the
+    training images) and the first ``in_channels`` filters of every other convolution (identity filters). A
+    pretrained model passed in loses them, so fine-tune with a recipe without them. With ``whiten="frozen"`` the
+    whitening filters stay fixed during the run and train again afterwards, as any other.
 
     A recipe with ``budget_s`` and no ``epochs`` trains to that time budget: fit first times a few steps on a copy
     of the network, then runs as many epochs as fit the budget (:mod:`gapcourse.budget`; ``history.plan`` records
@@ -307,7 +327,7 @@ def fit(
             test = replace(test, images=test.images.to(device))
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
-    frozen = _starting_weights(model, train, recipe)
+    _starting_weights(model, train, recipe)
 
     drop_last = len(train) > recipe.batch_size  # equal-sized steps, unless the data fit in one batch
     steps_per_epoch = num_batches(len(train), recipe.batch_size, drop_last=drop_last)
@@ -402,24 +422,23 @@ def fit(
                                trained=trained, pieces=history.pieces)
     if plan is not None:
         history.plan = _budget.finish_plan(plan, started, trained)
-    for p in frozen:  # the returned model trains as any other
-        p.requires_grad_(True)
     return history
 
 
-def _starting_weights(model: nn.Module, train: Cifar10Split, recipe: Recipe) -> list[nn.Parameter]:
-    """Apply the recipe's data-aware initialisation (``whiten``, ``dirac``: :mod:`gapcourse.initialisation`) before
-    the first step; returns the parameters it froze for the run (the whitening filters when ``whiten="frozen"``)."""
-    frozen = []
-    if recipe.whiten != "none":  # on the meta device (shapes only, the sync audits) there are no pixels to measure
-        conv = (_init.convolutions(model)[0] if train.images.is_meta
-                else _init.whiten_first_conv(model, train.images))
-        if recipe.whiten == "frozen" and conv.weight.requires_grad:  # (a weight the caller froze stays frozen)
-            conv.weight.requires_grad_(False)
-            frozen.append(conv.weight)
+def _starting_weights(model: nn.Module, train: Cifar10Split, recipe: Recipe) -> None:
+    """Apply the recipe's starting weights (``whiten``, ``dirac``: :mod:`gapcourse.initialisation`) before the first
+    step, replacing what the model held there. The whitening filters of ``whiten="frozen"`` are left out of training
+    for the run (:func:`_releasing_frozen_weights` gives them back their gradient afterwards)."""
+    if recipe.whiten != "none":
+        if train.images.is_meta:  # the meta device (shapes only, the sync audits) has no pixels to measure
+            conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        else:
+            conv = _init.whiten_first_conv(model, train.images)
+        if recipe.whiten == "frozen" and conv is not None and conv.weight.requires_grad:  # (one the caller froze
+            conv.weight.requires_grad_(False)  # stays frozen)
+            conv.weight._frozen_by_fit = True
     if recipe.dirac:
         _init.dirac_init(model)
-    return frozen
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from gapcourse import build_net
 from gapcourse.data import Cifar10Split, normalize
-from gapcourse.initialisation import convolutions, dirac_init, patch_whitening, whiten_first_conv
+from gapcourse.initialisation import WHITEN_EPS, convolutions, dirac_init, patch_whitening, whiten_first_conv
 from gapcourse.train import PRESETS, Recipe, fit
 
 
@@ -37,9 +37,10 @@ def test_patch_whitening_returns_the_eigenpairs_of_the_patch_covariance_largest_
     v = filters.reshape(27, 27)
     # each filter (as a vector) is an eigenvector with its eigenvalue: C v = λ v
     assert torch.allclose(v @ covariance, eigenvalues[:, None] * v, atol=1e-8 * eigenvalues[0])
-    assert torch.allclose(v @ v.T, torch.eye(27, dtype=v.dtype), atol=1e-10)
-    chunked, _ = patch_whitening(normalize(images), 3, chunk_size=7)  # memory bounded by the chunk, same answer
-    assert torch.allclose(chunked, eigenvalues, rtol=1e-12)
+    chunked, chunked_filters = patch_whitening(normalize(images), 3, chunk_size=7)  # memory bounded by the chunk
+    assert torch.allclose(chunked, eigenvalues, rtol=1e-12)  # ... the same eigenvalues and the same directions
+    cosines = (chunked_filters.reshape(27, 27) * v).sum(1).abs()  # (an eigenvector's sign is arbitrary)
+    assert torch.allclose(cosines[:20], torch.ones(20, dtype=v.dtype), atol=1e-9)
 
 
 def test_whitened_first_conv_gives_outputs_of_unit_variance_in_plus_minus_pairs():
@@ -48,6 +49,9 @@ def test_whitened_first_conv_gives_outputs_of_unit_variance_in_plus_minus_pairs(
     conv = whiten_first_conv(model, images)
     assert conv is convolutions(model)[0] and torch.count_nonzero(conv.bias) == 0
     w = conv.weight.detach()
+    eigenvalues, filters = patch_whitening(normalize(images), 3)
+    leading = (filters[:16] / (eigenvalues[:16] + WHITEN_EPS).sqrt().view(-1, 1, 1, 1)).float()
+    assert torch.allclose(w[:16], leading, rtol=1e-6)  # the 16 leading directions, each scaled by 1/√(λ + ε)
     assert torch.equal(w[16:], -w[:16])  # 16 pairs: ReLU keeps one sign of each, together the whole signal
     with torch.no_grad():  # valid positions only (no padding), as the statistics were taken
         z = F.conv2d(normalize(images), w).double()
@@ -59,10 +63,15 @@ def test_whitened_first_conv_gives_outputs_of_unit_variance_in_plus_minus_pairs(
     assert (cosines - torch.eye(16, dtype=cosines.dtype)).abs().max() < 1e-4
 
 
-def test_whitening_refuses_a_first_layer_that_does_not_read_the_images_channels():
+def test_whitening_refuses_what_it_cannot_measure_with_a_message():
     model = build_net(width=1.0)
-    with pytest.raises(ValueError, match="first convolution"):
-        whiten_first_conv(model, correlated_images()[:, :1].expand(-1, 2, -1, -1).contiguous())
+    images = correlated_images()
+    with pytest.raises(ValueError, match="first convolution reading the images' 3 colour channels"):
+        whiten_first_conv(torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3)), images)
+    for wrong, why in [(images.float() / 255, "got torch.float32"), (images.permute(0, 2, 3, 1), "permute"),
+                       (images[:, :, :2, :2], "only \\(2, 2\\) px")]:
+        with pytest.raises(ValueError, match=why):
+            whiten_first_conv(model, wrong)
     with pytest.raises(ValueError, match="has no nn.Conv2d"):
         whiten_first_conv(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 10)),
                           correlated_images())
@@ -112,13 +121,18 @@ def test_fit_starts_from_the_whitening_filters_keeps_them_fixed_and_lets_them_tr
     model = build_net(width=0.25)
     expected = whiten_first_conv(build_net(width=0.25), images).weight.detach().clone()
     fit(model, train, None, recipe, epochs=2, progress=False)
-    first = convolutions(model)[0]
+    first, second = convolutions(model)[:2]
     assert torch.equal(first.weight.detach(), expected)  # trained two epochs, the filters unchanged
+    centre = second.weight.detach()[:, :, 1, 1].diagonal()  # conv 2 started from identity filters ...
+    assert torch.all((centre - 1).abs() < 0.2), centre  # ... and after 2 short epochs is still near them
     assert first.weight.requires_grad  # ... and the returned model trains as any other
     assert not torch.equal(first.bias.detach(), torch.zeros_like(first.bias))  # the bias did train
     moved = build_net(width=0.25)
+    random_start = convs_first_weight(moved).clone()
     fit(moved, train, None, replace(recipe, whiten="init"), epochs=2, progress=False)
-    assert not torch.equal(convs_first_weight(moved), expected)  # "init": only the start
+    trained = convs_first_weight(moved)
+    assert not torch.equal(trained, expected)  # "init": the filters trained from ...
+    assert (trained - expected).norm() < 0.1 * (random_start - expected).norm()  # ... the whitening start
     held = build_net(width=0.25)
     convolutions(held)[0].weight.requires_grad_(False)  # frozen by the caller: fit leaves it so
     fit(held, train, None, recipe, epochs=1, progress=False)
@@ -127,3 +141,24 @@ def test_fit_starts_from_the_whitening_filters_keeps_them_fixed_and_lets_them_tr
 
 def convs_first_weight(model) -> torch.Tensor:
     return convolutions(model)[0].weight.detach()
+
+
+def test_fit_gives_frozen_filters_their_gradient_back_when_the_run_breaks_off(monkeypatch):
+    import gapcourse.train as train_module
+
+    images = F.interpolate(correlated_images(100).float(), size=32).to(torch.uint8)
+    recipe = Recipe("t", epochs=1, batch_size=50, lr=0.05, width=0.25, precision="fp32", whiten="frozen")
+    model = build_net(width=0.25)
+
+    def interrupted(*_args, **_kwargs):
+        assert not convs_first_weight_param(model).requires_grad  # frozen while the run trains
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, tiny_split(images), None, recipe, epochs=1, progress=False)
+    assert convs_first_weight_param(model).requires_grad
+
+
+def convs_first_weight_param(model) -> torch.nn.Parameter:
+    return convolutions(model)[0].weight

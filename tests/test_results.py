@@ -528,3 +528,17 @@ def test_the_cutout_check_refuses_options_it_would_ignore(monkeypatch, capsys):
     monkeypatch.setattr(data_mod, "load_cifar10", lambda *a, **k: pytest.fail("loaded data before refusing"))
     assert main(["ablate", "--preset", "cpu-cutout", "--only", "baseline"]) == 2
     assert "always trains both arms" in capsys.readouterr().err
+
+
+def test_a_gpu_study_file_from_before_the_steps_were_renamed_is_labelled_by_its_recipe():
+    """The cutout step was called "candidate" when it ran: a cache or --output file of that time must not show it as
+    today's candidate, nor average it with the candidate's seeds."""
+    from gapcourse.ablation import gpu_step_of, gpu_study_markdown
+
+    old = {**_gpu_run("cutout", 0, 0.9089), "step": "candidate"}
+    new = _gpu_run("candidate", 1, 0.92)
+    assert gpu_step_of(old) == "cutout" and gpu_step_of(new) == "candidate"
+    table = gpu_study_markdown({"runs": [new, old], "provenance": PROV})
+    rows = [line for line in table.splitlines() if line.startswith("| + cutout") or line.startswith("| as the cutout")]
+    assert [row.split(" | ")[1] for row in rows] == ["0", "1"] and rows[0].startswith("| + cutout")
+    assert "mean **" not in table  # one seed per step: nothing averaged across the two recipes
