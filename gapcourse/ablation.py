@@ -129,16 +129,20 @@ def run_ablation(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, d
     return payload
 
 
+def _described_at_any_precision(recipe: Recipe) -> set[str]:
+    """The recipe's :meth:`Recipe.describe` at each precision: a recorded run names the precision it trained in."""
+    return {replace(recipe, precision=p).describe() for p in PRECISIONS}
+
+
 def ablation_markdown(payload: dict) -> str:
     """The README's two tables: each trick's gain at seed 0, and the final recipe over its seeds."""
     runs = experiment_runs(payload)
     n_test = payload["provenance"].get("n_test", 10_000)
-    precisions = lambda recipe: {replace(recipe, precision=p).describe() for p in PRECISIONS}  # noqa: E731
     lines = ["| step | test acc, flip TTA | gain | test acc, flip + shift TTA | single view | epochs |",
              "|---|---|---|---|---|---|"]
     previous = None
     for _, what, recipe in steps():
-        r = next((r for r in runs if r["seed"] == 0 and r["recipe"] in precisions(recipe)), None)
+        r = next((r for r in runs if r["seed"] == 0 and r["recipe"] in _described_at_any_precision(recipe)), None)
         if r is None:
             continue
         acc = r["test_acc_by_tta"]
@@ -149,7 +153,8 @@ def ablation_markdown(payload: dict) -> str:
     out = "\n".join(lines)
     means = []
     for label, recipe in (("Final cpu preset", steps()[-1][2]), (LONGER_WHAT, longer_recipe())):
-        finals = sorted((r for r in runs if r["recipe"] in precisions(recipe)), key=lambda r: r["seed"])
+        finals = sorted((r for r in runs if r["recipe"] in _described_at_any_precision(recipe)),
+                        key=lambda r: r["seed"])
         if not finals:
             continue
         accs = [r["test_acc_by_tta"]["flip_shift"] for r in finals]
@@ -203,8 +208,7 @@ GPU_BASELINE = Recipe("gpu", epochs=24, batch_size=512, lr=0.4, width=1.0, label
 def gpu_steps() -> list[tuple[str, str, Recipe]]:
     """(key, what changed, recipe) for the gpu study: the gpu preset as it was; the first candidate (cutout: three
     changes at once); then the candidate, which adds the data-aware start (whitening and identity filters) to the
-    cutout step. The candidate becomes the preset only when
-    the study's numbers say so."""
+    cutout step. The candidate becomes the preset only when the study's numbers say so."""
     preset = GPU_BASELINE
     out = [("baseline", f"gpu preset before the study: {preset.epochs} epochs, shift + mirror augmentation", preset)]
     r = replace(preset, **GPU_CUTOUT_STEP)
@@ -326,10 +330,8 @@ def gpu_step_of(run: dict) -> str:
     """The step of :func:`gpu_steps` a recorded run trained: the one whose recipe it is (at any precision), else its
     recorded ``step``. Files written before the steps were renamed (the cutout step was called ``candidate``) are
     then still read right."""
-    from .recipes import PRECISIONS
-
     for key, _, recipe in gpu_steps():
-        if run.get("recipe") in {replace(recipe, precision=p).describe() for p in PRECISIONS}:
+        if run.get("recipe") in _described_at_any_precision(recipe):
             return key
     return run["step"]
 

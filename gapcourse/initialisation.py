@@ -27,7 +27,6 @@ from torch import nn
 
 from .data import normalize
 
-WHITEN_MODES = ("none", "init", "frozen")  # Recipe.whiten: off; initialise the first conv; initialise and freeze it
 WHITEN_IMAGES = 5000  # the first this many training images give the patch statistics (no random draws)
 WHITEN_EPS = 5e-4  # added to each eigenvalue before the square root: bounds the gain on directions of tiny variance
 
@@ -67,7 +66,8 @@ def whiten_first_conv(model: nn.Module, train_images: torch.Tensor, *, eps: floa
                          "N×H×W×3 arrays use images.permute(0, 3, 1, 2).")
     convs = convolutions(model)
     if not convs:
-        raise ValueError(f"whitening sets the first convolution's filters, but {type(model).__name__} has no nn.Conv2d.")
+        raise ValueError(f"whitening sets the first convolution's filters, but {type(model).__name__} has no "
+                         "nn.Conv2d.")
     conv = convs[0]
     if conv.kernel_size[0] != conv.kernel_size[1] or conv.in_channels != 3:
         raise ValueError(f"whitening needs a square first convolution reading the images' 3 colour channels, got "

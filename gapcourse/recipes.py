@@ -15,6 +15,7 @@ import torch
 
 PRECISIONS = ("bf16", "fp16", "fp32")
 TTA_MODES = ("none", "flip", "flip_shift")
+WHITEN_MODES = ("none", "init", "frozen")  # Recipe.whiten: off; initialise the first conv; initialise and freeze it
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ class Recipe:
             problems.append(f"low_res={self.low_res} (expected 8..64 px)")
         if not 0 <= self.cutout <= 32:
             problems.append(f"cutout={self.cutout} (a square side in px, 0..32; 0 turns it off)")
-        if self.whiten not in ("none", "init", "frozen"):
-            problems.append(f"whiten={self.whiten!r} (expected 'none', 'init' or 'frozen')")
+        if self.whiten not in WHITEN_MODES:
+            problems.append(f"whiten={self.whiten!r} (expected one of {WHITEN_MODES})")
         if not isinstance(self.dirac, bool):
             problems.append(f"dirac={self.dirac!r} (expected True or False)")
         if not 0 <= self.label_smoothing < 1:

@@ -431,7 +431,7 @@ def _starting_weights(model: nn.Module, train: Cifar10Split, recipe: Recipe) -> 
     for the run (:func:`_releasing_frozen_weights` gives them back their gradient afterwards)."""
     if recipe.whiten != "none":
         if train.images.is_meta:  # the meta device (shapes only, the sync audits) has no pixels to measure
-            conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+            conv = next(iter(_init.convolutions(model)), None)
         else:
             conv = _init.whiten_first_conv(model, train.images)
         if recipe.whiten == "frozen" and conv is not None and conv.weight.requires_grad:  # (one the caller froze
