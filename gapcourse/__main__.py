@@ -211,10 +211,6 @@ def _ablate(args: argparse.Namespace) -> int:
         print("--only chooses steps of the gpu study; --preset cpu-cutout always trains both arms (without and with "
               "cutout) of each seed.", file=sys.stderr)
         return 2
-    if args.seeds and args.only and "candidate" not in args.only:
-        print("--seeds chooses the candidate's seeds, and --only leaves the candidate out (the baseline and cutout "
-              "steps run seed 0 only): add candidate to --only, or leave --seeds out.", file=sys.stderr)
-        return 2
     prof = profile(args.profile)
     device = pick_device(args.device)
     _check_output_early(args)
@@ -413,12 +409,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="cpu: the cpu recipe's ablation; gpu: the gpu preset's study (accuracy on this device); "
                              "cpu-cutout: the cpu preset's 4-minute plan without and with cutout, paired over seeds")
     ablate.add_argument("--seeds", nargs="+", type=_seed,
-                        help="gpu study: seeds of the candidate recipe (default: 0 1); cpu-cutout: seeds trained "
-                             "both ways (default: 0 1 2)")
+                        help="gpu study: seeds of the candidate recipe (default: 0 1), or with --only of each step "
+                             "named there (default: 0 1); cpu-cutout: seeds trained both ways (default: 0 1 2)")
     ablate.add_argument("--only", nargs="+", choices=GPU_STUDY_STEPS,
-                        help="gpu study: only these steps (baseline: the gpu preset as it was, seed 0; cutout: + cutout "
-                             "12 px and 36 epochs, 18 of them at 24 px, seed 0; candidate: the cutout step + "
-                             "whitening and identity filters at the start, with every --seeds)")
+                        help="gpu study: only these steps, each with every --seeds (baseline: the gpu preset as it "
+                             "was; cutout: + cutout 12 px and 36 epochs, 18 of them at 24 px; candidate: the cutout "
+                             "step + whitening and identity filters at the start). Without --only: baseline and cutout "
+                             "with seed 0, the candidate with every --seeds")
     ablate.set_defaults(run=_ablate)
 
     student = sub.add_parser("student-copies", help="write notebooks/student/ from the solution notebooks")

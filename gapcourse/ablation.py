@@ -224,14 +224,17 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
                   output: Path = GPU_RESULTS_FILE, seeds: tuple[int, ...] = (0, 1), only: tuple[str, ...] = (),
                   progress: bool = True) -> dict:
     """Train each step of :func:`gpu_steps` (seed 0; the last step, the candidate, with every seed in ``seeds``), or
-    only the steps named in ``only``; write each run as it ends (under a lock: several processes may share the file)."""
+    only the steps named in ``only``, each with every seed in ``seeds`` (e.g. the baseline's seed 1, which gives the
+    preset as it ships a mean over two seeds); write each run as it ends (under a lock: several processes may share
+    the file)."""
     data_id = data_record(profile.name, train)
     output = check_output(output, data_id)
     steps_ = gpu_steps()
-    plan = [(key, what, recipe, 0) for key, what, recipe in steps_[:-1]]
-    plan += [(steps_[-1][0], steps_[-1][1], steps_[-1][2], s) for s in seeds]
-    if only:
-        plan = [p for p in plan if p[0] in only]
+    if only:  # the named steps, each with every seed
+        plan = [(key, what, recipe, s) for key, what, recipe in steps_ if key in only for s in seeds]
+    else:  # the steps before the candidate with seed 0, the candidate with every seed
+        plan = [(key, what, recipe, 0) for key, what, recipe in steps_[:-1]]
+        plan += [(steps_[-1][0], steps_[-1][1], steps_[-1][2], s) for s in seeds]
     started = time.perf_counter()
     for key, what, recipe, seed in plan:
         recipe = replace(recipe, precision=resolve_precision(recipe, device).mode)

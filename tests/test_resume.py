@@ -338,12 +338,31 @@ def test_the_study_names_a_saved_state_it_cannot_use_and_keeps_a_trained_run_whe
     assert torch.load(kept, weights_only=True)["epoch"] == 1  # the trained run is still there
 
 
-def test_ablate_says_when_nothing_new_was_written_and_refuses_seeds_it_would_ignore(monkeypatch, capsys, tmp_path):
+def test_the_gpu_study_trains_every_seed_of_the_steps_named_in_only(monkeypatch, tmp_path):
+    """--only baseline --seeds 1 trains the baseline's seed 1 (the preset's second seed); without --only the steps
+    before the candidate keep seed 0 and the candidate takes every seed."""
     from gapcourse import ablation
     from gapcourse.__main__ import main
 
-    assert main(["ablate", "--preset", "gpu", "--only", "baseline", "--seeds", "3"]) == 2
-    assert "leaves the candidate out" in capsys.readouterr().err
+    trained = []
+    monkeypatch.setattr(ablation, "_record_run", lambda key, what, recipe, seed, *a: trained.append((key, seed)))
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setenv("GAPCOURSE_CACHE", str(tmp_path / "cache"))
+    out = ["--profile", "fast", "--output", str(tmp_path / "s.json")]
+    assert main(["ablate", "--preset", "gpu", "--only", "baseline", "--seeds", "1", *out]) == 0
+    assert trained == [("baseline", 1)]
+    trained.clear()
+    assert main(["ablate", "--preset", "gpu", "--only", "cutout", "candidate", "--seeds", "2", "3", *out]) == 0
+    assert trained == [("cutout", 2), ("cutout", 3), ("candidate", 2), ("candidate", 3)]
+    trained.clear()
+    assert main(["ablate", "--preset", "gpu", "--seeds", "4", *out]) == 0
+    assert trained == [("baseline", 0), ("cutout", 0), ("candidate", 4)]
+
+
+def test_ablate_says_when_nothing_new_was_written(monkeypatch, capsys, tmp_path):
+    from gapcourse import ablation
+    from gapcourse.__main__ import main
+
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setattr(ablation, "run_gpu_study", lambda *a, **k: {"runs": []})
     assert main(["ablate", "--preset", "gpu", "--profile", "fast", "--output", str(tmp_path / "s.json")]) == 0
