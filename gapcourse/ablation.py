@@ -25,7 +25,7 @@ from .data import Cifar10Split
 from .device import seed_everything
 from .models import build_net
 from .provenance import RESULTS_DIR, _read_object, check_output, data_record, provenance, write_results
-from .stats import binomial_halfwidth, mean_and_spread
+from .stats import binomial_halfwidth, difference_halfwidth, mean_and_spread, paired_halfwidths
 from .recipes import PRECISIONS, PRESETS, TTA_MODES, Recipe, resolve_precision
 from .train import evaluate, fit
 
@@ -371,10 +371,65 @@ def gpu_study_markdown(payload: dict) -> str:
     p = runs[-1]["test_acc_by_tta"]["flip_shift"]
     lines.append(f"\nOne accuracy on {n_test:,} test images is good to ±{100 * binomial_halfwidth(p, n_test):.1f} "
                  "points (95 %).")
+    lines += gpu_study_verdict(runs, n_test)
     lines.append("\nMade by (the command that finished each run; a resumed run lists its stretches):")
     for r in runs:
         lines.append(f"- {labels.get(r['step'], r['what'])}, seed {r['seed']}: {_made_by_text(r)}")
     return "\n".join(lines)
+
+
+GPU_PRESET_BAR = 0.92  # a step becomes the gpu preset when its mean over >= 2 seeds (flip + shift TTA) reaches this
+
+
+def gpu_study_verdict(runs: list[dict], n_test: int) -> list[str]:
+    """What the gpu study's runs show, as README lines (part of :func:`gpu_study_markdown`): each step against the
+    baseline on the seeds both ran (one seed: the interval of a difference of two accuracies; several: the paired
+    test of :mod:`gapcourse.stats`), then the bar :data:`GPU_PRESET_BAR` and which step, if any, has met it. ``runs``
+    carry their step (see :func:`gpu_step_of`)."""
+    keys = [key for key, _, _ in gpu_steps()]
+    acc = {key: {r["seed"]: r["test_acc_by_tta"]["flip_shift"] for r in runs if r["step"] == key} for key in keys}
+    pct = lambda x: f"{100 * x:.2f}"  # noqa: E731
+    lines = ["", "What these runs show (flip + shift TTA; generated from the runs above):"]
+    comparisons = [(key, ref) for i, key in enumerate(keys[1:], 1)
+                   for ref in dict.fromkeys((keys[i - 1], "baseline"))]  # the step above it, and the baseline
+    for key, ref in comparisons:
+        seeds = sorted(set(acc[key]) & set(acc[ref]))
+        if not seeds:
+            continue
+        a, b = [acc[key][s] for s in seeds], [acc[ref][s] for s in seeds]
+        diff = sum(x - y for x, y in zip(a, b)) / len(seeds)
+        if len(seeds) == 1:
+            half, how = difference_halfwidth(a[0], b[0], n_test), "the 95 % interval of a difference of two accuracies"
+        else:
+            half, how = max(paired_halfwidths(a, b, n_test)), "a paired test over the seeds both ran, 95 %"
+        verdict = "within the noise" if abs(diff) <= half else "beyond the noise"
+        lines.append(f"- `{key}` against `{ref}`, seed{'s' if len(seeds) > 1 else ''} "
+                     f"{', '.join(map(str, seeds))}: {100 * diff:+.2f} points (±{100 * half:.2f}, {how}): {verdict}.")
+    spreads = {key: mean_and_spread(list(acc[key].values()))[1] for key in keys if len(acc[key]) > 1}
+    met = [key for key in keys if len(acc[key]) > 1 and mean_and_spread(list(acc[key].values()))[0] >= GPU_PRESET_BAR]
+    if spreads:
+        lines.append("- Seeds of one step lie this far apart at full width: " + "; ".join(
+            f"`{key}` {100 * spread:.2f} points" for key, spread in spreads.items()) + ".")
+    if met:
+        lines.append(f"- The bar (a mean of at least {pct(GPU_PRESET_BAR)} % over at least two seeds) is met by "
+                     + ", ".join(f"`{key}`" for key in met) + ".")
+        return lines
+    parts = []
+    for key in keys:
+        if not acc[key]:
+            continue
+        values = list(acc[key].values())
+        mean = mean_and_spread(values)[0]
+        part = f"`{key}` {pct(mean)} % over {len(values)} seed{'s' if len(values) > 1 else ''}"
+        if len(values) == 1:
+            need = 2 * GPU_PRESET_BAR - values[0]
+            gap = 100 * (need - values[0])
+            part += (f" (a second seed would need {pct(need)} %, {abs(gap):.2f} points "
+                     f"{'above' if gap > 0 else 'below'} the first)")
+        parts.append(part)
+    lines.append(f"- The bar (a mean of at least {pct(GPU_PRESET_BAR)} % over at least two seeds) is met by no step: "
+                 + "; ".join(parts) + ".")
+    return lines
 
 
 def _made_by_text(run: dict) -> str:

@@ -296,6 +296,38 @@ def test_the_gpu_study_table_says_what_was_measured_where_and_averages_the_seeds
     assert table.count("`python -m gapcourse X` on test device, torch 2.x, commit `0123456789`") == 3  # one per run
 
 
+def test_the_gpu_study_says_what_its_runs_show_against_the_noise_and_the_bar():
+    """The README's verdict is generated: each step against the step above it and the baseline (one seed: the interval
+    of a difference; several: the paired test), then whether any step's mean over two or more seeds meets 92 %."""
+    from gapcourse.ablation import gpu_study_markdown
+
+    def verdict(runs):
+        text = gpu_study_markdown({"runs": runs, "provenance": PROV})
+        return text.split("What these runs show")[1].split("Made by")[0]
+
+    one = verdict([_gpu_run("baseline", 0, 0.9049), _gpu_run("cutout", 0, 0.9089), _gpu_run("candidate", 0, 0.9300)])
+    assert "`cutout` against `baseline`, seed 0: +0.40 points (±0.81, the 95 % interval of a difference" in one
+    assert "`cutout` against `baseline`, seed 0: +0.40 points (±0.81, the 95 % interval of a difference of two " \
+           "accuracies): within the noise." in one
+    assert "`candidate` against `cutout`, seed 0: +2.11 points (±0.75, the 95 % interval of a difference of two " \
+           "accuracies): beyond the noise." in one
+    assert "is met by no step" in one and "`baseline` 90.49 % over 1 seed (a second seed would need 93.51 %, 3.02 " \
+                                          "points above the first)" in one
+    assert "`candidate` 93.00 % over 1 seed (a second seed would need 91.00 %, 2.00 points below the first)" in one
+    assert "lie this far apart" not in one  # no step has two seeds yet
+
+    two = verdict([_gpu_run("baseline", 0, 0.9049), _gpu_run("baseline", 1, 0.9030), _gpu_run("candidate", 0, 0.9300),
+                   _gpu_run("candidate", 1, 0.9290)])
+    assert "`candidate` against `baseline`, seeds 0, 1: +2.56 points (±0.77, a paired test over the seeds both ran" \
+           in two  # t-interval 12.706 · 0.00064 / √2 = ±0.57 points; the two means' interval, ±0.77, is larger
+    assert "beyond the noise" in two and "`candidate` against `cutout`" not in two  # no cutout run to pair with
+    assert "The bar (a mean of at least 92.00 % over at least two seeds) is met by `candidate`." in two
+    assert "lie this far apart at full width: `baseline` 0.19 points; `candidate` 0.10 points." in two
+    low = verdict([_gpu_run("baseline", 0, 0.9049), _gpu_run("baseline", 1, 0.9030)])
+    assert "is met by no step: `baseline` 90.40 % over 2 seeds." in low
+    assert "Seeds of one step lie this far apart at full width: `baseline` 0.19 points." in low
+
+
 def test_the_gpu_study_names_who_made_each_run_and_the_stretches_of_a_resumed_one():
     from gapcourse.ablation import gpu_study_markdown
 
@@ -423,8 +455,9 @@ def test_every_committed_gpu_study_run_is_its_steps_recipe(run):
 def test_the_gpu_preset_is_what_the_committed_study_supports():
     """The rule written down before the candidate's runs: the candidate becomes the gpu preset only if its mean over
     at least two seeds (flip + shift TTA) is at least 92 %; until then the preset is the study's starting point."""
-    from gapcourse.ablation import gpu_steps
+    from gapcourse.ablation import GPU_PRESET_BAR, gpu_steps
 
+    assert GPU_PRESET_BAR == 0.92  # the bar set before the runs (the README's verdict uses the same constant)
     steps = {key: recipe for key, _, recipe in gpu_steps()}
     preset = PRESETS["gpu"]
     if replace(preset, name=steps["candidate"].name) == steps["candidate"]:
