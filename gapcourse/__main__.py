@@ -225,13 +225,17 @@ def _ablate(args: argparse.Namespace) -> int:
 
         output = Path(args.output) if args.output else default_output(GPU_RESULTS_FILE, data_id)
         before = len(_load(output).get("runs", [])) if output.is_file() else 0
-        payload = run_gpu_study(train, test, prof, device=device, output=output, seeds=tuple(args.seeds or (0, 1)),
+        payload = run_gpu_study(train, test, prof, device=device, output=output,
+                                seeds=tuple(dict.fromkeys(args.seeds)) if args.seeds else None,
                                 only=tuple(args.only or ()))
         if payload.get("runs"):
             print("\n" + gpu_study_markdown(payload))
         added = len(payload.get("runs", [])) - before
         print(f"\nwritten: {output} ({added} new run{'s' if added != 1 else ''})" if added > 0 else
               f"\nnothing new written to {output}: every run asked for was already there or skipped (see above)")
+        if added <= 0 and args.only and not args.seeds:
+            print("(--only without --seeds asks for the runs the whole study trains for those steps: seed 0, and the "
+                  "candidate's seeds 0 and 1. For another seed add --seeds, e.g. --only baseline --seeds 1.)")
         return 0
     if args.preset == "cpu-cutout":
         from .ablation import CUTOUT_RESULTS_FILE, cutout_check_markdown, run_cutout_check
@@ -410,12 +414,12 @@ def main(argv: list[str] | None = None) -> int:
                              "cpu-cutout: the cpu preset's 4-minute plan without and with cutout, paired over seeds")
     ablate.add_argument("--seeds", nargs="+", type=_seed,
                         help="gpu study: seeds of the candidate recipe (default: 0 1), or with --only of each step "
-                             "named there (default: 0 1); cpu-cutout: seeds trained both ways (default: 0 1 2)")
+                             "named there; cpu-cutout: seeds trained both ways (default: 0 1 2)")
     ablate.add_argument("--only", nargs="+", choices=GPU_STUDY_STEPS,
-                        help="gpu study: only these steps, each with every --seeds (baseline: the gpu preset as it "
-                             "was; cutout: + cutout 12 px and 36 epochs, 18 of them at 24 px; candidate: the cutout "
-                             "step + whitening and identity filters at the start). Without --only: baseline and cutout "
-                             "with seed 0, the candidate with every --seeds")
+                        help="gpu study: only these steps (baseline: the gpu preset as it was; cutout: + cutout 12 px "
+                             "and 36 epochs, 18 of them at 24 px; candidate: the cutout step + whitening and identity "
+                             "filters at the start), each with every --seeds; without --seeds, their runs in the whole "
+                             "study: baseline and cutout seed 0, the candidate seeds 0 and 1")
     ablate.set_defaults(run=_ablate)
 
     student = sub.add_parser("student-copies", help="write notebooks/student/ from the solution notebooks")

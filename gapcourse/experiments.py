@@ -256,7 +256,8 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
     check_names(heads, regimes)
     data_id = data_record(profile.name, train)
     if output is not None:
-        output = check_output(output, data_id)
+        output = check_output(output, data_id, own_run=lambda r: "head" in r and "regime" in r,
+                              study="the head comparison")
     memory = {"runs": [], "provenance": dict(data_id)}
 
     def current() -> dict:

@@ -14,6 +14,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -168,10 +169,12 @@ def committed_refusal(path: str | os.PathLike, data: dict[str, Any]) -> str | No
 
 
 def check_output(path: str | os.PathLike, data: dict[str, Any] | None = None, *, what: str = "results file",
-                 json_object: bool = True) -> Path:
+                 json_object: bool = True, own_run: Callable[[dict], bool] | None = None,
+                 study: str = "this study") -> Path:
     """Check, before any work, that ``path`` can take the output: not a folder, its folder can be created and
-    written, an existing results file is a JSON object of the same experiment (profile and training data), and the
-    committed folder only for a run allowed to regenerate it. Returns the path; raises :class:`ResultsError`."""
+    written, an existing results file is a JSON object of the same experiment (profile and training data; with
+    ``own_run``, every run already in it is one of ``study``'s), and the committed folder only for a run allowed to
+    regenerate it. Returns the path; raises :class:`ResultsError`."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise ResultsError(f"{path} is a folder; the {what} must be a file. Give a file name inside it, e.g. "
@@ -191,6 +194,14 @@ def check_output(path: str | os.PathLike, data: dict[str, Any] | None = None, *,
                 ours = ", ".join(f"{k} {str(data.get(k))[:12]}" for k in clash)
                 raise ResultsError(f"{path} holds another experiment's results ({theirs}; this run: {ours}): runs "
                                    "on other data are never mixed. Pass --output another file, or move it away.")
+        runs = (existing or {}).get("runs")
+        strangers = [r for r in runs if not (isinstance(r, dict) and own_run(r))] if (
+            own_run is not None and isinstance(runs, list)) else []
+        if strangers:
+            command = prov.get("command", "another command")
+            raise ResultsError(f"{path} holds results that are not {study}'s ({len(strangers)} of its {len(runs)} runs, "
+                               f"written by `{command}`): studies never share a file. Pass --output another file; "
+                               "nothing was trained.")
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)

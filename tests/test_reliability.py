@@ -496,6 +496,50 @@ def test_19_2_ablate_does_not_skip_runs_made_on_other_data(tmp_path, monkeypatch
         ablation.run_ablation(real, real, FAST, device=torch.device("cpu"), output=legacy)
 
 
+def test_one_studys_results_file_is_refused_by_another_study_before_any_training(tmp_path, monkeypatch):
+    """A careless --output (the gpu study's file given to the cpu-cutout check, the cutout file to the gpu study, the
+    gpu file to the cpu ablation or the head comparison) is refused before training: appending would leave a file
+    that neither study can read (found by a careless-user review: a KeyError after the training)."""
+    import json
+
+    from gapcourse import ablation, experiments
+
+    data = synthetic_cifar10("train", per_class=3)
+    prov = {"profile": "fast", "train_sha256": data.fingerprint(), "command": "python -m gapcourse ablate X"}
+    gpu_run = {"step": "baseline", "seed": 0, "recipe": ablation.GPU_BASELINE.describe()}
+    files = {}
+    for name, run in [("gpu", gpu_run), ("cutout", {"arm": "with", "seed": 0, "recipe": "name=cpu"}),
+                      ("cpu", {"step": "baseline", "seed": 0, "recipe": "name=cpu-v1"})]:
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps({"provenance": prov, "runs": [run]}))
+    before = {name: f.read_bytes() for name, f in files.items()}
+    monkeypatch.setattr(ablation, "_train_and_measure", lambda *a, **k: pytest.fail("trained before refusing"))
+    monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
+    monkeypatch.setattr(experiments, "train_or_load", lambda *a, **k: pytest.fail("trained before refusing"))
+    cpu = torch.device("cpu")
+    calls = {"cutout": lambda out: ablation.run_cutout_check(data, data, FAST, device=cpu, output=out, seeds=(0,)),
+             "gpu": lambda out: ablation.run_gpu_study(data, data, FAST, device=cpu, output=out, seeds=(0,)),
+             "cpu": lambda out: ablation.run_ablation(data, data, FAST, device=cpu, output=out, seeds=(0,)),
+             "heads": lambda out: experiments.compare_heads(data, data, FAST, device=cpu, heads=("gap_linear",),
+                                                            seeds=(0,), regimes=("no_augmentation",), output=out,
+                                                            progress=False)}
+    for study, theirs in [("cutout", "gpu"), ("gpu", "cutout"), ("gpu", "cpu"), ("cpu", "gpu"), ("heads", "gpu")]:
+        with pytest.raises(ResultsError, match=r"holds results that are not .*studies never share a file"):
+            calls[study](files[theirs])
+    assert {name: f.read_bytes() for name, f in files.items()} == before  # every file untouched
+
+    class Trained(Exception):
+        pass
+
+    def trained(*_a, **_k):
+        raise Trained
+
+    monkeypatch.setattr(ablation, "_train_and_measure", trained)
+    with pytest.raises(Trained):  # its own file passes the check, and training starts
+        ablation.run_gpu_study(data, data, FAST, device=cpu, output=files["gpu"], seeds=(1,), only=("baseline",),
+                               progress=False)
+
+
 @pytest.mark.parametrize("argv", [["train"], ["compare-heads"], ["bench"], ["ablate"], ["ablate", "--preset", "gpu"]],
                          ids=lambda a: " ".join(a))
 def test_19_3_an_unavailable_device_is_one_line_and_exit_2_in_every_command(argv, monkeypatch, capsys):

@@ -340,7 +340,8 @@ def test_the_study_names_a_saved_state_it_cannot_use_and_keeps_a_trained_run_whe
 
 def test_the_gpu_study_trains_every_seed_of_the_steps_named_in_only(monkeypatch, tmp_path):
     """--only baseline --seeds 1 trains the baseline's seed 1 (the preset's second seed); without --only the steps
-    before the candidate keep seed 0 and the candidate takes every seed."""
+    before the candidate keep seed 0 and the candidate takes every seed; --only without --seeds keeps the runs the
+    whole study would train for the named steps, so a Made-by command repeated trains what it trained."""
     from gapcourse import ablation
     from gapcourse.__main__ import main
 
@@ -357,6 +358,9 @@ def test_the_gpu_study_trains_every_seed_of_the_steps_named_in_only(monkeypatch,
     trained.clear()
     assert main(["ablate", "--preset", "gpu", "--seeds", "4", *out]) == 0
     assert trained == [("baseline", 0), ("cutout", 0), ("candidate", 4)]
+    trained.clear()  # --only without --seeds: the runs the whole study trains for those steps (the Made-by commands)
+    assert main(["ablate", "--preset", "gpu", "--only", "baseline", "candidate", *out]) == 0
+    assert trained == [("baseline", 0), ("candidate", 0), ("candidate", 1)]
 
 
 def test_ablate_says_when_nothing_new_was_written(monkeypatch, capsys, tmp_path):
