@@ -70,7 +70,9 @@ def profile(name: str | None = None, *, announce: bool = True) -> Profile:
     p = PROFILES[chosen]
     if announce:
         if p.is_fast:
-            print(f"Profile: fast ({PROFILE_ENV}=fast): small real subset, short training. "
+            data = ("the SYNTHETIC stand-in" if os.environ.get(DATA_ENV, "").strip().lower() == "synthetic"
+                    else "a small subset of CIFAR-10")
+            print(f"Profile: fast ({PROFILE_ENV}=fast): {data}, short training. "
                   "Numbers are for checking the code, not for reading.")
         else:
             print(f"Profile: full (set {PROFILE_ENV}=fast for a quick run on a small subset).")

@@ -18,6 +18,15 @@ def test_profile_comes_from_the_environment(monkeypatch, capsys):
     assert profile(announce=False).name == "full"
 
 
+def test_the_fast_profile_names_the_data_it_runs_on(monkeypatch, capsys):
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    profile("fast")
+    assert "the SYNTHETIC stand-in" in capsys.readouterr().out  # not "a small subset of CIFAR-10"
+    monkeypatch.delenv("GAPCOURSE_DATA")
+    profile("fast")
+    assert "a small subset of CIFAR-10" in capsys.readouterr().out
+
+
 def test_unknown_profile_says_what_is_allowed(monkeypatch):
     monkeypatch.setenv("GAPCOURSE_PROFILE", "quick")
     with pytest.raises(ValueError, match=r"'quick'.*\['fast', 'full'\]"):
