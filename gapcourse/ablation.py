@@ -439,11 +439,8 @@ def gpu_study_verdict(runs: list[dict], n_test: int) -> list[str]:
                f"{100 * diff:+.2f} points"
         if len(seeds) == 1:
             half = difference_halfwidth(a[0], b[0], n_test)
-            where = (f"inside the 95 % interval of a difference of two accuracies on {n_test:,} images "
-                     f"(±{100 * half:.2f})" if abs(diff) <= half else
-                     f"outside the 95 % interval of a difference of two accuracies on {n_test:,} images "
-                     f"(±{100 * half:.2f})")
-            lines.append(f"{head}, {where}" + (
+            lines.append(f"{head}, {'inside' if abs(diff) <= half else 'outside'} the 95 % interval of a difference "
+                         f"of two accuracies on {n_test:,} images (±{100 * half:.2f})" + (
                 ": too small to tell from the noise (which shows neither a gain nor its absence; one seed leaves out "
                 "how much seeds differ)." if abs(diff) <= half else
                 "; one seed leaves out how much seeds differ, so another seed must confirm it."))
@@ -463,10 +460,9 @@ def gpu_study_verdict(runs: list[dict], n_test: int) -> list[str]:
             f"outside {how}: a real difference."))
     if acc["baseline"]:
         values = list(acc["baseline"].values())
-        mean, spread = mean_and_spread(values)
-        lines.append(f"- The gpu preset as it ships (`baseline`): {mean_percent(values, n_test)} % over "
-                     f"{len(values)} seed"
-                     + (f"s (spread {100 * spread:.2f} points)." if len(values) > 1 else "."))
+        spread = mean_and_spread(values)[1]
+        lines.append(f"- The gpu preset as it ships (`baseline`): {mean_percent(values, n_test)} % over {len(values)} "
+                     + (f"seeds (spread {100 * spread:.2f} points)." if len(values) > 1 else "seed."))
     candidates = [key for key in keys[1:] if acc[key]]
     bar = (f"The bar for a candidate to become the preset (a mean of at least {pct(GPU_PRESET_BAR)} % over at least "
            "two seeds, set before the runs)")

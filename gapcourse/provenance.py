@@ -13,8 +13,8 @@ import os
 import platform
 import subprocess
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -199,9 +199,9 @@ def check_output(path: str | os.PathLike, data: dict[str, Any] | None = None, *,
             own_run is not None and isinstance(runs, list)) else []
         if strangers:
             command = prov.get("command", "another command")
-            raise ResultsError(f"{path} holds results that are not {study}'s ({len(strangers)} of its {len(runs)} runs, "
-                               f"written by `{command}`): studies never share a file. Pass --output another file; "
-                               "nothing was trained.")
+            raise ResultsError(f"{path} holds results that are not {study}'s ({len(strangers)} of its {len(runs)} "
+                               f"runs, written by `{command}`): studies never share a file. Pass --output another "
+                               "file; nothing was trained.")
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
