@@ -90,11 +90,12 @@ def _train(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .checkpoints import checkpoint_dir, save_checkpoint
+    from .checkpoints import CheckpointError, checkpoint_dir, save_checkpoint
     from .config import profile
     from .data import load_cifar10
     from .device import pick_device, seed_everything
     from .models import HEADS, build_net
+    from .outputs import keep_beside
     from .train import evaluate, fit, pick_recipe
 
     prof = profile(args.profile)
@@ -106,17 +107,19 @@ def _train(args: argparse.Namespace) -> int:
         print(f"--epochs {args.epochs}: trains {args.epochs} epoch{'s' * (args.epochs != 1)} instead of the "
               f"recipe's {recipe.epochs}")
         recipe = replace(recipe, epochs=args.epochs)
+    from .outputs import guard
+
+    if args.output:  # refused before any data is loaded (a committed file, another kind of file, not writable)
+        args.output = guard(args.output, writer="train", kind="checkpoint")
     generator = seed_everything(args.seed)
     model = build_net(args.head, width=recipe.width)
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
-    from .provenance import check_output
-
     # seed, length and data in the default name: a 1-epoch run never replaces a longer one's checkpoint
     budget = getattr(args, "budget", None)
     length = f"{args.epochs or prof.epochs(recipe.epochs)}ep" if not budget else f"budget{budget:g}s"
-    out = args.output or checkpoint_dir() / (f"cli_{args.head}_{recipe.name}_{prof.name}_seed{args.seed}_{length}_"
-                                             f"{train.fingerprint()[:8]}.pt")
-    check_output(out, what="checkpoint", json_object=False)  # before the training, not after it
+    out = args.output or guard(checkpoint_dir() / (f"cli_{args.head}_{recipe.name}_{prof.name}_seed{args.seed}_"
+                                                   f"{length}_{train.fingerprint()[:8]}.pt"),
+                               writer="train", kind="checkpoint")  # before the training, not after it
     history = fit(model, train, test, recipe, device=device, generator=generator, profile=prof,
                   epochs=args.epochs)
     if history.plan is not None:  # trained to a budget: the precision it measured, and the plan
@@ -125,8 +128,12 @@ def _train(args: argparse.Namespace) -> int:
     result = evaluate(model, test, device=device, recipe=recipe)
     print(f"test accuracy {result.accuracy:.2%} after {history.train_seconds:.0f} s of training "
           f"({len(history.epoch)} epoch{'s' * (len(history.epoch) != 1)}, preset '{recipe.name}', head '{args.head}', {prof.name} profile)")
-    save_checkpoint(model.cpu(), out, history=asdict(history), recipe=recipe.describe(),
-                    test_accuracy=result.accuracy, seed=args.seed)
+    meta = dict(history=asdict(history), recipe=recipe.describe(), test_accuracy=result.accuracy, seed=args.seed)
+    try:
+        save_checkpoint(model.cpu(), out, **meta)
+    except CheckpointError as err:  # the trained network is kept beside (or in the cache folder), and said where
+        kept = keep_beside(out, lambda where: save_checkpoint(model, where, **meta))
+        raise CheckpointError(f"{err} The trained network is kept in {kept}: copy it where it belongs.") from None
     print(f"saved {out}")
     return 0 if torch.isfinite(torch.tensor(history.train_loss[-1])) else 1
 
@@ -145,19 +152,17 @@ def _compare(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     heads, regimes = args.heads or list(HEADS), args.regimes or list(REGIMES)
     check_names(heads, regimes)  # before any data is loaded
-    _check_output_early(args)
+    _check_output_early(args, "compare-heads")
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
-    from .provenance import ResultsError, check_output, committed_refusal, data_record, default_output
+    from .outputs import guard
+    from .provenance import data_record, default_output
     from .weights import MANIFEST
 
     data_id = data_record(prof.name, train)
     output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_id)
     if args.export_weights:  # the shipped networks are committed evidence too: refused before any training
-        why = committed_refusal(MANIFEST, data_id)
-        if why:
-            raise ResultsError(f"--export-weights refused: {why.replace(' committed manifest.json', ' shipped weights')}"
-                               "; only the full profile on the real CIFAR-10 exports them.")
-        check_output(MANIFEST, what="weights manifest")
+        guard(MANIFEST, writer="export-weights", kind="results", what="weights manifest", data=data_id,
+              option="--export-weights:")
     payload = compare_heads(train, test, prof, device=device, heads=heads, seeds=args.seeds, regimes=regimes,
                             output=output)
     for regime in regimes:
@@ -172,7 +177,7 @@ def _compare(args: argparse.Namespace) -> int:
         models = {h: train_or_load(h, recipe, prof, regime_data(regime, train), None, device=device, seed=0,
                                    progress=False)[0] for h in heads}
         manifest = export(models, test, {h: recipe for h in heads}, device=device,
-                          command="python -m gapcourse compare-heads --export-weights")
+                          command="python -m gapcourse compare-heads --export-weights", data=data_id)
         print(f"weights written: {manifest}")
     return 0
 
@@ -183,16 +188,21 @@ def _student(args: argparse.Namespace) -> int:
     from .classroom import write_student_copies
 
     root = Path(args.root).resolve()
+    skipped: list = []
     try:
-        changed = write_student_copies(root, check=args.check)
+        changed = write_student_copies(root, check=args.check, force=args.force, skipped=skipped)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for path in changed:
         print(("out of date: " if args.check else "wrote ") + str(path.relative_to(root)))
-    if not changed:
+    for path, cells in skipped:  # a learner's answers are never overwritten without --force
+        print(f"skipped {path.relative_to(root)}: its exercise cells differ from the handout's ({'; '.join(cells)}): "
+              "a learner's answers, or an exercise changed in the solution. Nothing in it was changed; move the "
+              "learner's copy elsewhere, or run again with --force to replace it.", file=sys.stderr)
+    if not changed and not skipped:
         print("student copies are up to date")
-    return 1 if args.check and changed else 0
+    return 1 if skipped or (args.check and changed) else 0
 
 
 def _ablate(args: argparse.Namespace) -> int:
@@ -213,7 +223,7 @@ def _ablate(args: argparse.Namespace) -> int:
         return 2
     prof = profile(args.profile)
     device = pick_device(args.device)
-    _check_output_early(args)
+    _check_output_early(args, "ablate")
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
     from .provenance import data_record, default_output
 
@@ -263,7 +273,7 @@ def _budget_table(args: argparse.Namespace) -> int:
     check_conditions(args.conditions, args.budgets)  # before any data is loaded
     prof = profile(args.profile)
     device = pick_device(args.device)
-    _check_output_early(args)
+    _check_output_early(args, "budget-table")
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
     output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_record(prof.name, train))
     payload = run_budget_table(train, test, prof, device=device, budgets=tuple(args.budgets),
@@ -272,6 +282,33 @@ def _budget_table(args: argparse.Namespace) -> int:
                                         + " ".join(f"{b:g}" for b in args.budgets) + " --conditions "
                                         + " ".join(args.conditions) + f" --seed {args.seed}"))
     print("\n" + budget_markdown(payload) + f"\n\nwritten: {output}")
+    return 0
+
+
+def _budget_recipe(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import profile
+    from .data import load_cifar10
+    from .device import pick_device
+    from .provenance import data_record, default_output
+    from .studies.budget_recipe import RESULTS_FILE, candidates, run_study, study_markdown
+
+    unknown = [c for c in args.candidates or [] if c not in candidates()]
+    if unknown:
+        raise ValueError(f"Unknown candidate(s) {unknown}; expected any of {list(candidates())}.")
+    prof = profile(args.profile)
+    device = pick_device(args.device)
+    _check_output_early(args, "budget-recipe")
+    keys = args.candidates or (list(candidates()) if args.stage == "screen" else ["current", "width0.375"])
+    seeds = args.seeds or ([0] if args.stage == "screen" else [0, 1, 2])
+    train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_record(prof.name, train))
+    command = (f"python -m gapcourse budget-recipe --stage {args.stage} --candidates {' '.join(keys)} --seeds "
+               f"{' '.join(map(str, seeds))} --precision {args.precision} --profile {prof.name}")
+    payload = run_study(train, test, prof, device=device, plan=[(k, s) for s in seeds for k in keys], output=output,
+                        precision=args.precision, command=command)
+    print("\n" + study_markdown(payload) + f"\n\nwritten: {output}")
     return 0
 
 
@@ -308,13 +345,14 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _check_output_early(args: argparse.Namespace) -> None:
-    """A bad --output (a folder, an unwritable place, a file that is not a results file) is refused before any data
-    is loaded or downloaded; the checks that need the data's fingerprint come once it is loaded."""
+def _check_output_early(args: argparse.Namespace, writer: str) -> None:
+    """A bad --output (a folder, an unwritable place, another command's committed file, a file that is not a results
+    file) is refused before any data is loaded or downloaded; the checks that need the data's fingerprint come once
+    it is loaded. ``args.output`` becomes the checked path (``~`` expanded, as every later message names it)."""
     if getattr(args, "output", None):
         from .provenance import check_output
 
-        check_output(args.output)
+        args.output = str(check_output(args.output, writer=writer))
 
 
 def _output_file(text: str) -> str:
@@ -335,7 +373,8 @@ def _seed(text: str) -> int:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (the tests walk it to find every option that names a file to write)."""
     parser = argparse.ArgumentParser(prog="python -m gapcourse", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions, device, profile, data source").set_defaults(run=_info)
@@ -388,6 +427,24 @@ def main(argv: list[str] | None = None) -> int:
                             "CIFAR-10, else one in the cache folder); finished rows are skipped")
     table.set_defaults(run=_budget_table)
 
+    recipe_study = sub.add_parser("budget-recipe", help="the budget-recipe study: candidates for notebook 03's "
+                                                         "4 minutes, screened on seed 0, confirmed on seeds 0-2")
+    recipe_study.add_argument("--stage", choices=["screen", "confirm"], default="screen",
+                              help="screen (default): every candidate on seed 0; confirm: seeds 0 1 2")
+    recipe_study.add_argument("--candidates", nargs="+", metavar="NAME",
+                              help="candidates to train (default: all for screen, current and the adopted width0.375 "
+                                   "for confirm); see gapcourse/studies/budget_recipe.py")
+    recipe_study.add_argument("--seeds", nargs="+", type=_seed, help="seeds (default: the stage's)")
+    recipe_study.add_argument("--precision", choices=["fp32", "auto"], default="fp32",
+                              help="fp32 (default, forced: as a CPU without native bf16 trains) or auto (as "
+                                   "notebook 03 chooses on this CPU)")
+    recipe_study.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
+    recipe_study.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    recipe_study.add_argument("--output", type=_output_file,
+                              help="results file (default: gapcourse/results/budget_recipe.json for a full-profile "
+                                   "run on CIFAR-10, else one in the cache folder); recorded runs are skipped")
+    recipe_study.set_defaults(run=_budget_recipe)
+
     compare = sub.add_parser("compare-heads", help="notebook 04's head comparison: every head, regime and seed")
     compare.add_argument("--heads", nargs="*", help="subset of heads (default: all)")
     compare.add_argument("--regimes", nargs="*", help="augmented and/or no_augmentation (default: both)")
@@ -425,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     student = sub.add_parser("student-copies", help="write notebooks/student/ from the solution notebooks")
     student.add_argument("--root", default=".", help="the course repository (default: here)")
     student.add_argument("--check", action="store_true", help="write nothing; exit 1 if a copy is out of date")
+    student.add_argument("--force", action="store_true",
+                         help="also replace copies whose exercise cells differ from the handout (a learner's answers)")
     student.set_defaults(run=_student)
 
     grading = sub.add_parser("grade", help="run learners' student notebooks, each in its own kernel, and tabulate "
@@ -436,8 +495,18 @@ def main(argv: list[str] | None = None) -> int:
     grading.add_argument("--profile", default="fast", choices=["fast", "full"],
                          help="GAPCOURSE_PROFILE for the notebooks (default: fast; the checks do not depend on it)")
     grading.set_defaults(run=_grade)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    from .grade import dash_named
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    problem = dash_named(argv)  # `grade -h.ipynb`: argparse would take the file for its -h option
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(argv)
     from .checkpoints import CheckpointError
     from .config import CacheError
     from .data import DataError
@@ -452,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: nothing half-written was kept (caches and checkpoints are written atomically)."
               + (" The gpu study's finished epochs are saved: the same command goes on from the last one."
-                 if getattr(args, "preset", None) == "gpu" else ""), file=sys.stderr)
+                 if args.command == "ablate" and getattr(args, "preset", None) == "gpu" else ""), file=sys.stderr)
         return 130
 
 

@@ -27,10 +27,11 @@ from .models import build_net
 from .provenance import RESULTS_DIR, _read_object, check_output, data_record, provenance, write_results
 from .stats import (T95, binomial_halfwidth, difference_halfwidth, mean_and_spread, noise_of_difference,
                     paired_halfwidths)
-from .recipes import PRECISIONS, PRESETS, TTA_MODES, Recipe, resolve_precision
+from .recipes import CPU_HALF_WIDTH, PRECISIONS, PRESETS, TTA_MODES, Recipe, resolve_precision
 from .train import evaluate, fit
 
 RESULTS_FILE = RESULTS_DIR / "recipe_ablation.json"
+RUNS_KEYS = ("runs",)  # the top-level keys of a study's results file (and its provenance)
 
 # The cpu preset as it was before the ablation (86.8 % in 250 s): the starting point.
 BASELINE = Recipe("cpu-v1", epochs=14, batch_size=256, lr=0.2, width=0.5, label_smoothing=0.1,
@@ -39,7 +40,7 @@ BASELINE = Recipe("cpu-v1", epochs=14, batch_size=256, lr=0.2, width=0.5, label_
 
 def steps() -> list[tuple[str, str, Recipe]]:
     """(key, what changed, recipe) for each cumulative step; the last one is the cpu preset."""
-    final = PRESETS["cpu"]
+    final = CPU_HALF_WIDTH  # the cpu preset the ablation built (frozen: recipes.CPU_HALF_WIDTH)
     out = [("baseline", "first cpu preset: 14 epochs, label smoothing 0.1, decay on every weight", BASELINE)]
     r = replace(BASELINE, label_smoothing=final.label_smoothing)
     out.append(("label_smoothing", f"+ label smoothing {final.label_smoothing}", r))
@@ -52,7 +53,7 @@ def steps() -> list[tuple[str, str, Recipe]]:
     r = replace(r, epochs=final.epochs, low_res_epochs=final.low_res_epochs, low_res=final.low_res)
     out.append(("progressive_resizing", f"+ progressive resizing: the first {final.low_res_epochs} of the "
                                         f"{final.epochs} epochs on {final.low_res} px images (less time per epoch)", r))
-    assert replace(r, name=final.name, tta=final.tta) == final, "the last step must be the cpu preset"
+    assert replace(r, name=final.name, tta=final.tta) == final, "the last step must be the half-width cpu preset"
     return out
 
 
@@ -107,7 +108,7 @@ def run_ablation(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, d
     :func:`gapcourse.provenance.write_results` (never the committed file from a fast or synthetic run)."""
     data_id = data_record(profile.name, train)
     output = check_output(output, data_id, own_run=lambda r: "step" in r and not _is_gpu_study_run(r),
-                          study="the cpu recipe's ablation")
+                          study="the cpu recipe's ablation", writer="ablate", keys=RUNS_KEYS)
     payload = _load(output)
     runs = payload.setdefault("runs", [])
     plan = [(key, what, recipe, 0) for key, what, recipe in steps()]
@@ -127,7 +128,7 @@ def run_ablation(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, d
                      "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc})
         payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started,
                                            profile=profile.name, n_train=len(train), n_test=len(test))
-        write_results(output, payload, data_id)
+        write_results(output, payload, data_id, writer="ablate")
     return payload
 
 
@@ -237,7 +238,8 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
     the whole study would train for them. Each run is written as it ends (under a lock: several processes may share
     the file)."""
     data_id = data_record(profile.name, train)
-    output = check_output(output, data_id, own_run=_is_gpu_study_run, study="the gpu study")
+    output = check_output(output, data_id, own_run=_is_gpu_study_run, study="the gpu study", writer="ablate",
+                          keys=RUNS_KEYS)
     steps_ = gpu_steps()
     if only and seeds is not None:  # the named steps, each with every seed given
         plan = [(key, what, recipe, s) for key, what, recipe in steps_ if key in only for s in seeds]
@@ -288,7 +290,7 @@ def _record_run(key: str, what: str, recipe: Recipe, seed: int, ident: dict, tra
                 output: Path, data_id: dict, started: float) -> None:
     """Train one run of the gpu study (resumable), then add it to ``output`` under the results file's lock and
     remove its saved state."""
-    from .experiments import _locked
+    from .outputs import locked
 
     run_started = time.perf_counter()
     history, tta_acc = _train_and_measure(key, what, recipe, seed, train, test, profile, device, progress,
@@ -300,14 +302,14 @@ def _record_run(key: str, what: str, recipe: Recipe, seed: int, ident: dict, tra
            "made_by": {k: made_by[k] for k in ("command", "commit", "device", "torch", "date", "seconds")},
            "pieces": history.pieces}
     try:
-        with _locked(output):
+        with locked(output):
             payload = _load(output)
             payload.setdefault("runs", []).append(run)
             payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started,
                                                profile=profile.name, n_train=len(train), n_test=len(test),
                                                note="accuracy measured on a CPU with the same code and arithmetic "
                                                     "as on a GPU; time not measured on a GPU")
-            write_results(output, payload, data_id)
+            write_results(output, payload, data_id, writer="ablate")
     except ValueError as err:  # ResultsError and a broken file: the trained run is not lost
         raise type(err)(f"{err} The trained run is kept in {resume}: once the results file is fixed or moved, the "
                         "same command records it without training again.") from None
@@ -316,7 +318,7 @@ def _record_run(key: str, what: str, recipe: Recipe, seed: int, ident: dict, tra
 
 def _claim(resume: Path):
     """This process's claim on a run: an exclusive, non-blocking lock (POSIX ``flock``) on ``<resume file>.claim``,
-    held while it trains the run; None if another process holds it. The lock file stays (see experiments._locked).
+    held while it trains the run; None if another process holds it. The lock file stays (see outputs.locked).
     (``fit`` holds ``<resume file>.lock`` itself, for any caller; this claim also covers the results check.)"""
     from .resume import ResumeError, try_lock
 
@@ -529,8 +531,8 @@ def cutout_check_recipe(arm: str) -> Recipe:
     """The cpu preset as notebook 03's budget plan trains it, without cutout or with :data:`CPU_CUTOUT`."""
     if arm not in CUTOUT_ARMS:
         raise ValueError(f"arm must be one of {CUTOUT_ARMS}, got {arm!r}.")
-    return replace(PRESETS["cpu"], epochs=CPU_CUTOUT_PLAN["epochs"], precision=CPU_CUTOUT_PLAN["precision"],
-                   low_res_epochs=low_res_epochs_for(PRESETS["cpu"], CPU_CUTOUT_PLAN["epochs"]),
+    return replace(CPU_HALF_WIDTH, epochs=CPU_CUTOUT_PLAN["epochs"], precision=CPU_CUTOUT_PLAN["precision"],
+                   low_res_epochs=low_res_epochs_for(CPU_HALF_WIDTH, CPU_CUTOUT_PLAN["epochs"]),
                    cutout=CPU_CUTOUT if arm == "with" else 0)
 
 
@@ -541,7 +543,8 @@ def run_cutout_check(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
     first epoch; the cutout draws then shift the random stream: a paired comparison, looser after epoch 1); write each
     run as it ends and skip the runs already in ``output``."""
     data_id = data_record(profile.name, train)
-    output = check_output(output, data_id, own_run=lambda r: "arm" in r, study="the cpu-cutout check")
+    output = check_output(output, data_id, own_run=lambda r: "arm" in r, study="the cpu-cutout check",
+                          writer="ablate", keys=RUNS_KEYS)
     started = time.perf_counter()
     for seed in seeds:
         for arm in CUTOUT_ARMS:
@@ -563,7 +566,7 @@ def run_cutout_check(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
                                                                         "date", "seconds")}})
             payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started,
                                                profile=profile.name, n_train=len(train), n_test=len(test))
-            write_results(output, payload, data_id)
+            write_results(output, payload, data_id, writer="ablate")
     return _load(output)
 
 
@@ -583,8 +586,12 @@ def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = No
     n_test = payload.get("provenance", {}).get("n_test", 10_000)
     plan = cutout_check_recipe("with")
     ref = reference or {}
-    lines = [f"The cpu preset as notebook 03's 4-minute budget trains it on the measuring machine ({plan.epochs} "
-             f"epochs, the first {plan.low_res_epochs} at {plan.low_res} px, {plan.precision}), without and with "
+    trained = sorted({r.get("epochs", plan.epochs) for r in runs if r["seed"] in seeds})
+    length = (f"{plan.epochs} epochs, the first {plan.low_res_epochs} at {plan.low_res} px" if trained == [plan.epochs]
+              else f"its plan of {plan.epochs} epochs, of which these runs trained "
+                   f"{' or '.join(map(str, trained))} (a shortened run, e.g. the fast profile)")
+    lines = [f"The cpu preset as notebook 03's 4-minute budget trains it on the measuring machine ({length}, "
+             f"{plan.precision}), without and with "
              f"cutout {plan.cutout} px; flip + shift TTA. Each seed gives both arms the same initialisation and the "
              "same first epoch; from the second epoch on, the cutout draws shift the random stream, so the order and "
              "augmentations of the images differ.", "",
@@ -610,7 +617,9 @@ def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = No
                      f"larger of the seeds' 95 % t-interval (±{100 * t_half:.2f}) and the interval of a difference "
                      f"of two accuracies on {n_test:,} images (±{100 * d_half:.2f}).")
     else:
-        lines.append(f"\nOne seed: a difference of two accuracies on {n_test:,} images is good to about ±1 point.")
+        p = (by[("without", seeds[0])] + by[("with", seeds[0])]) / 2
+        lines.append(f"\nOne seed: a difference of two accuracies on {n_test:,} images is good to about "
+                     f"±{100 * difference_halfwidth(p, p, n_test):.1f} points.")
     train_acc = {arm: [r["train_acc_curve"][-1] for r in runs if r["arm"] == arm and r["seed"] in seeds
                        and r.get("train_acc_curve")] for arm in CUTOUT_ARMS}
     if all(len(v) == len(seeds) for v in train_acc.values()):

@@ -45,6 +45,7 @@ from .recipes import PRESETS, Recipe, choose_precision, native_precision, resolv
 from .train import device_settings, fit, predict_logits, synchronize
 
 THRESHOLDS = (0.70, 0.80, 0.85, 0.88, 0.90, 0.92, 0.93)
+RECORD_KEYS = ("header", "pil_img_s", "tensor_img_s", "rows", "sync_audits")  # a bench record's top-level keys
 
 
 @dataclass
@@ -404,6 +405,7 @@ def _dry_run_data(n_train: int = 24, n_test: int = 8) -> tuple[Cifar10Split, Cif
 def _verify_main(args: argparse.Namespace, started: float) -> int:
     """``bench --verify-gpu [--dry-run] [--record] [--output FILE]``: exit 0 if every sync audit is clean, 1 if
     not, 2 without a CUDA GPU (unless ``--dry-run``) or with an output that cannot be written."""
+    from .outputs import guard, write_or_keep
     from .provenance import RESULTS_DIR, check_output, data_record, default_output, provenance, write_results
 
     dry_run = getattr(args, "dry_run", False)
@@ -413,7 +415,7 @@ def _verify_main(args: argparse.Namespace, started: float) -> int:
               "command's own logic on this CPU.", file=sys.stderr)
         return 2
     if args.output:
-        check_output(args.output, what="Markdown table", json_object=False)
+        args.output = guard(args.output, writer="bench", kind="markdown")
     if dry_run:  # the same logic on the CPU: random images, a small network, CUDA's guard and kernels faked
         device, prof = torch.device("cpu"), active_profile("fast", announce=False)
         train, test = _dry_run_data()
@@ -430,7 +432,7 @@ def _verify_main(args: argparse.Namespace, started: float) -> int:
         data_id = data_record(prof.name, train)
         record_path = default_output(RESULTS_DIR / "bench_cuda.json", data_id) if args.record else None
         if record_path is not None:
-            check_output(record_path, data_id)
+            check_output(record_path, data_id, writer="bench", keys=RECORD_KEYS)
         rows, audits = verify_gpu(train, test, device, profile=prof)
         where = describe_device(device)
     pil, tensor = pil_vs_tensor(train)
@@ -449,11 +451,10 @@ def _verify_main(args: argparse.Namespace, started: float) -> int:
     elif record_path is not None:
         payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started, profile=prof.name,
                                            n_train=len(train), n_test=len(test))
-        write_results(record_path, payload, data_id)
+        write_results(record_path, payload, data_id, writer="bench")
         print(f"recorded: {record_path}")
     if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(table + "\n")
+        write_or_keep(args.output, table + "\n", what="Markdown table", work="the table")
     return 0 if all(a.clean for a in audits) else 1
 
 
@@ -465,19 +466,20 @@ def main(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         return _verify_main(args, started)
-    prof = active_profile(args.profile)
-    device = pick_device(args.device)
-    train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
+    from .outputs import guard, write_or_keep
     from .provenance import RESULTS_DIR, check_output, data_record, default_output, write_results
 
+    prof = active_profile(args.profile)
+    device = pick_device(args.device)
+    if args.output:  # before any data is loaded: a committed file, a JSON or other kind of file, not writable
+        args.output = guard(args.output, writer="bench", kind="markdown")
+    train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
     # Where the output goes is checked before the benchmark runs; a record from a fast or synthetic run goes to the
     # cache folder, never over the committed gapcourse/results/bench_<device>.json (see gapcourse.provenance).
     data_id = data_record(prof.name, train)
-    if args.output:
-        check_output(args.output, what="Markdown table", json_object=False)
     record_path = default_output(RESULTS_DIR / f"bench_{device.type}.json", data_id) if args.record else None
     if record_path is not None:
-        check_output(record_path, data_id)
+        check_output(record_path, data_id, writer="bench", keys=RECORD_KEYS)
     default = {"cuda": "gpu", "mps": "mps"}.get(device.type, "cpu")
     to_train = args.train if args.train is not None else [default]
     presets = [name for name in PRESETS if (name != "gpu" or device.type == "cuda")
@@ -520,11 +522,10 @@ def main(args: argparse.Namespace) -> int:
                    "header": header, "pil_img_s": pil, "tensor_img_s": tensor,
                    "rows": [{**asdict(r), "to_threshold": {str(k): v for k, v in (r.to_threshold or {}).items()}}
                             for r in rows]}
-        write_results(path, payload, data_id)
+        write_results(path, payload, data_id, writer="bench")
         print(f"recorded: {path}")
     if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(table + "\n")
+        write_or_keep(args.output, table + "\n", what="Markdown table", work="the table (printed above too)")
     return 0
 
 

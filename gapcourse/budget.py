@@ -302,9 +302,11 @@ class Plan:
 
 def make_plan(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, recipe: Recipe, *,
               device: torch.device, profile: Profile, started: float, steps_per_epoch: int,
-              images_per_epoch: int) -> Plan:
+              images_per_epoch: int, calibration: Calibration | None = None) -> Plan:
     """Calibrate, choose the precision, and plan the epochs of a budgeted run that began at ``clock() == started``
-    (what :func:`gapcourse.train.fit` calls when ``recipe.budget_s`` is set and no ``epochs`` are given)."""
+    (what :func:`gapcourse.train.fit` calls when ``recipe.budget_s`` is set and no ``epochs`` are given).
+    A ``calibration`` made beforehand (a study's, taken when the machine was quiet) is used instead of a new one;
+    its seconds count against the budget as a new one's would."""
     if recipe.budget_s is None:
         raise ValueError(f"Recipe {recipe.name!r} has no budget_s: nothing to plan (give it budget_s=seconds).")
     device = torch.device(device)
@@ -312,10 +314,13 @@ def make_plan(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, 
         candidates = ("bf16", "fp32")
     else:
         candidates = (resolve_precision(recipe, device).mode,)
-    calibration = calibrate(model, train, test, recipe, device=device, precisions=candidates)
+    if calibration is None:
+        calibration = calibrate(model, train, test, recipe, device=device, precisions=candidates)
+        spent = clock() - started
+    else:
+        spent = clock() - started + calibration.seconds
     full = train.images.shape[-1]
     eval_images = len(test) if test is not None else 0
-    spent = clock() - started
     # At most the recipe's own epochs: its schedule was tuned for that many, and a fast machine (a GPU given a CPU's
     # budget) should train the full recipe and stop early rather than run hundreds of epochs.
     options = {}  # precision -> (its costs, the epochs it fits in the budget)

@@ -32,8 +32,9 @@ from .config import Profile
 from .data import Cifar10Split
 from .device import seed_everything
 from .models import build_net
-from .provenance import RESULTS_DIR, ResultsError, check_output, data_record, provenance, write_results
-from .recipes import PRESETS, Recipe
+from .outputs import keep_after_failure, locked
+from .provenance import RESULTS_DIR, ResultsError, _read_object, check_output, data_record, provenance, write_results
+from .recipes import PRESETS, Recipe, measures_precision, native_precision
 from .train import evaluate, fit
 
 RESULTS_FILE = RESULTS_DIR / "budget_table.json"
@@ -67,11 +68,15 @@ def curve_split(test: Cifar10Split) -> Cifar10Split:
 
 
 def condition_recipe(condition: str, budget_s: float, preset: Recipe | None = None) -> Recipe:
-    """The cpu preset with ``budget_s``, its precision forced for ``bf16`` and ``fp32`` (``auto`` otherwise)."""
+    """The cpu preset with ``budget_s``, its precision forced for ``bf16`` and ``fp32``; for ``auto`` and
+    ``one-thread`` the precision notebook 03 gets on this CPU (:func:`gapcourse.recipes.pick_recipe`): ``auto`` (bf16
+    and fp32 timed) where the CPU has native bf16, else the rule's choice (fp32)."""
     check_conditions([condition], [budget_s])
-    preset = preset or PRESETS["cpu"]
-    precision = condition if condition in ("bf16", "fp32") else "auto"
-    return replace(preset, budget_s=float(budget_s), precision=precision)
+    recipe = replace(preset or PRESETS["cpu"], budget_s=float(budget_s))
+    if condition in ("bf16", "fp32"):
+        return replace(recipe, precision=condition)
+    recipe = replace(recipe, precision="auto")
+    return recipe if measures_precision(recipe, "cpu") else replace(recipe, precision=native_precision("cpu").mode)
 
 
 @contextlib.contextmanager
@@ -95,6 +100,37 @@ def load_table(path: str | Path = RESULTS_FILE) -> dict:
     return json.loads(path.read_text())
 
 
+def _read_table(path: Path) -> dict:
+    """The budget table in ``path`` (``{"rows": []}`` when there is none yet); :class:`ResultsError` for a file that
+    is not one."""
+    payload = _read_object(path, "budget table") or {}
+    rows = payload.setdefault("rows", [])
+    if set(payload) - {"rows", "provenance"} or not isinstance(rows, list) or \
+            not all(isinstance(r, dict) and "condition" in r and "budget_s" in r for r in rows):
+        raise ResultsError(f"{path} is not a budget table (expected a JSON object with 'rows' of budget runs and "
+                           "its 'provenance'); give another --output, or move the file away to start afresh.")
+    return payload
+
+
+def _add_row(output: Path, row: dict, ident: dict, record: dict, data: dict) -> dict:
+    """Add a trained ``row`` to the table in ``output`` under its lock (another process may be adding its own rows
+    to the same file: both are kept). A write that fails keeps the row in a file beside and says where."""
+    try:
+        with locked(output):
+            payload = _read_table(output)
+            if not any(all(r.get(k) == v for k, v in ident.items()) for r in payload["rows"]):
+                payload["rows"].append(row)
+            payload["provenance"] = record
+            write_results(output, payload, data, writer="budget-table")
+            return payload
+    except (OSError, ValueError) as err:  # the output became a folder, a full disk, another file...
+        kept = {"rows": [row], "provenance": {**record, **data}}
+        keep_after_failure(output, json.dumps(kept, indent=1) + "\n", what="budget table",
+                           work=f"the trained row ({row['condition']}, {row['budget_s']:.0f} s, seed {row['seed']})",
+                           error=err)
+        raise  # (keep_after_failure always raises)
+
+
 def run_budget_table(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device | str = "cpu",
                      budgets: tuple[float, ...] = BUDGETS, conditions: tuple[str, ...] = DEFAULT_CONDITIONS,
                      seed: int = 0, output: Path = RESULTS_FILE, progress: bool = True,
@@ -105,13 +141,8 @@ def run_budget_table(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
     check_conditions(conditions, budgets)
     device = torch.device(device)
     data = data_record(profile.name, train)
-    output = check_output(output, data)
-    payload = json.loads(output.read_text()) if output.exists() else {}
-    rows = payload.setdefault("rows", [])
-    if set(payload) - {"rows", "provenance"} or not isinstance(rows, list) or \
-            not all(isinstance(r, dict) and "condition" in r and "budget_s" in r for r in rows):
-        raise ResultsError(f"{output} is not a budget table (expected a JSON object with 'rows' of budget runs and "
-                           "its 'provenance'); give another --output, or move the file away to start afresh.")
+    output = check_output(output, data, writer="budget-table")  # (its shape: _read_table)
+    payload = _read_table(output)
     started = time.perf_counter()
     for condition in conditions:
         for budget_s in budgets:
@@ -121,7 +152,7 @@ def run_budget_table(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
                      "train_sha256": data["train_sha256"]}
             if condition == "auto":  # rows made before the learning curve matched the notebook's are not reused
                 ident["curve_images"] = len(curve)
-            if any(all(row.get(k) == v for k, v in ident.items()) for row in payload["rows"]):
+            if any(all(row.get(k) == v for k, v in ident.items()) for row in _read_table(output)["rows"]):
                 print(f"{condition}, {budget_s:.0f} s: already in {output.name}, skipped")
                 continue
             print(f"== {condition}, budget {budget_s:.0f} s: {CONDITIONS[condition]}", flush=True)
@@ -144,11 +175,11 @@ def run_budget_table(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
             print(f"{condition}, {budget_s:.0f} s: {epochs}, {plan.actual_s:.0f} s "
                   f"(predicted {plan.predicted_s:.0f} s), "
                   f"test accuracy {row['test_acc']:.2%}", flush=True)
-            payload["rows"].append(row)
-            payload["provenance"] = provenance(command, device=device, seconds=time.perf_counter() - started,
-                                               n_test=len(test), seed=seed)
-            row["made_by"] = {k: payload["provenance"].get(k) for k in MADE_BY}
-            write_results(output, payload, data)
+            record = provenance(command, device=device, seconds=time.perf_counter() - started, n_test=len(test),
+                                seed=seed)
+            row["made_by"] = {k: record.get(k) for k in MADE_BY}
+            _add_row(output, row, ident, record, data)
+    payload = _read_table(output)  # with any rows another process added meanwhile
     if not payload["rows"]:
         raise ResultsError("No budget-table rows were asked for (give --budgets and --conditions).")
     return payload
@@ -161,12 +192,16 @@ def budget_markdown(payload: dict) -> str:
 
     order = list(CONDITIONS)
     rows = sorted(payload["rows"], key=lambda r: (order.index(r["condition"]), r["budget_s"], r["seed"]))
-    lines = ["| condition | budget | seed | epochs (of which at 24 px) | predicted | actual "
-             "| training img/s at 32 px (calibration) | precision | test acc |", "|---|---|---|---|---|---|---|---|---|"]
+    if not rows:
+        return "(no rows yet: `python -m gapcourse budget-table` trains them)"
+    lines = ["| condition | budget | seed | width | epochs (of which at 24 px) | predicted | actual "
+             "| training img/s at 32 px (calibration) | precision | test acc |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         ips = next((v for k, v in row["train_img_per_s"].items() if k == f"{row['precision']}@32px"), None)
         flag = " (over)" if row["over_budget"] else ""
-        lines.append(f"| {CONDITIONS[row['condition']]} | {row['budget_s']:.0f} s | {row['seed']} | {row['epochs']} "
+        lines.append(f"| {CONDITIONS[row['condition']]} | {row['budget_s']:.0f} s | {row['seed']} | "
+                     f"{_width(row)} | {row['epochs']} "
                      f"({row['low_res_epochs']}) | {row['predicted_s']:.0f} s | {row['actual_s']:.0f} s{flag} | "
                      + (f"{ips:,.0f}" if ips is not None else "–") + f" | {row['precision']} | "
                      f"{100 * row['test_acc']:.2f} % |")
@@ -185,15 +220,39 @@ def budget_markdown(payload: dict) -> str:
                  f"±{100 * binomial_halfwidth(p, n_test):.1f} points, a difference of two to about "
                  f"±{100 * difference_halfwidth(p, p, n_test):.1f} (at their mean accuracy; the interval depends on "
                  "the accuracy). \"(over)\": more than 5 % over the budget.")
-    groups: dict[tuple[str, float], list[dict]] = {}
+    # Seeds are averaged only within one recipe: a row of an older recipe (a rerun after a preset change) is
+    # another experiment, not another seed.
+    groups: dict[tuple[str, float, str], list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["condition"], row["budget_s"]), []).append(row)
-    for (condition, budget_s), runs in groups.items():
-        if len(runs) > 1:
-            mean, spread = mean_and_spread([r["test_acc"] for r in runs])
-            seeds = ", ".join(str(r["seed"]) for r in runs)
+        groups.setdefault((row["condition"], row["budget_s"], row.get("recipe", "")), []).append(row)
+    recipes = {(c, b): [r for (c2, b2, r) in groups if (c2, b2) == (c, b)] for (c, b, _) in groups}
+    for (condition, budget_s, recipe), runs in groups.items():
+        by_seed = {r["seed"]: r for r in runs}  # one row per seed (the latest, should a seed appear twice)
+        if len(by_seed) > 1:
+            mean, spread = mean_and_spread([r["test_acc"] for r in by_seed.values()])
+            seeds = ", ".join(str(s) for s in by_seed)
+            if len(recipes[(condition, budget_s)]) <= 1:
+                which = ""
+            elif len({_width({"recipe": r}) for r in recipes[(condition, budget_s)]}) > 1:
+                which = f", width {_width(runs[0])}"  # the recipes differ in their width
+            else:
+                which = f" (recipe `{recipe}`)"
             lines.append("")
-            lines.append(f"Mean over seeds {seeds}, {CONDITIONS[condition]}, {budget_s:.0f} s: "
+            lines.append(f"Mean over seeds {seeds}, {CONDITIONS[condition]}, {budget_s:.0f} s{which}: "
                          f"**{100 * mean:.2f} %** (spread {100 * spread:.2f} points), actual "
-                         f"{min(r['actual_s'] for r in runs):.0f}–{max(r['actual_s'] for r in runs):.0f} s.")
+                         f"{min(r['actual_s'] for r in by_seed.values()):.0f}–"
+                         f"{max(r['actual_s'] for r in by_seed.values()):.0f} s.")
     return "\n".join(lines)
+
+
+def _width(row: dict) -> str:
+    """The network width a row's recipe names (its ``width=`` field), as written there; "?" if it names none."""
+    return next((part.split("=", 1)[1] for part in row.get("recipe", "").split(", ") if part.startswith("width=")),
+                "?")
+
+
+def rows_of_width(payload: dict, width: float) -> dict:
+    """The table with only the rows of networks of ``width`` (notebook 03 compares the learner's run with rows of
+    its own preset: the table also holds the half-width preset's rows, measured before the budget-recipe study)."""
+    rows = [r for r in payload["rows"] if _width(r) == str(width)]
+    return {**payload, "rows": rows}

@@ -3,11 +3,16 @@
 Each exercise asks the learner for a function (or a module). ``checks.<name>(answer)`` runs it on fresh inputs and
 says in plain words what is wrong (wrong shape, wrong axis, sums instead of averages, an off-by-one window, no
 gradient...) without printing the answer; a right answer gets a short confirmation; an exercise still holding its
-placeholder (``raise NotImplementedError``) gets "not attempted yet". A check never raises, so *Run all* goes on:
-an answer that raises ``SystemExit``, ``KeyboardInterrupt`` or ``GeneratorExit`` is a wrong answer. A check puts
-back what the answer changed in torch's global state (default dtype and device, number of threads, random
-generators, deterministic-algorithms and gradient modes...) and reports it as wrong, saying what it changed;
-the check itself leaves the random generators as it found them.
+placeholder (``raise NotImplementedError``) gets "not attempted yet", and so does an answer that is, or calls, the
+course's reference (``checks.REFERENCES[...]``, ``checks.ref_...``, :func:`answer_or_reference`). A check never
+raises, so *Run all* goes on: an answer that raises ``SystemExit``, ``KeyboardInterrupt`` or ``GeneratorExit`` is a
+wrong answer. A check puts back what the answer changed in torch's global state (default dtype and device, number
+of threads, random generators, deterministic-algorithms and gradient modes, backend flags such as
+``torch.backends.mkldnn.enabled``, a torch function replaced, e.g. ``torch.allclose = ...``) and reports it as
+wrong, naming what it put back; the check itself leaves the random generators as it found them. The checks compare
+with references to torch's functions taken when this module is imported, and run with PyTorch's own functions even
+if an earlier cell replaced some (they are put back, and the message says so). What this cannot stop (code that
+rewrites this module, reads the answers from the solution notebooks...) is in the README's section for instructors.
 
 :func:`answer_or_reference` lets later cells use the learner's answer when it passes, and the course's reference
 implementation (saying so) when it does not, so a student copy runs to the end with nothing filled in.
@@ -19,10 +24,15 @@ Exercises, by notebook: 01 ``global_avg_pool``, ``flatten_head_params``; 02 ``ad
 
 from __future__ import annotations
 
+import builtins
 import math
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import CodeType, FrameType
 from typing import Any
 
 import numpy as np
@@ -31,6 +41,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 CORRECT, WRONG, NOT_ATTEMPTED = "correct", "wrong", "not attempted"
+
+# Taken at import, before any learner code runs: an answer that replaces torch.allclose or torch.equal (or a check's
+# own name for them) cannot change what the checks compare with.
+_allclose, _equal = torch.allclose, torch.equal
 
 
 @dataclass
@@ -76,7 +90,38 @@ def _settings() -> dict[str, Any]:
     }
     if hasattr(torch, "get_default_device"):  # torch >= 2.3
         settings["torch's default device"] = _default_device()
+    for name, (get, _set) in _FLAGS.items():
+        try:
+            settings[name] = get()
+        except Exception:  # noqa: BLE001 - a flag this build of torch does not have
+            pass
     return settings
+
+
+def _flag(module: Any, attribute: str) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    return (lambda: getattr(module, attribute)), (lambda value: setattr(module, attribute, value))
+
+
+# backend flags and modes an answer could switch (name shown → getter, setter), beyond those in _settings above
+_FLAGS: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
+    "torch.backends.mkldnn.enabled": _flag(torch.backends.mkldnn, "enabled"),
+    "torch.backends.cudnn.allow_tf32": _flag(torch.backends.cudnn, "allow_tf32"),
+    "torch.backends.cuda.matmul.allow_tf32": _flag(torch.backends.cuda.matmul, "allow_tf32"),
+    "torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction":
+        _flag(torch.backends.cuda.matmul, "allow_fp16_reduced_precision_reduction"),
+    "torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction":
+        _flag(torch.backends.cuda.matmul, "allow_bf16_reduced_precision_reduction"),
+    "torch.backends.opt_einsum.enabled": _flag(torch.backends.opt_einsum, "enabled"),
+    "torch.backends.opt_einsum.strategy": _flag(torch.backends.opt_einsum, "strategy"),
+    "NNPACK (torch.backends.nnpack)": (torch._C._get_nnpack_enabled, torch._C._set_nnpack_enabled),
+    "the multi-head attention fast path": (torch.backends.mha.get_fastpath_enabled,
+                                           torch.backends.mha.set_fastpath_enabled),
+    "the warn-always mode": (torch.is_warn_always_enabled, torch.set_warn_always),
+    "autocast on the CPU": (lambda: torch.is_autocast_enabled("cpu"),
+                            lambda value: torch.set_autocast_enabled("cpu", value)),
+    "autocast's CPU dtype": (lambda: torch.get_autocast_dtype("cpu"),
+                             lambda value: torch.set_autocast_dtype("cpu", value)),
+}
 
 
 def _default_device() -> torch.device:
@@ -108,6 +153,7 @@ _SETTERS: dict[str, Callable[[Any], None]] = {
     "cuDNN's benchmark mode": _set_cudnn("benchmark"),
     "cuDNN's deterministic mode": _set_cudnn("deterministic"),
     "torch's default device": _set_default_device,
+    **{name: setter for name, (_get, setter) in _FLAGS.items()},
 }
 
 
@@ -144,13 +190,107 @@ _SEEDERS += [(random, "seed", "random.seed"), (random, "setstate", "random.setst
              (torch.cuda, "manual_seed_all", "torch.cuda.manual_seed_all")]
 
 
+_ABSENT = object()
+
+
+@cache
+def _namespaces() -> dict[str, Any]:
+    """The modules and classes whose attributes an answer could replace to change what torch or a check computes
+    (``torch.allclose = ...``, ``torch.Tensor.mean = ...``, ``nn.Module.__call__ = ...``), by the names shown."""
+    spaces: dict[str, Any] = {
+        "torch": torch, "torch.Tensor": torch.Tensor, "torch.nn": nn, "torch.nn.functional": nn.functional,
+        "torch.nn.init": nn.init, "torch.linalg": torch.linalg, "torch.autograd": torch.autograd,
+        "torch.testing": torch.testing, "torch.backends": torch.backends, "builtins": builtins, "math": math,
+        "gapcourse.checks": sys.modules[__name__]}
+    spaces.update({f"torch.nn.{name}": cls for name, cls in vars(nn).items()
+                   if isinstance(cls, type) and issubclass(cls, nn.Module)})
+    return spaces
+
+
+# the builtins a check relies on (others, such as input, are replaced by Jupyter itself at every cell)
+_BUILTINS = ("isinstance", "issubclass", "type", "len", "getattr", "hasattr", "setattr", "delattr", "int", "float",
+             "bool", "str", "repr", "tuple", "list", "dict", "set", "sum", "abs", "any", "all", "min", "max", "zip",
+             "range", "next", "iter", "map", "enumerate", "sorted", "round", "divmod", "id", "vars", "object", "super")
+
+
+def _snapshot() -> dict[str, dict[str, Any]]:
+    spaces = {label: dict(vars(space)) for label, space in _namespaces().items() if space is not builtins}
+    spaces["builtins"] = {name: getattr(builtins, name) for name in _BUILTINS}
+    return spaces
+
+
+_TORCH_DIR = str(Path(torch.__file__).parent)
+
+
+def _torch_wrapper(old: Any, new: Any) -> bool:
+    """Whether ``new`` is torch's own wrapper of ``old`` (importing torch._dynamo, which torch.compile and some
+    optimizers do, wraps ``torch.manual_seed`` so), not a learner's replacement."""
+    code = getattr(new, "__code__", None)
+    return getattr(new, "__wrapped__", None) is old and code is not None and code.co_filename.startswith(_TORCH_DIR)
+
+
+def _restore_namespaces(before: dict[str, dict[str, Any]]) -> list[str]:
+    """Put back every attribute that differs from ``before`` (a class's new attribute, which would hide the one it
+    inherits, is removed; a module's new names change nothing and stay; torch's own wrapping is kept and noted in
+    ``before``); returns the names put back."""
+    restored = []
+    for label, space in _namespaces().items():
+        old, now = before[label], vars(space)
+        for name, value in list(old.items()):
+            if now.get(name, _ABSENT) is not value and _torch_wrapper(value, now.get(name)):
+                old[name] = now[name]
+        changed = [name for name, value in old.items() if now.get(name, _ABSENT) is not value]
+        added = [name for name in now if name not in old and not name.startswith("__annotat")] \
+            if isinstance(space, type) else []
+        for name in changed:
+            setattr(space, name, old[name])
+        for name in added:
+            delattr(space, name)
+        restored += [f"{label}.{name}" for name in changed + added]
+    return restored
+
+
+def _leave_modes(function_depth: int, dispatch_depth: int) -> list[str]:
+    """Switch off the torch function and dispatch modes (which intercept every torch call, ``torch.allclose``
+    included) entered since the stacks had these depths; returns their class names. The default device's own mode
+    (``torch.set_default_device``) is dealt with as a setting."""
+    from torch.utils._device import DeviceContext
+
+    left = []
+    keep = []  # default-device modes above the depth, put back in their order
+    while torch._C._len_torch_function_stack() > function_depth:
+        mode = torch._C._pop_torch_function_stack()
+        if isinstance(mode, DeviceContext):
+            keep.append(mode)
+        else:
+            left.append(type(mode).__name__)
+    for mode in reversed(keep):
+        torch._C._push_on_torch_function_stack(mode)
+    while torch._C._len_torch_dispatch_stack() > dispatch_depth:
+        left.append(type(torch._C._pop_torch_dispatch_stack()).__name__)
+    return left
+
+
+def _mode_depths() -> tuple[int, int]:
+    return torch._C._len_torch_function_stack(), torch._C._len_torch_dispatch_stack()
+
+
+def _reinstate_pristine() -> list[str]:
+    """Before a check (not inside another): put back the torch functions and modes as they were when this module
+    was imported, whatever earlier cells replaced or entered; returns what was put back."""
+    restored = _restore_namespaces(_PRISTINE)
+    return restored + [f"a {name} (a torch mode)" for name in _leave_modes(0, 0)]
+
+
 class _Guard:
-    """``with _Guard() as did:`` runs learner code; on leaving, puts back torch's global settings and every random
-    generator's state as they were, and lists in ``did`` what the code changed (settings, and reseeding calls)."""
+    """``with _Guard() as did:`` runs learner code; on leaving, puts back torch's global settings and backend flags,
+    every torch function (and function of this module) it replaced, the torch modes it left switched on, and every
+    random generator's state as they were, and lists in ``did`` what the code changed."""
 
     def __enter__(self) -> list[str]:
         self.did: list[str] = []
         self.inside = 0  # depth of watched calls: one reseeding call may make others
+        self.spaces, self.modes = _snapshot(), _mode_depths()
         self.settings, self.rng = _settings(), _rng_states()
         self.originals = [(mod, fn, getattr(mod, fn)) for mod, fn, _ in _SEEDERS]
         for (mod, fn, original), (_, _, shown) in zip(self.originals, _SEEDERS):
@@ -173,11 +313,17 @@ class _Guard:
     def __exit__(self, *exc: Any) -> bool:
         for mod, fn, original in self.originals:
             setattr(mod, fn, original)
+        replaced = _restore_namespaces(self.spaces)  # first: the getters below must be torch's own
+        if replaced:
+            self.did.append(f"replaces {', '.join(replaced)}")
         now = _settings()
         for name, value in self.settings.items():
             if now.get(name) != value:
                 self.did.append(f"changes {name} ({_show(value)} → {_show(now.get(name))})")
                 _SETTERS[name](value)
+        left = _leave_modes(*self.modes)
+        if left:
+            self.did.append(f"leaves {', '.join(left)} switched on (a torch mode that sees every torch call)")
         _set_rng_states(self.rng)
         return False
 
@@ -199,6 +345,46 @@ class _RecordCalls(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+@cache
+def _reference_code() -> dict[CodeType, str]:
+    """The course's own answers, by code object: the references, answer_or_reference, and the library function the
+    shift exercise's reference is."""
+    codes = {fn.__code__: f"checks.{fn.__name__}" for fn in REFERENCES.values()}
+    codes[answer_or_reference.__code__] = "checks.answer_or_reference"
+    try:
+        from .experiments import shift_images
+    except ImportError:  # pragma: no cover - the library without its experiments
+        pass
+    else:
+        codes[shift_images.__code__] = "gapcourse.experiments.shift_images"
+    return codes
+
+
+_DEPTH = [0]  # checks running now: only the outermost puts back what earlier cells changed
+
+
+def _spot_references(used: list[str]) -> Callable:
+    """A profile function (``sys.setprofile``) that lists in ``used`` the course's references that code other than
+    the checks' own calls (the learner's answer, a module or object it built)."""
+    codes = _reference_code()
+
+    def profile(frame: FrameType, event: str, _arg: Any) -> None:
+        if event == "call" and frame.f_code in codes:
+            caller = frame.f_back
+            ours = caller is not None and caller.f_globals is globals() and caller.f_code is not _call.__code__
+            if not ours and codes[frame.f_code] not in used:
+                used.append(codes[frame.f_code])
+
+    return profile
+
+
+def _uses_reference(exercise: str, names: list[str], *, is_it: bool) -> CheckResult:
+    return CheckResult(exercise, NOT_ATTEMPTED,
+                       f"Your answer {'is' if is_it else 'calls'} the course's reference ({', '.join(names)}), not "
+                       "code of your own, so it does not count as an attempt: write the exercise yourself. (The "
+                       "cells below use the reference by themselves until your answer passes.)")
+
+
 def _check(exercise: str, ok_message: str):
     """Decorator: turns a check body that raises _Wrong / NotImplementedError into a CheckResult."""
 
@@ -206,30 +392,54 @@ def _check(exercise: str, ok_message: str):
         def run(answer: Any) -> CheckResult:
             if answer is None or answer is Ellipsis:
                 return CheckResult(exercise, NOT_ATTEMPTED, "Fill in the exercise cell above, run it, then this one.")
+            course = [name for fn, name in ((answer_or_reference, "checks.answer_or_reference"),
+                                            *((ref, f"checks.{ref.__name__}") for ref in REFERENCES.values()))
+                      if answer is fn]
+            if course:
+                return _uses_reference(exercise, course, is_it=True)
+            put_back = _reinstate_pristine() if _DEPTH[0] == 0 else []
+            used: list[str] = []
+            profiler = sys.getprofile()
+            _DEPTH[0] += 1
+            sys.setprofile(_spot_references(used))
             try:
-                # a notebook may have switched autograd off; the checks need it. _Guard: whatever the answer (or a
-                # module it built, run by the check) changes in torch's global state is put back and reported
-                with _Guard() as did, torch.enable_grad():
-                    body(answer)
-            except NotImplementedError:
-                return CheckResult(exercise, NOT_ATTEMPTED, "Replace `raise NotImplementedError` with your code.")
-            except _Wrong as wrong:
-                return CheckResult(exercise, WRONG, str(wrong))
-            except _STOPPERS as err:
-                return CheckResult(exercise, WRONG, f"Your code {_stopper_message(err)}")
-            except Exception as err:  # noqa: BLE001 - the learner's errors arrive as _Wrong; this is the check's
-                return CheckResult(exercise, WRONG, f"The check could not use what your code returned "
-                                                    f"({type(err).__name__}: {str(err)[:200]}). Compare its type, "
-                                                    "dtype and shape with what the exercise asks for.")
-            if did:
-                return CheckResult(exercise, WRONG, _side_effects(did))
-            return CheckResult(exercise, CORRECT, ok_message)
+                result = _run_body(exercise, ok_message, body, answer)
+            finally:
+                sys.setprofile(profiler)
+                _DEPTH[0] -= 1
+            if used:
+                result = _uses_reference(exercise, used, is_it=False)
+            if put_back:
+                result.message += (f" (Before this check, an earlier cell had replaced {', '.join(put_back)}; the "
+                                   "check put PyTorch's own back and used it.)")
+            return result
 
         run.__name__ = exercise
         run.__doc__ = body.__doc__
         return run
 
     return wrap
+
+
+def _run_body(exercise: str, ok_message: str, body: Callable[[Any], None], answer: Any) -> CheckResult:
+    try:
+        # a notebook may have switched autograd off; the checks need it. _Guard: whatever the answer (or a module it
+        # built, run by the check) changes in torch's global state is put back and reported
+        with _Guard() as did, torch.enable_grad():
+            body(answer)
+    except NotImplementedError:
+        return CheckResult(exercise, NOT_ATTEMPTED, "Replace `raise NotImplementedError` with your code.")
+    except _Wrong as wrong:
+        return CheckResult(exercise, WRONG, str(wrong))
+    except _STOPPERS as err:
+        return CheckResult(exercise, WRONG, f"Your code {_stopper_message(err)}")
+    except Exception as err:  # noqa: BLE001 - the learner's errors arrive as _Wrong; this is the check's
+        return CheckResult(exercise, WRONG, f"The check could not use what your code returned "
+                                            f"({type(err).__name__}: {str(err)[:200]}). Compare its type, "
+                                            "dtype and shape with what the exercise asks for.")
+    if did:
+        return CheckResult(exercise, WRONG, _side_effects(did))
+    return CheckResult(exercise, CORRECT, ok_message)
 
 
 def _stopper_message(err: BaseException) -> str:
@@ -262,7 +472,7 @@ def _call(fn: Callable, *args):
     if did:
         raise _Wrong(_side_effects(did))
     for arg, copy in zip(args, before):
-        if copy is not None and not torch.equal(arg.detach(), copy):
+        if copy is not None and not _equal(arg.detach(), copy):
             raise _Wrong("It changes its input tensor in place (e.g. x.zero_(), x += ..., x[...] = ...). Compute "
                          "a new tensor and leave the input as it was.")
     return out
@@ -272,11 +482,26 @@ def _tensor(out, what: str, like: torch.Tensor | None = None) -> torch.Tensor:
     """The learner's result as a tensor; with ``like``, it must also have that tensor's floating-point dtype."""
     if not isinstance(out, torch.Tensor):
         raise _Wrong(f"{what} should return a torch.Tensor, got {type(out).__name__}.")
+    if type(out) not in (torch.Tensor, nn.Parameter):  # a subclass could answer the check's comparisons itself
+        raise _Wrong(f"{what} returns a {type(out).__name__}, a subclass of torch.Tensor; return a plain tensor "
+                     "made with torch operations.")
     if like is not None and out.dtype != like.dtype:
         raise _Wrong(f"{what} returns {str(out.dtype).replace('torch.', '')} for a "
                      f"{str(like.dtype).replace('torch.', '')} input; keep the input's dtype (no .double(), "
                      ".long() or .half()).")
     return out
+
+
+def _whole_number(value: Any, what: str) -> int:
+    """The learner's count as an int (an int, a NumPy integer, a whole float, or a one-number integer tensor); an
+    object of another type is refused: its ``==`` could say yes to anything."""
+    if type(value) is torch.Tensor and value.numel() == 1 and not value.is_floating_point():
+        value = value.item()
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    if type(value) is int or isinstance(value, np.integer):
+        return int(value)
+    raise _Wrong(f"{what} should return a whole number (an int), got {type(value).__name__} {value!r:.60}.")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -304,21 +529,21 @@ def global_avg_pool(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
                  (3, 5, 7): "It averaged over the height only. Average over both height and width (dims 2 and 3)."}
         raise _Wrong(hints.get(shape, f"For a 3×5×4×7 input the result should be 3×5 (bs×ch); got "
                                       f"{'×'.join(map(str, shape)) or 'a scalar'}."))
-    if not torch.allclose(out, want, atol=1e-5):
-        if torch.allclose(out, x.sum((2, 3)), atol=1e-4):
+    if not _allclose(out, want, atol=1e-5):
+        if _allclose(out, x.sum((2, 3)), atol=1e-4):
             raise _Wrong("It sums each map; an average also divides by the number of positions (h·w).")
-        if torch.allclose(out, x.amax((2, 3)), atol=1e-5):
+        if _allclose(out, x.amax((2, 3)), atol=1e-5):
             raise _Wrong("It takes each map's maximum: that is global *max* pooling. GAP takes the mean.")
         raise _Wrong("The shape is right but the values are not each map's average over height and width.")
     if not out.requires_grad:
         raise _Wrong("No gradient flows back to the input: avoid .detach(), .item(), .numpy() and new tensors.")
     out.sum().backward()
-    if x.grad is None or not torch.allclose(x.grad, torch.full_like(x, 1 / 28)):
+    if x.grad is None or not _allclose(x.grad, torch.full_like(x, 1 / 28)):
         raise _Wrong("The gradient is not 1/(h·w) at every position: build the result from x with torch ops.")
     other = torch.randn(2, 3, 5, 5)
     want = other.mean((2, 3))
     got = _call(fn, other)
-    if not isinstance(got, torch.Tensor) or got.shape != (2, 3) or not torch.allclose(got.float(), want):
+    if not isinstance(got, torch.Tensor) or got.shape != (2, 3) or not _allclose(got.float(), want):
         raise _Wrong("It works for a 3×5×4×7 input but not for 2×3×5×5: avoid fixed sizes in the code.")
     single = torch.randn(1, 1, 2, 3)  # one image, one channel: .squeeze() would drop the batch dimension too
     got = _call(fn, single)
@@ -337,7 +562,7 @@ def ref_flatten_head_params(channels: int, side: int, hidden=(128, 56), classes:
 def flatten_head_params(fn: Callable[..., int]) -> None:
     """Check ``fn(channels, side, hidden=(128, 56), classes=10)``: parameters of a flatten + FC head."""
     for channels, side, hidden, classes in [(256, 4, (128, 56), 10), (64, 3, (32,), 5), (16, 8, (20, 10), 4)]:
-        got = _call(fn, channels, side, hidden, classes)
+        got = _whole_number(_call(fn, channels, side, hidden, classes), "flatten_head_params")
         want = ref_flatten_head_params(channels, side, hidden, classes)
         if got == want:
             continue
@@ -379,13 +604,28 @@ def adaptive_windows(fn: Callable[[int, int], list]) -> None:
             raise _Wrong(f"There should be one window per output cell: {out} windows for out={out}, got {len(got)}.")
         if got == [(a, b - 1) for a, b in want]:
             raise _Wrong("Off by one at the end: `end` is exclusive, as in Python slices x[start:end].")
-        if got == [(a, math.floor((i + 1) * n / out)) for i, (a, _) in enumerate(want)]:
-            raise _Wrong(f"The ends are rounded down; round them up (ceil), so windows cover every cell and can "
-                         f"overlap (try n={n}, out={out}).")
         if got == [(round(i * n / out), round((i + 1) * n / out)) for i in range(out)]:
-            raise _Wrong("Rounding to the nearest integer is not PyTorch's rule: start rounds down, end rounds up.")
-        raise _Wrong(f"For n={n}, out={out} the windows differ from PyTorch's; check the start (floor) and end "
-                     f"(ceil) formulas.")
+            raise _Wrong(f"Rounding to the nearest whole number is not how PyTorch picks the cells: "
+                         f"{_first_difference(n, out, got, want)}")
+        raise _Wrong(_first_difference(n, out, got, want))
+
+
+def _first_difference(n: int, out: int, got: list[tuple[int, int]], want: list[tuple[int, int]]) -> str:
+    """The first window that differs from PyTorch's, said as what it leaves out or takes in too many (without giving
+    PyTorch's rule away: the exercise asks the learner to find it by experiment)."""
+    i, (start, end), (right_start, right_end) = next((i, g, w) for i, (g, w) in enumerate(zip(got, want)) if g != w)
+    wrong = []
+    if start > right_start:
+        wrong.append("starts too late (it leaves out a cell PyTorch averages)")
+    elif start < right_start:
+        wrong.append("starts too early (it takes in a cell PyTorch does not average)")
+    if end < right_end:
+        wrong.append("ends too early (it leaves out a cell PyTorch averages)")
+    elif end > right_end:
+        wrong.append("ends too late (it takes in a cell PyTorch does not average)")
+    return (f"For n={n}, out={out} your window for output cell {i} is ({start}, {end}), which "
+            f"{' and '.join(wrong)}. Probe nn.AdaptiveAvgPool1d({out}) with one-hot inputs of length {n} to see "
+            f"which cells output {i} averages.")
 
 
 def ref_gap_module() -> nn.Module:
@@ -415,11 +655,27 @@ def gap_module(fn: Callable[[], nn.Module]) -> None:
         if out.shape == (shape[0], shape[1], 1, 1):
             raise _Wrong("The output is bs×ch×1×1: add nn.Flatten() to get bs×ch.")
         if tuple(out.shape) != shape[:2]:
-            raise _Wrong(f"For a {'×'.join(map(str, shape))} input the output should be {shape[0]}×{shape[1]}, got "
-                         f"{'×'.join(map(str, out.shape))}. A fixed window (AvgPool2d) does not adapt to the input "
-                         f"size; nn.AdaptiveAvgPool2d((1, 1)) does.")
-        if not torch.allclose(out, want, atol=1e-5):
+            raise _Wrong(_gap_shape_hint(shape, tuple(out.shape)))
+        if not _allclose(out, want, atol=1e-5):
             raise _Wrong("The values are not the averages of each map (max pooling instead of average?).")
+
+
+def _gap_shape_hint(shape: tuple[int, ...], got: tuple[int, ...]) -> str:
+    """Why the GAP module's output has the shape ``got`` for an input of ``shape`` (bs×ch×h×w), in words."""
+    bs, ch = shape[:2]
+    said = f"For a {'×'.join(map(str, shape))} input the output should be {bs}×{ch} (bs×ch), got " \
+           f"{'×'.join(map(str, got)) or 'a single number (no dimensions)'}"
+    if got == tuple(d for d in shape[:2] if d != 1):
+        return (f"{said}: .squeeze() removes every dimension of size 1, the batch's and the channels' too when "
+                "there is one image or one channel. Use nn.Flatten() (it keeps dimension 0).")
+    if got == (bs * ch,):
+        return (f"{said}: the batch was flattened in with the channels (nn.Flatten(0), .flatten() or .view(-1)). "
+                "Keep dimension 0 (the batch): nn.Flatten() starts at dimension 1.")
+    if len(got) == 2 and got[0] == bs and got[1] > ch and got[1] % ch == 0:
+        return (f"{said}: more than one number per channel is left, so the pooling window did not cover the whole "
+                "map. A fixed window (AvgPool2d) does not adapt to the input size; nn.AdaptiveAvgPool2d((1, 1)) "
+                "does.")
+    return f"{said}. Pool each map to a single cell, then flatten everything but the batch dimension."
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -448,7 +704,7 @@ def seed_block(fn: Callable[[int, int, int], nn.Module]) -> None:
     if any(c.dilation != (1, 1) for c in convs):
         raise _Wrong("The convolutions are plain 3×3 ones, not dilated: leave dilation=1 (the default), with "
                      "padding=1.")
-    if any(c.padding != (1, 1) or c.padding_mode != "zeros" for c in convs):
+    if any(c.padding not in ((1, 1), "same") or c.padding_mode != "zeros" for c in convs):  # 'same' is 1 here
         raise _Wrong("Give each conv padding=1 (zero padding, the default mode), so it keeps height and width.")
     if any(c.stride != (1, 1) or c.groups != 1 for c in convs):
         raise _Wrong("The convolutions keep the grid (stride=1, the default) and see every input channel "
@@ -530,6 +786,9 @@ def nin_head(fn: Callable[[int, int], nn.Module]) -> None:
         raise _Wrong("Use exactly one convolution, with kernel_size=1: it mixes channels at each position.")
     if (convs[0].in_channels, convs[0].out_channels) != (32, 7):
         raise _Wrong("The 1×1 conv maps the body's channels to one map per class (channels → classes).")
+    if convs[0].bias is None:
+        raise _Wrong("Keep the 1×1 conv's bias (bias=True, the default): each class score needs its own offset, "
+                     "and notebook 04 copies the trained head's biases into it (head[0].bias).")
     for side in (4, 9):
         seen: list[tuple[int, ...]] = []  # the shape of what reaches the convolution
         hook = convs[0].register_forward_hook(lambda _m, inputs, _out: seen.append(tuple(inputs[0].shape)))
@@ -551,7 +810,7 @@ def nin_head(fn: Callable[[int, int], nn.Module]) -> None:
             raise _Wrong(f"For 2×32×{side}×{side} maps the output should be 2×7 (bs×classes), got "
                          f"{'×'.join(map(str, out.shape))}.")
         x = torch.randn(2, 32, side, side)
-        if not torch.allclose(_call(head, x), convs[0](x).mean((2, 3)), atol=1e-5):
+        if not _allclose(_call(head, x), convs[0](x).mean((2, 3)), atol=1e-5):
             raise _Wrong("The scores should be the averages of the class maps (AdaptiveAvgPool2d((1, 1))).")
 
 
@@ -567,19 +826,38 @@ def shift_right_down(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
     x = torch.arange(1, 2 * 3 * 6 * 7 + 1, dtype=torch.float32).reshape(2, 3, 6, 7)
     for shift in (2, 0, 3):
         want = ref_shift_right_down(x, shift)
-        got = _tensor(_call(fn, x, shift), "shift_right_down", like=x)
+        try:
+            got = _tensor(_call(fn, x, shift), "shift_right_down", like=x)
+        except _Wrong as wrong:
+            if shift == 0 and "raised" in str(wrong):
+                raise _Wrong(f"{wrong} {_MINUS_ZERO}") from None
+            raise
         if tuple(got.shape) != tuple(x.shape):
+            if shift == 0 and got.numel() == 0:
+                raise _Wrong(f"For shift=0 it returns an empty tensor {tuple(got.shape)}. {_MINUS_ZERO}")
             raise _Wrong(f"The shape must stay {tuple(x.shape)}; got {tuple(got.shape)}.")
-        if torch.equal(got, want):
+        if _equal(got, want):
             continue
-        if torch.equal(got, torch.roll(x, (shift, shift), (2, 3))):
+        if _equal(got, torch.roll(x, (shift, shift), (2, 3))):
             raise _Wrong("torch.roll wraps the pixels that leave on one side back in on the other; fill with 0.")
-        if shift and torch.equal(got[..., : -shift, : -shift], x[..., shift:, shift:]):
+        if shift and _equal(got[..., : -shift, : -shift], x[..., shift:, shift:]):
             raise _Wrong("That moves the image left and up; move it right and down.")
-        if shift and (torch.equal(got[..., :, shift:], x[..., :, :-shift]) or
-                      torch.equal(got[..., shift:, :], x[..., :-shift, :])):
+        if shift and (_equal(got[..., :, shift:], x[..., :, :-shift]) or
+                      _equal(got[..., shift:, :], x[..., :-shift, :])):
             raise _Wrong("Only one direction moved: shift along both height (dim 2) and width (dim 3).")
+        if shift and _equal(got[..., shift:, shift:], want[..., shift:, shift:]):
+            border = got.clone()
+            border[..., shift:, shift:] = 0
+            what = ("the pixels that were there before" if _equal(border, x * (border != 0))
+                    and bool((border != 0).any()) else f"values such as {border[border != 0][0].item():g}")
+            raise _Wrong(f"Every pixel lands in the right place, but the uncovered border (the first {shift} rows and "
+                         f"columns) should be filled with 0; yours keeps {what}. Start from torch.zeros_like(...) "
+                         f"(or fill the border with 0).")
         raise _Wrong(f"For shift={shift} the result differs: pixel (r, c) should land at (r + shift, c + shift).")
+
+
+_MINUS_ZERO = ("A slice like x[..., :-shift] is empty when shift is 0 (-0 is 0, so :-0 means :0): write "
+               "x[..., :h - shift, :w - shift] with h, w = x.shape[-2:], or return a copy for shift 0.")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -605,9 +883,9 @@ def class_activation_map(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
             raise _Wrong("It sums over the classes too; keep one map per class: N×K×h×w.")
         raise _Wrong(f"For maps 2×6×3×5 and weights 4×6 the CAMs should be 2×4×3×5, got "
                      f"{'×'.join(map(str, got.shape))}.")
-    if torch.allclose(got, want, atol=1e-5):
+    if _allclose(got, want, atol=1e-5):
         return
-    if torch.allclose(got, want / 15, atol=1e-5):
+    if _allclose(got, want / 15, atol=1e-5):
         raise _Wrong("It divides by h·w: CAM keeps the weighted sum at each position, the average comes later.")
     raise _Wrong("The values differ: CAM for class c weights map k by weights[c, k] and sums over k.")
 
@@ -660,18 +938,18 @@ def smoothed_targets(fn: Callable[[torch.Tensor, int, float], torch.Tensor]) -> 
                          f"image), got {'×'.join(map(str, got.shape))}.")
         got = got.float()
         want = ref_smoothed_targets(labels, k, s)
-        if torch.allclose(got, want, atol=1e-6):
+        if _allclose(got, want, atol=1e-6):
             continue
         true = got.gather(1, labels[:, None]).squeeze(1)
-        if torch.allclose(got, torch.nn.functional.one_hot(labels, k).float()):
+        if _allclose(got, torch.nn.functional.one_hot(labels, k).float()):
             raise _Wrong("That is the one-hot target: no smoothing was applied.")
-        if not torch.allclose(got.sum(1), torch.ones(n), atol=1e-5):
+        if not _allclose(got.sum(1), torch.ones(n), atol=1e-5):
             raise _Wrong(f"Each row should sum to 1 (a probability distribution); yours sum to "
                          f"{got.sum(1)[0].item():.3f}. The share s taken from the true class goes to the classes.")
-        if torch.allclose(got, ref_smoothed_targets(labels, k, 1 - s), atol=1e-6):
+        if _allclose(got, ref_smoothed_targets(labels, k, 1 - s), atol=1e-6):
             raise _Wrong("s and 1 − s are swapped: the true class keeps 1 − s of the one-hot target, and s is "
                          "spread over the classes.")
-        if torch.allclose(true, torch.full((n,), 1 - s)):
+        if _allclose(true, torch.full((n,), 1 - s)):
             raise _Wrong("It spreads s over the other C − 1 classes only. PyTorch's label_smoothing spreads s over "
                          "all C classes, the true one included.")
         raise _Wrong(f"For {k} classes and smoothing {s} the values differ from PyTorch's label_smoothing targets.")
@@ -690,14 +968,14 @@ def ema_update(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) 
         got = _tensor(_call(fn, average, weights, decay), "ema_update", like=average)
         if got.shape != average.shape:
             raise _Wrong(f"The new average should have the weights' shape 3×4, got {'×'.join(map(str, got.shape))}.")
-        if torch.allclose(got, ref_ema_update(average, weights, decay), atol=1e-6):
+        if _allclose(got, ref_ema_update(average, weights, decay), atol=1e-6):
             continue
-        if torch.allclose(got, ref_ema_update(weights, average, decay), atol=1e-6):
+        if _allclose(got, ref_ema_update(weights, average, decay), atol=1e-6):
             raise _Wrong("decay multiplies the new weights instead of the old average: with decay 0.99 the average "
                          "would jump to the weights at once instead of moving 1 % of the way.")
-        if torch.allclose(got, (average + weights) / 2, atol=1e-6):
+        if _allclose(got, (average + weights) / 2, atol=1e-6):
             raise _Wrong("It averages the two equally; decay says how much of the old average is kept.")
-        if torch.allclose(got, weights) or torch.allclose(got, average):
+        if _allclose(got, weights) or _allclose(got, average):
             raise _Wrong("It returns one of its inputs unchanged; mix them: keep decay of the average, add "
                          "(1 − decay) of the weights.")
         raise _Wrong(f"With decay {decay} the values differ from an exponential moving average step.")
@@ -748,3 +1026,6 @@ def report(**answers: Any) -> str:
     text = "\n".join(lines)
     print(text)
     return text
+
+
+_PRISTINE = _snapshot()  # torch's functions (and this module's) as they were when the checks were imported

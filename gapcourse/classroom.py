@@ -11,7 +11,10 @@ and checks that only a solution must pass sit between ``### BEGIN HIDDEN TESTS``
 :func:`make_student_copy` replaces each solution with ``raise NotImplementedError()`` (at the same indentation,
 under a ``# YOUR CODE HERE`` line, as nbgrader does), drops hidden tests and outputs, and points the Colab badge at
 the copy. ``python -m gapcourse student-copies`` writes ``notebooks/student/``; ``tests/test_classroom.py`` fails if
-the committed copies differ from what it writes.
+the committed copies differ from what it writes. Learners work in ``notebooks/student/``: a copy there whose exercise
+cells are not the handout's (a learner's answers) is skipped, and said, unless ``--force``. Only the course's own
+notebooks (:data:`COURSE_NOTEBOOK`: ``notebooks/NN_name.ipynb``) are read and written, never a learner's
+``Untitled.ipynb`` or ``01_gap_by_hand-Copy1.ipynb``.
 """
 
 from __future__ import annotations
@@ -22,10 +25,13 @@ from pathlib import Path
 import nbformat
 
 from . import colab
+from .outputs import guard, write_text
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 STUDENT_DIR = "student"
+COURSE_NOTEBOOK = re.compile(r"\d{2}_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb")  # 01_gap_by_hand.ipynb; not Untitled, -Copy1
+PLACEHOLDER = "raise NotImplementedError()"
 _BADGE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 STUDENT_NOTE = ("> **Student copy.** The exercises are yours to fill in: replace each `raise NotImplementedError()`, "
                 "run the cell, then run the check below it. Unanswered exercises do not stop *Run all*: the "
@@ -77,17 +83,37 @@ def make_student_copy(solution: nbformat.NotebookNode, student_path: str) -> nbf
     return nb
 
 
+def course_notebooks(folder: Path) -> list[Path]:
+    """The course's own notebooks in ``folder`` (``NN_name.ipynb``, sorted), never a learner's other notebooks."""
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if COURSE_NOTEBOOK.fullmatch(p.name) and p.is_file())
+
+
+def answered_cells(target: Path, handout: nbformat.NotebookNode) -> list[str]:
+    """The exercise cells of the student notebook at ``target`` that are not as ``handout`` hands them out (a
+    learner's answers), by their first line; every cell if ``target`` cannot be read as a notebook."""
+    exercises = [c.source for c in handout.cells if c.cell_type == "code" and PLACEHOLDER in c.source]
+    try:
+        have = {c.source for c in nbformat.read(target, as_version=4).cells if c.cell_type == "code"}
+    except Exception:  # noqa: BLE001 - a notebook the learner's editor left half-written is still their work
+        return ["the whole notebook: it is not a readable notebook"]
+    return [source.splitlines()[0] for source in exercises if source not in have]
+
+
 def exercise_count(nb: nbformat.NotebookNode) -> int:
     return sum(c.source.count(BEGIN_SOLUTION) for c in nb.cells if c.cell_type == "code")
 
 
-def write_student_copies(root: str | Path, *, check: bool = False) -> list[Path]:
-    """Write ``notebooks/student/NN_*.ipynb`` for every solution notebook under ``root``.
+def write_student_copies(root: str | Path, *, check: bool = False, force: bool = False,
+                         skipped: list[tuple[Path, list[str]]] | None = None) -> list[Path]:
+    """Write ``notebooks/student/NN_name.ipynb`` for every solution notebook ``notebooks/NN_name.ipynb`` under
+    ``root``; returns the copies written.
 
-    With ``check=True`` nothing is written; the return value lists the copies that would change.
+    A copy whose exercise cells differ from the handout's (:func:`answered_cells`: a learner's answers, or an
+    exercise changed in the solution) is not overwritten unless ``force``: it goes into ``skipped`` with those
+    cells. With ``check=True`` nothing is written; the return value lists the copies that would change.
     """
     root = Path(root)
-    solutions = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    solutions = course_notebooks(root / "notebooks")
     if not solutions:
         raise FileNotFoundError(
             f"No solution notebooks (notebooks/NN_*.ipynb) under {root.resolve()}: nothing to "
@@ -98,8 +124,12 @@ def write_student_copies(root: str | Path, *, check: bool = False) -> list[Path]
         text = nbformat.writes(make_student_copy(nbformat.read(solution_path, as_version=4), student_rel)) + "\n"
         target = root / student_rel
         if not target.exists() or target.read_text() != text:
+            answers = [] if check or force or not target.exists() else answered_cells(target, nbformat.reads(text, 4))
+            if answers:
+                if skipped is not None:
+                    skipped.append((target, answers))
+                continue
             changed.append(target)
-            if not check:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text)
+            if not check:  # through the output guard: never a solution notebook, nor a committed file not its own
+                write_text(guard(target, writer="student-copies", kind="notebook", inputs=solutions), text)
     return changed

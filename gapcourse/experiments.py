@@ -30,10 +30,11 @@ from .checkpoints import checkpoint_dir, load_checkpoint, save_checkpoint
 from .config import Profile
 from .data import Cifar10Split, normalize
 from .models import ANY_SIZE_HEADS, HEADS, CifarNet, build_net, count_parameters
+from .outputs import locked
 from .provenance import RESULTS_DIR, _read_object, check_output, data_record, provenance, write_results
 from .stats import Stat, binomial_halfwidth, difference_halfwidth, mean_and_spread, noise_of_difference
 from .stats import differs as stats_differs
-from .recipes import PRESETS, Recipe, resolve_precision
+from .recipes import CPU_HALF_WIDTH, PRESETS, Recipe, resolve_precision
 from .train import History, evaluate, fit, predict_logits
 
 RESULTS_FILE = RESULTS_DIR / "heads.json"
@@ -182,9 +183,10 @@ def check_names(heads: Sequence[str], regimes: Sequence[str]) -> None:
 
 
 def regime_recipe(regime: Regime, device: torch.device, base: Recipe | None = None) -> Recipe:
-    """The recipe a regime trains with on ``device``: ``base`` (default: the cpu preset) with its precision resolved
-    for the device, then the regime's changes."""
-    base = base or PRESETS["cpu"]
+    """The recipe a regime trains with on ``device``: ``base`` (default: the half-width cpu preset the comparison was
+    measured with, :data:`gapcourse.recipes.CPU_HALF_WIDTH`) with its precision resolved for the device, then the
+    regime's changes."""
+    base = base or CPU_HALF_WIDTH
     return regime.recipe(replace(base, precision=resolve_precision(base, device).mode))
 
 
@@ -257,7 +259,7 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
     data_id = data_record(profile.name, train)
     if output is not None:
         output = check_output(output, data_id, own_run=lambda r: "head" in r and "regime" in r,
-                              study="the head comparison")
+                              study="the head comparison", writer="compare-heads", keys=("runs",))
     memory = {"runs": [], "provenance": dict(data_id)}
 
     def current() -> dict:
@@ -284,7 +286,7 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
                   "epochs": len(history.epoch), "train_seconds": history.train_seconds, "loaded": loaded}
         record.update(measure(model, data, test, recipe, regime, device=device))
         record["seconds"] = time.perf_counter() - started
-        with _locked(output):  # read, add, write: several processes may share one results file
+        with locked(output):  # read, add, write: several processes may share one results file
             payload = current()
             if not done(key, payload):
                 payload["runs"].append(record)
@@ -293,33 +295,11 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
                                                n_test=len(test), seconds_are="training + measuring, summed over runs",
                                                regimes={name: r.description for name, r in REGIMES.items()})
             if output is not None:
-                write_results(output, payload, data_id)
+                write_results(output, payload, data_id, writer="compare-heads")
             else:
                 payload["provenance"].update(data_id)
                 memory.update(payload)
     return current()
-
-
-class _locked:
-    """An exclusive lock on ``<path>.lock`` (POSIX ``flock``) for the duration of a read-modify-write."""
-
-    def __init__(self, path: Path | None):
-        self.path = None if path is None else Path(str(path) + ".lock")
-        self.fh = None
-
-    def __enter__(self):
-        if self.path is not None:
-            import fcntl
-
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fh = open(self.path, "w")
-            fcntl.flock(self.fh, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        if self.fh is not None:
-            self.fh.close()  # the lock file stays: removing it could let two processes lock different files
-        return False
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -173,10 +173,12 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, env: dict[str, 
         workdir.mkdir()
         client = _client(nb, tmp_path / "kernels", workdir)
         run = "ran"
+        stopped: int | None = None  # the cell at which the notebook timed out
         alive = True
         where = "while starting"
         try:
             with client.setup_kernel(env=env, cwd=str(workdir), cleanup_kc=True):
+                _import_checks_first(client)
                 deadline = time.monotonic() + timeout
                 for index, cell in enumerate(nb.cells):
                     if cell.cell_type != "code":
@@ -184,6 +186,7 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, env: dict[str, 
                     left = deadline - time.monotonic()
                     if left <= 0:
                         run = f"timed out before cell {index} (limit {timeout:g} s)"
+                        stopped = index
                         break
                     client.timeout = max(1, int(left))
                     where = f"at cell {index}"
@@ -191,6 +194,7 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, env: dict[str, 
                         client.execute_cell(cell, index)
                     except CellTimeoutError:
                         run = f"timed out at cell {index} (limit {timeout:g} s)"
+                        stopped = index
                         alive = _interrupt(client)
                         break
                     if _error_line(cell) and "raises-exception" not in cell.metadata.get("tags", []):
@@ -212,7 +216,7 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, env: dict[str, 
                         rows[ex].message = f"its check did not finish in {CHECK_SECONDS} s (an endless loop?)"
                         alive = _interrupt(client)
                         continue
-                    _fill(rows[ex], out, _error_line(probe), defining[ex], nb, var)
+                    _fill(rows[ex], out, _error_line(probe), defining[ex], nb, var, stopped)
         except DeadKernelError:
             run = f"the kernel stopped {where} (exit(), os._exit, a crash, or out of memory)"
         except Exception as err:  # noqa: BLE001 - the kernel could not start, or nbclient failed: one row each
@@ -225,6 +229,20 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, env: dict[str, 
         if row.status == DID_NOT_RUN and not row.message:
             row.message = run if run != "ran" else "not graded"
     return list(rows.values())
+
+
+def _import_checks_first(client: Any) -> None:
+    """Import the checks in the kernel before any of the learner's cells runs, so that their copy of torch's
+    functions is PyTorch's own, whatever the notebook replaces later (see :mod:`gapcourse.checks`)."""
+    import nbformat
+
+    first = nbformat.v4.new_code_cell("import gapcourse.checks")
+    client.nb.cells.append(first)  # nbclient addresses cells by their index in the notebook
+    client.timeout = CHECK_SECONDS + PROBE_SECONDS
+    try:
+        client.execute_cell(first, len(client.nb.cells) - 1)
+    finally:
+        client.nb.cells.pop()  # not one of the notebook's cells: the loop below must not run it again
 
 
 def _shut_down(client: Any) -> None:
@@ -255,14 +273,20 @@ def _interrupt(client: Any) -> bool:
         return False
 
 
-def _fill(row: Row, out: Path, error: str | None, cells: list[int], nb: Any, var: str) -> None:
-    """Turn what the grading cell wrote (or why it wrote nothing) into the row's status and message."""
+def _fill(row: Row, out: Path, error: str | None, cells: list[int], nb: Any, var: str,
+          stopped: int | None = None) -> None:
+    """Turn what the grading cell wrote (or why it wrote nothing) into the row's status and message; ``stopped``:
+    the cell at which the notebook timed out (``row.run`` says how), if it did."""
     if out.exists():
         found = json.loads(out.read_text())
         status = found["status"]
         if status == "undefined":
             if not cells:
                 row.message = f"no cell defines `{var}` (the exercise cell was deleted, or the function renamed)"
+            elif stopped is not None and cells[0] >= stopped:
+                row.message = (f"`{var}` was never defined: the notebook {row.run}, and its cell {cells[0]}, which "
+                               f"defines `{var}`, {'is that cell' if cells[0] == stopped else 'comes later'}. "
+                               "Give it a longer --timeout, or see what that cell does.")
             else:
                 cell_error = next((_error_line(nb.cells[i]) for i in cells if _error_line(nb.cells[i])), None)
                 row.message = (f"`{var}` is not defined: its cell {cells[0]} raised {cell_error}" if cell_error
@@ -274,14 +298,40 @@ def _fill(row: Row, out: Path, error: str | None, cells: list[int], nb: Any, var
     row.message = f"its check stopped with {error}" if error else "its check wrote no result"
 
 
-def write_csv(rows: list[Row], path: Path) -> None:
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(Row.__dataclass_fields__))
-        writer.writeheader()
-        writer.writerows(r.as_dict() for r in rows)
+def csv_text(rows: list[Row]) -> str:
+    """The grades as CSV: one row per submission and exercise."""
+    import io
+
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=list(Row.__dataclass_fields__))
+    writer.writeheader()
+    writer.writerows(r.as_dict() for r in rows)
+    return out.getvalue()
+
+
+def write_csv(rows: list[Row], path: Path) -> Path:
+    """Write the grades to ``path`` (atomically, through the output guard's writer); when that fails the CSV is kept
+    beside (or in the cache or temporary folder) and the :class:`~gapcourse.outputs.OutputError` says where."""
+    from .outputs import write_or_keep
+
+    return write_or_keep(path, csv_text(rows), what="grades CSV", work="the whole class's grades")
 
 
 MARKS = {PASSED: "✅", WRONG: "❌", NOT_ATTEMPTED: "⏳", DID_NOT_RUN: "⛔"}
+
+
+REFERENCE_USED = "the course's reference"  # in a check's message: the answer is, or calls, the reference
+
+
+def labels(files: list[str]) -> dict[str, str]:
+    """What the summary calls each submission: its file name, or where two share a name (``alice/01_gap.ipynb``,
+    ``bob/01_gap.ipynb``) the shortest end of its path that no other submission has."""
+    parts = {file: Path(file).parts for file in files}
+    found = {}
+    for file, mine in parts.items():
+        found[file] = next((str(Path(*mine[-n:])) for n in range(1, len(mine) + 1)
+                            if sum(other[-n:] == mine[-n:] for other in parts.values()) == 1), file)
+    return found
 
 
 def summary(rows: list[Row]) -> str:
@@ -290,12 +340,13 @@ def summary(rows: list[Row]) -> str:
     by_file: dict[str, list[Row]] = {}
     for row in rows:
         by_file.setdefault(row.submission, []).append(row)
-    width = max(len(Path(f).name) for f in by_file)
+    names = labels(list(by_file))
+    width = max(len(name) for name in names.values())
     for file, its in by_file.items():
         marks = "  ".join(f"{MARKS[r.status]} {r.exercise}" for r in its)
-        lines.append(f"{Path(file).name:<{width}}  ({its[0].notebook})  {marks}   [{its[0].run}]")
+        lines.append(f"{names[file]:<{width}}  ({its[0].notebook})  {marks}   [{its[0].run}]")
         for r in its:
-            if r.status in (WRONG, DID_NOT_RUN) and r.message:
+            if r.message and (r.status in (WRONG, DID_NOT_RUN) or REFERENCE_USED in r.message):
                 lines.append(f"{'':<{width}}      {r.exercise}: {r.message}")
     counts = {s: sum(r.status == s for r in rows) for s in MARKS}
     files, marks = len(by_file), len(rows)
@@ -305,28 +356,34 @@ def summary(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def check_csv_path(path: Path) -> None:
-    """Refuse, before any grading, a CSV path that cannot be written: empty, a folder, or in a folder that cannot
-    be created or written."""
-    if not str(path).strip():
-        raise ValueError("--csv needs a file name, e.g. --csv grades.csv")
-    if path.is_dir():
-        raise ValueError(f"--csv {path} is a folder; give a file name, e.g. {path / 'grades.csv'}")
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"--csv {path}: its folder cannot be created ({err.strerror}); choose another place") from None
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ValueError(f"--csv {path} cannot be written here; choose a writable place")
-    existed = path.exists()
-    try:  # really open it (os.access says yes to root everywhere, e.g. under /proc): appending changes nothing
-        with open(path, "a"):
-            pass
-    except OSError as err:
-        raise ValueError(f"--csv {path} cannot be written here ({err.strerror}); choose a writable place") from None
-    if not existed:
-        path.unlink(missing_ok=True)
+GLOB_HINT = ("(Did the shell's glob put a submission right after --csv? Put --csv FILE before the submissions: "
+             "grade --csv grades.csv class/*.ipynb.) ")
+
+
+def check_csv_path(path: Path, submissions: list[Path] = ()) -> Path:
+    """Refuse, before any grading, a CSV path that cannot or may not be written (the output guard,
+    :func:`gapcourse.outputs.guard`): empty, a folder, in a folder that cannot be created or written, a committed
+    file, a notebook or another kind of file, or one of the ``submissions``. Returns the path (``~`` expanded)."""
+    from .outputs import guard
+
+    return guard(path, writer="grade", kind="csv", what="grades CSV", inputs=submissions, input_hint=GLOB_HINT,
+                 option="--csv")
+
+
+def dash_named(argv: list[str]) -> str | None:
+    """Why ``python -m gapcourse grade ARGS`` cannot go on when a submission's name starts with '-' (argparse would
+    read ``-h.ipynb`` as the option -h): the message, or None. Names after ``--`` are submissions, whatever they are."""
+    words = list(argv)
+    if not words or words[0] != "grade":
+        return None
+    for word in words[1:]:
+        if word == "--":
+            return None
+        if word.startswith("-") and not word.startswith("--") and (word.lower().endswith(".ipynb")
+                                                                    or Path(word).exists()):
+            return (f"{word!r} starts with '-', so it reads as an option, not a notebook: write ./{word}, or put "
+                    f"-- before the submissions (grade --timeout 600 -- {word})")
+    return None
 
 
 def submissions(paths: list[str]) -> list[Path]:
@@ -362,16 +419,15 @@ def grade(paths: list[str], timeout: float = DEFAULT_TIMEOUT, csv_path: str | No
     if not files:
         raise ValueError("no notebooks to grade: give .ipynb files or folders that hold them")
     if csv_path is not None:
-        check_csv_path(Path(csv_path))  # before the class is graded, not after
+        csv_file = check_csv_path(Path(csv_path), files)  # before the class is graded, not after
     env = {**os.environ, "GAPCOURSE_PROFILE": profile, "MPLBACKEND": "Agg"}
     env.pop("PYTHONSTARTUP", None)
     rows: list[Row] = []
     for i, path in enumerate(files, 1):
         print(f"[{i}/{len(files)}] {path}", flush=True)
         rows += grade_notebook(path, timeout=timeout, env=env)
-    if csv_path:
-        write_csv(rows, Path(csv_path))
-    print("\n" + summary(rows))
-    if csv_path:
-        print(f"written: {csv_path}")
+    print("\n" + summary(rows), flush=True)  # first: a CSV that cannot be written loses nothing
+    if csv_path is not None:
+        write_csv(rows, csv_file)
+        print(f"written: {csv_file}")
     return rows

@@ -42,6 +42,26 @@ def difference_halfwidth(p1: float, p2: float, n1: int, n2: int | None = None, z
     return z * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
 
 
+def paired_halfwidth(correct_a: Sequence[float], correct_b: Sequence[float], z: float = 1.96) -> float:
+    """Half-width of the 95 % interval of the difference of two accuracies measured on the SAME test images,
+    from each image's correctness (1/0, or a fraction of seeds right). Per image ``d = a − b``; the interval is
+    ``z·sd(d)/√n``. Images both networks get right (or both wrong) add no noise, so when two networks disagree on
+    few images this is much narrower than :func:`difference_halfwidth`, which treats the two accuracies as if they
+    came from different test sets (and is then an upper bound)."""
+    a = [float(x) for x in correct_a]
+    b = [float(x) for x in correct_b]
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired_halfwidth needs each image's correctness for both networks (equally long, non-empty), "
+                         f"got {len(a)} and {len(b)} values.")
+    if any(not 0 <= x <= 1 for x in a + b):
+        raise ValueError("paired_halfwidth expects per-image correctness in [0, 1] (1 right, 0 wrong).")
+    n = len(a)
+    d = [x - y for x, y in zip(a, b)]
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / max(1, n - 1)
+    return z * math.sqrt(var / n)
+
+
 def mean_and_spread(values: Sequence[float]) -> tuple[float, float]:
     """Mean and spread (max − min) of a few accuracies, e.g. one per seed."""
     if not values:

@@ -327,7 +327,7 @@ def fit(
             test = replace(test, images=test.images.to(device))
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
-    _starting_weights(model, train, recipe)
+    starting_weights(model, train, recipe)
 
     drop_last = len(train) > recipe.batch_size  # equal-sized steps, unless the data fit in one batch
     steps_per_epoch = num_batches(len(train), recipe.batch_size, drop_last=drop_last)
@@ -425,7 +425,7 @@ def fit(
     return history
 
 
-def _starting_weights(model: nn.Module, train: Cifar10Split, recipe: Recipe) -> None:
+def starting_weights(model: nn.Module, train: Cifar10Split, recipe: Recipe) -> None:
     """Apply the recipe's starting weights (``whiten``, ``dirac``: :mod:`gapcourse.initialisation`) before the first
     step, replacing what the model held there. The whitening filters of ``whiten="frozen"`` are left out of training
     for the run (:func:`_releasing_frozen_weights` gives them back their gradient afterwards)."""

@@ -295,15 +295,23 @@ def plot_budget_curve(payload: dict, *, highlight: float | None = None,
                          "e.g. gapcourse.budget_table.load_table().")
     from .budget_table import CONDITIONS
 
+    def width(row: dict) -> str:  # rows of networks of different widths are separate lines, never averaged
+        return next((part.split("=")[1] for part in row.get("recipe", "").split(", ") if part.startswith("width=")),
+                    "?")
+
+    widths = sorted({width(r) for r in rows})
     fig, ax = plt.subplots(figsize=(7, 4))
-    for condition in [c for c in CONDITIONS if any(r["condition"] == c for r in rows)]:
-        budgets = sorted({r["budget_s"] for r in rows if r["condition"] == condition})
-        runs = [[r for r in rows if r["condition"] == condition and r["budget_s"] == b] for b in budgets]
+    lines = [(c, w) for w in widths for c in CONDITIONS if any(r["condition"] == c and width(r) == w for r in rows)]
+    for condition, w in lines:
+        mine = [r for r in rows if r["condition"] == condition and width(r) == w]
+        budgets = sorted({r["budget_s"] for r in mine})
+        runs = [[r for r in mine if r["budget_s"] == b] for b in budgets]
         minutes = [b / 60 for b in budgets]
         acc = [100 * sum(r["test_acc"] for r in rs) / len(rs) for rs in runs]  # the mean where several seeds ran
         low = [a - 100 * min(r["test_acc"] for r in rs) for a, rs in zip(acc, runs)]
         high = [100 * max(r["test_acc"] for r in rs) - a for a, rs in zip(acc, runs)]
-        ax.errorbar(minutes, acc, yerr=[low, high], fmt="o-", capsize=3, label=CONDITIONS[condition])
+        label = CONDITIONS[condition] + (f", width {w}" if len(widths) > 1 else "")
+        ax.errorbar(minutes, acc, yerr=[low, high], fmt="o-", capsize=3, label=label)
         for x, y, rs in zip(minutes, acc, runs):
             epochs = sorted({r["epochs"] for r in rs})
             seeds = f", {len(rs)} seeds" if len(rs) > 1 else ""

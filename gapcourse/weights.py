@@ -19,6 +19,7 @@ import torch
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .data import Cifar10Split, file_digest
 from .models import CifarNet
+from .outputs import OutputError, committed_role, guard
 from .provenance import PACKAGE_DIR, provenance, write_json
 from .recipes import Recipe
 from .train import evaluate
@@ -105,10 +106,18 @@ def describe(entry: dict[str, Any]) -> str:
 
 
 def export(models: dict[str, CifarNet], test: Cifar10Split, recipes: dict[str, Recipe], *, device: torch.device,
-           command: str, folder: Path = WEIGHTS_DIR) -> Path:
+           command: str, folder: Path = WEIGHTS_DIR, data: dict[str, Any] | None = None) -> Path:
     """Write each network in half precision with its manifest entry; the recorded accuracy is measured on the fp16
-    weights as they are reloaded, next to the fp32 accuracy."""
-    folder.mkdir(parents=True, exist_ok=True)
+    weights as they are reloaded, next to the fp32 accuracy. Every file is checked by the output guard first: the
+    course's own folder only for a full-profile run on the real CIFAR-10 (``data``,
+    :func:`gapcourse.provenance.data_record`)."""
+    for name in [f"{head}.pt" for head in models] + ["manifest.json"]:
+        guard(folder / name, writer="export-weights", kind="results" if name.endswith(".json") else "checkpoint",
+              data=data, what="weights manifest" if name.endswith(".json") else "shipped network")
+    if committed_role(folder) == "weights" and data is None:
+        raise OutputError(f"Refused: exporting into the course's shipped weights ({folder}) needs the run's data "
+                          "(export(..., data=data_record(...))): only a full-profile run on the real CIFAR-10 "
+                          "replaces them. Pass folder= another folder.")
     entries = []
     for head, model in sorted(models.items()):
         recipe = recipes[head]

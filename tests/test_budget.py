@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -322,16 +323,23 @@ def test_rows_added_by_a_later_run_keep_who_made_the_earlier_ones(tmp_path):
     assert payload["provenance"]["command"] == "second run"
 
 
-def test_the_auto_condition_runs_as_notebook_03_does(tmp_path):
-    """Its recipe is the one notebook 03 picks for its budget, its learning curve uses the notebook's 250 test images
-    per class, and its accuracy is measured afterwards on the whole test split."""
+@pytest.mark.parametrize("native_bf16", [True, False], ids=["cpu-with-native-bf16", "cpu-without"])
+def test_the_auto_condition_runs_as_notebook_03_does(tmp_path, monkeypatch, native_bf16):
+    """On a CPU with native bf16 and on one without (the capability injected, so the test does not depend on the
+    machine): its recipe is the one notebook 03 picks for its budget, its learning curve uses the notebook's 250 test
+    images per class, and its accuracy is measured afterwards on the whole test split."""
     import json
 
+    from gapcourse import recipes
     from gapcourse.budget_table import condition_recipe, curve_split, run_budget_table
     from gapcourse.recipes import pick_recipe
     from gapcourse.train import evaluate
 
+    monkeypatch.setattr(recipes, "cpu_has_native_bf16", lambda: native_bf16)
     assert condition_recipe("auto", 240.0).describe() == pick_recipe("cpu", budget_s=240.0, announce=False).describe()
+    assert condition_recipe("auto", 240.0).precision == ("auto" if native_bf16 else "fp32")
+    assert condition_recipe("one-thread", 60.0).precision == ("auto" if native_bf16 else "fp32")
+    assert condition_recipe("fp32", 60.0).precision == "fp32" and condition_recipe("bf16", 60.0).precision == "bf16"
     with pytest.warns(Warning):
         train = synthetic_cifar10("train", per_class=4)
         test = synthetic_cifar10("test", per_class=260)
@@ -444,3 +452,91 @@ def test_the_precision_is_the_one_whose_plan_fits_more_or_ends_sooner():
     assert better_plan(cal, long, recipe, 32).mode == "bf16"
     assert f"bf16 fits {long['bf16'][1]} epochs in the budget, fp32 {long['fp32'][1]}" in \
         better_plan(cal, long, recipe, 32).reason
+
+
+# ---- the budget table's file: shared by two processes, lost mid-run (the output guard, gapcourse.outputs) --------
+
+def _budget_run_with(monkeypatch, tmp_path, during_training):
+    """Run one fp32 row of the budget table on a tiny split, calling ``during_training(output)`` while it trains
+    (as another process, or the user, would act on the file meanwhile)."""
+    from gapcourse import budget_table
+
+    real_fit = budget_table.fit
+    out = tmp_path / "table.json"
+
+    def fit_and_meanwhile(*a, **k):
+        history = real_fit(*a, **k)
+        during_training(out)
+        return history
+
+    monkeypatch.setattr(budget_table, "fit", fit_and_meanwhile)
+    with pytest.warns(Warning):
+        train = synthetic_cifar10("train", per_class=2)
+    return out, lambda: budget_table.run_budget_table(train, train, FAST, budgets=(1.0,), conditions=("fp32",),
+                                                      output=out, progress=False, command="this run")
+
+
+def test_two_budget_table_runs_on_one_output_keep_both_rows(tmp_path, monkeypatch):
+    import json
+
+    from gapcourse.budget_table import _add_row
+    from gapcourse.provenance import data_record
+
+    other = {"condition": "one-thread", "budget_s": 1.0, "seed": 0, "recipe": "r", "train_sha256": "?",
+             "test_acc": 0.5}
+
+    def another_process_adds_its_row(out):  # (through the same locked read-add-write the other process runs)
+        with pytest.warns(Warning):
+            train = synthetic_cifar10("train", per_class=2)
+        _add_row(out, dict(other, train_sha256=train.fingerprint()), {"condition": "one-thread"},
+                 {"command": "the other run"}, data_record("fast", train))
+
+    out, run = _budget_run_with(monkeypatch, tmp_path, another_process_adds_its_row)
+    payload = run()
+    rows = json.loads(out.read_text())["rows"]
+    assert sorted(r["condition"] for r in rows) == ["fp32", "one-thread"]
+    assert [r["condition"] for r in payload["rows"]] == [r["condition"] for r in rows]
+
+
+def test_a_trained_row_is_kept_and_said_when_the_output_became_a_folder(tmp_path, monkeypatch, isolated_cache):
+    import json
+    import re
+
+    from gapcourse.provenance import ResultsError
+
+    out, run = _budget_run_with(monkeypatch, tmp_path, lambda out: out.mkdir())
+    with pytest.raises(ResultsError, match=r"is a folder.*the trained row \(fp32, 1 s, seed 0\) is kept in") as err:
+        run()
+    kept = json.loads(Path(re.search(r"is kept in (\S+)\. ", str(err.value)).group(1)).read_text())
+    assert [r["condition"] for r in kept["rows"]] == ["fp32"] and 0 <= kept["rows"][0]["test_acc"] <= 1
+    assert kept["provenance"]["profile"] == "fast" and kept["provenance"]["command"] == "this run"
+
+
+def test_rows_of_different_recipes_are_not_averaged_as_seeds():
+    from gapcourse.budget_table import budget_markdown
+
+    old, new = (dict(_row("auto", 240.0, s, a, 240.0), recipe=r) for s, a, r in [(0, 0.10, "old"), (0, 0.50, "new")])
+    table = budget_markdown({"rows": [old, new], "provenance": {"n_test": 10_000}})
+    assert "Mean over seeds" not in table  # one seed of each recipe: no mean
+    newer = dict(_row("auto", 240.0, 1, 0.70, 240.0), recipe="new")
+    table = budget_markdown({"rows": [old, new, newer], "provenance": {"n_test": 10_000}})
+    assert table.count("Mean over seeds") == 1 and "Mean over seeds 0, 1," in table
+    assert "(recipe `new`): **60.00 %** (spread" in table  # the new recipe's two seeds, not the old row
+
+
+def test_the_budget_curve_keeps_networks_of_two_widths_apart_and_rows_of_width_selects_one():
+    """The table holds the half-width preset's rows and the 3/8-width preset's: the plot draws one line per width and
+    condition (never a mean across widths), and notebook 03 compares the learner's run with its own width's rows."""
+    from gapcourse.budget_table import rows_of_width
+    from gapcourse.viz import plot_budget_curve
+
+    half = dict(_row("auto", 240.0, 0, 0.84, 230.0), recipe="name=cpu, epochs=16, width=0.5, lr=0.2")
+    narrow = dict(_row("auto", 240.0, 0, 0.80, 230.0), recipe="name=cpu, epochs=16, width=0.375, lr=0.2")
+    fig = plot_budget_curve({"rows": [half, narrow]})
+    labels = sorted(c.get_label() for c in fig.axes[0].containers)
+    assert [label.rsplit(", width ", 1)[1] for label in labels] == ["0.375", "0.5"]
+    ys = sorted(float(c.lines[0].get_ydata()[0]) for c in fig.axes[0].containers)
+    assert ys == pytest.approx([80.0, 84.0])  # two points, not their mean
+    assert rows_of_width({"rows": [half, narrow]}, 0.375)["rows"] == [narrow]
+    assert rows_of_width({"rows": [half, narrow]}, 0.5)["rows"] == [half]
+    assert rows_of_width({"rows": [half, narrow]}, 0.25)["rows"] == []

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
+import re
+import textwrap
 
 import numpy as np
 import pytest
@@ -19,8 +22,23 @@ def placeholder(*_args, **_kwargs):
     raise NotImplementedError
 
 
+OWN_SHIFT = """
+def shift_right_down(images, shift):
+    out = torch.zeros_like(images)
+    h, w = images.shape[2:]
+    out[..., shift:, shift:] = images[..., :h - shift, :w - shift]
+    return out
+"""
+
+
 def answer(name):
-    return REFERENCES[name]
+    """A right answer of the learner's own: the reference's code compiled anew, outside the checks module (the
+    shift reference calls the library's shift_images, so that one is written out)."""
+    ref = REFERENCES[name]
+    source = OWN_SHIFT if name == "shift_right_down" else textwrap.dedent(inspect.getsource(ref))
+    space = {**vars(checks), "__name__": "learner"}
+    exec(compile(source.replace(f"def {ref.__name__}(", f"def {name}("), "<learner>", "exec"), space)  # noqa: S102
+    return space[name]
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
@@ -57,6 +75,25 @@ class NinWrapped(nn.Module):  # right values, but notebook 04 could not take the
         return self.pool(self.conv(x)).flatten(1)
 
 
+class SqueezeModule(nn.Module):  # adaptive pooling, then .squeeze(): drops a batch or channel of size 1 too
+    def forward(self, x):
+        return nn.functional.adaptive_avg_pool2d(x, 1).squeeze()
+
+
+def shifted_onto(canvas, x, s):
+    """x moved s pixels right and down onto ``canvas`` (whatever the canvas holds stays in the border)."""
+    h, w = x.shape[2:]
+    canvas[..., s:, s:] = x[..., :h - s, :w - s]
+    return canvas
+
+
+def minus_shift_slice(x, s):
+    """The common slice ``[:-s]``: right for s > 0, an empty slice at s = 0."""
+    out = torch.zeros_like(x)
+    out[..., s:, s:] = x[..., :-s, :-s]
+    return out
+
+
 def block(i, m, o, conv=None, pool=None):
     """The course's block with some convolution arguments or the pooling layer changed."""
     conv = {"padding": 1, **(conv or {})}
@@ -85,12 +122,19 @@ WRONG_ANSWERS = [
     ("adaptive_windows", lambda n, o: [(math.floor(i * n / o), math.ceil((i + 1) * n / o) - 1) for i in range(o)],
      "end` is exclusive"),
     ("adaptive_windows", lambda n, o: [(math.floor(i * n / o), math.floor((i + 1) * n / o)) for i in range(o)],
-     "rounded down"),
+     "n=5, out=3 your window for output cell 0 is \\(0, 1\\), which ends too early \\(it leaves out a cell"),
+    ("adaptive_windows", lambda n, o: [(math.ceil(i * n / o), math.ceil((i + 1) * n / o)) for i in range(o)],
+     "n=5, out=3 your window for output cell 1 is \\(2, 4\\), which starts too late \\(it leaves out a cell"),
     ("adaptive_windows", lambda n, o: [(round(i * n / o), round((i + 1) * n / o)) for i in range(o)],
-     "nearest integer"),
+     "nearest whole number.*cell 1 is \\(2, 3\\), which starts too late .* and ends too early"),
     ("adaptive_windows", lambda n, o: [(0, n)] * (o + 1), "one window per output cell"),
     ("gap_module", lambda: nn.AdaptiveAvgPool2d((1, 1)), "add nn.Flatten"),
-    ("gap_module", lambda: nn.Sequential(nn.AvgPool2d(4), nn.Flatten()), "fixed window"),
+    ("gap_module", lambda: nn.Sequential(nn.AvgPool2d(4), nn.Flatten()),
+     "3×5×7×9 input the output should be 3×5 \\(bs×ch\\), got 3×10: more than one number per channel.*fixed window"),
+    ("gap_module", lambda: SqueezeModule(),
+     "1×1×3×2 input the output should be 1×1 \\(bs×ch\\), got a single number \\(no dimensions\\): \\.squeeze\\(\\)"),
+    ("gap_module", lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(0)),
+     "2×6×4×4 input the output should be 2×6 \\(bs×ch\\), got 12: the batch was flattened in"),
     ("gap_module", lambda: nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten()), "max pooling"),
     ("gap_module", lambda: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 6)),
      "no parameters"),
@@ -133,10 +177,20 @@ WRONG_ANSWERS = [
     ("nin_head", lambda c, k: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, k, 1), nn.Flatten()),
      "1×1 conv comes first.*Here the conv gets 1×1 maps"),
     ("nin_head", lambda c, k: NinWrapped(c, k), "nn.Sequential whose first layer is the 1×1 conv"),
+    ("nin_head", lambda c, k: nn.Sequential(nn.Conv2d(c, k, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+     "Keep the 1×1 conv's bias \\(bias=True, the default\\).*head\\[0\\]\\.bias"),
     ("shift_right_down", lambda x, s: torch.roll(x, (s, s), (2, 3)), "wraps"),
-    ("shift_right_down", lambda x, s: checks.ref_shift_right_down(x.flip(2, 3), s).flip(2, 3), "left and up"),
+    ("shift_right_down", lambda x, s: answer("shift_right_down")(x.flip(2, 3), s).flip(2, 3), "left and up"),
     ("shift_right_down", lambda x, s: torch.cat([torch.zeros_like(x[..., :s]), x[..., :x.shape[-1] - s]], -1),
      "Only one direction"),
+    ("shift_right_down", lambda x, s: shifted_onto(x.clone(), x, s),
+     "right place, but the uncovered border \\(the first 2 rows and columns\\) should be filled with 0; yours keeps "
+     "the pixels that were there before"),
+    ("shift_right_down", lambda x, s: shifted_onto(torch.ones_like(x), x, s), "border .* yours keeps values such as 1"),
+    ("shift_right_down", lambda x, s: minus_shift_slice(x, s),
+     "raised RuntimeError.*x\\[\\.\\.\\., :-shift\\] is empty when shift is 0"),
+    ("shift_right_down", lambda x, s: nn.functional.pad(x, (s, 0, s, 0))[..., :-s, :-s],
+     "For shift=0 it returns an empty tensor \\(2, 3, 0, 0\\)\\. A slice like x\\[\\.\\.\\., :-shift\\]"),
     ("class_activation_map", lambda m, w: torch.einsum("kc,nchw->nk", w, m), "one number per class"),
     ("class_activation_map", lambda m, w: torch.einsum("kc,nchw->nhw", w, m), "sums over the classes"),
     ("class_activation_map", lambda m, w: torch.einsum("kc,nchw->nkhw", w, m) / 15, "divides by h·w"),
@@ -306,10 +360,174 @@ def test_report_speaks_only_of_what_the_learner_did(capsys):
     def not_yet(*args):
         raise NotImplementedError()
 
-    text = checks.report(global_avg_pool=checks.ref_global_avg_pool, flatten_head_params=not_yet,
+    text = checks.report(global_avg_pool=answer("global_avg_pool"), flatten_head_params=not_yet,
                          peak_cell=lambda cam: (0, 0))
     lines = text.splitlines()
     assert lines[0].startswith("✅ global_avg_pool: you wrote it")
     assert lines[1].startswith("⏳ flatten_head_params: not attempted") and "you wrote" not in lines[1]
     assert lines[2].startswith("❌ peak_cell: attempted, not passing")
     assert capsys.readouterr().out.strip() == text
+
+
+def test_seed_block_accepts_padding_same_whose_outputs_are_the_references():
+    def same(c_in, c_mid, c_out):
+        return nn.Sequential(nn.Conv2d(c_in, c_mid, 3, padding="same"), nn.ReLU(),
+                             nn.Conv2d(c_mid, c_out, 3, padding="same"), nn.ReLU(), nn.MaxPool2d(2, 2),
+                             nn.BatchNorm2d(c_out))
+
+    result = checks.seed_block(same)
+    assert result.status == CORRECT, result
+    mine, ref = same(3, 6, 8), checks.ref_seed_block(3, 6, 8)
+    ref.load_state_dict(mine.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.equal(mine(x), ref(x))  # why it must pass: the same function as padding=1
+
+
+def test_adaptive_windows_messages_do_not_give_the_rule_away():
+    for name, wrong, _ in WRONG_ANSWERS:
+        if name == "adaptive_windows":
+            message = CHECKS[name](wrong).message
+            assert "floor" not in message and "ceil" not in message, message
+
+
+def _allclose_says_yes(x):
+    torch.allclose = lambda *a, **k: True
+    return x[:, :, 0, 0]
+
+
+def _equal_says_yes(x, shift):
+    torch.equal = lambda *a, **k: True
+    return x
+
+
+def _tensor_sum_replaced(x):
+    torch.Tensor.sum = lambda self, *a, **k: self.mean((2, 3)) * 28  # a new attribute hiding the real method
+    return x[:, :, 0, 0]
+
+
+def _checks_own_name_replaced(x):
+    checks._allclose = lambda *a, **k: True
+    return x[:, :, 0, 0]
+
+
+@pytest.mark.parametrize("check, cheat, replaced", [
+    ("global_avg_pool", _allclose_says_yes, "torch.allclose"),
+    ("shift_right_down", _equal_says_yes, "torch.equal"),
+    ("global_avg_pool", _tensor_sum_replaced, "torch.Tensor.sum"),
+    ("global_avg_pool", _checks_own_name_replaced, "gapcourse.checks._allclose"),
+], ids=["allclose", "equal", "Tensor.sum", "checks._allclose"])
+def test_an_answer_that_replaces_a_torch_function_is_wrong_named_and_put_back(check, cheat, replaced):
+    originals = torch.allclose, torch.equal, checks._allclose, vars(torch.Tensor).get("sum")
+    result = CHECKS[check](cheat)
+    assert result.status == WRONG, result
+    assert f"it replaces {replaced}:" in result.message and "put it back" in result.message, result.message
+    assert (torch.allclose, torch.equal, checks._allclose, vars(torch.Tensor).get("sum")) == originals
+    assert checks.global_avg_pool(lambda x: x.sum((2, 3))).status == WRONG  # a later wrong answer still fails
+
+
+def test_a_backend_flag_switched_by_the_answer_is_named_and_put_back():
+    def no_onednn(x):
+        torch.backends.mkldnn.enabled = False
+        return x.mean((2, 3))
+
+    assert torch.backends.mkldnn.enabled
+    result = checks.global_avg_pool(no_onednn)
+    assert result.status == WRONG and "changes torch.backends.mkldnn.enabled (on → off)" in result.message, result
+    assert torch.backends.mkldnn.enabled
+
+
+def test_a_torch_function_replaced_by_an_earlier_cell_is_put_back_before_the_check():
+    real = torch.allclose
+    torch.allclose = lambda *a, **k: True  # an earlier cell of the notebook
+    torch.Tensor.mean = lambda self, *a, **k: self.sum((2, 3))
+    try:
+        result = checks.global_avg_pool(lambda x: x[:, :, 0, 0])
+        put_back = torch.allclose is real and "mean" not in vars(torch.Tensor)
+    finally:  # the check should have done this; if it did not, the other tests must not pay for it
+        torch.allclose = real
+        vars(torch.Tensor).get("mean") and delattr(torch.Tensor, "mean")
+    assert result.status == WRONG and "not each map's average" in result.message, result
+    assert "an earlier cell had replaced torch.allclose, torch.Tensor.mean; the check put PyTorch's own back" \
+        in result.message
+    assert put_back
+
+
+def test_a_torch_mode_left_switched_on_is_switched_off():
+    from torch.overrides import TorchFunctionMode
+
+    class SaysYes(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            return True if func is torch.allclose else func(*args, **(kwargs or {}))
+
+    def enters(x):
+        SaysYes().__enter__()
+        return x[:, :, 0, 0]
+
+    result = checks.global_avg_pool(enters)
+    assert result.status == WRONG and "leaves SaysYes switched on" in result.message, result
+    assert torch._C._len_torch_function_stack() == 0
+
+
+def test_a_tensor_subclass_that_answers_comparisons_itself_is_refused():
+    class Liar(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return True if func is torch.allclose else super().__torch_function__(func, types, args, kwargs)
+
+    result = checks.global_avg_pool(lambda x: x[:, :, 0, 0].as_subclass(Liar))
+    assert result.status == WRONG and "returns a Liar, a subclass of torch.Tensor" in result.message, result
+
+
+def test_a_count_that_equals_anything_is_refused():
+    class Everything:
+        def __eq__(self, other):
+            return True
+
+    result = checks.flatten_head_params(lambda *a: Everything())
+    assert result.status == WRONG and "should return a whole number (an int), got Everything" in result.message
+    assert checks.flatten_head_params(lambda c, s, h=(128, 56), k=10: float(
+        answer("flatten_head_params")(c, s, h, k))).status == CORRECT  # a whole float is a count too
+
+
+def _calls_shift_images(x, shift):
+    from gapcourse.experiments import shift_images
+
+    return shift_images(x, shift)
+
+
+@pytest.mark.parametrize("check, given, is_it, named", [
+    ("global_avg_pool", lambda: REFERENCES["global_avg_pool"], "is", "checks.ref_global_avg_pool"),
+    ("flatten_head_params", lambda: answer_or_reference("flatten_head_params", None), "is",
+     "checks.ref_flatten_head_params"),
+    ("global_avg_pool", lambda: answer_or_reference, "is", "checks.answer_or_reference"),
+    ("global_avg_pool", lambda: lambda x: checks.ref_global_avg_pool(x), "calls", "checks.ref_global_avg_pool"),
+    ("global_avg_pool", lambda: lambda x: answer_or_reference("global_avg_pool", None)(x), "calls",
+     "checks.answer_or_reference, checks.ref_global_avg_pool"),
+    ("global_avg_pool", lambda: __import__("functools").partial(checks.ref_global_avg_pool), "calls",
+     "checks.ref_global_avg_pool"),
+    ("gap_module", lambda: lambda: checks.REFERENCES["gap_module"](), "calls", "checks.ref_gap_module"),
+    ("shift_right_down", lambda: _calls_shift_images, "calls", "gapcourse.experiments.shift_images"),
+], ids=["is", "answer_or_reference(None)", "answer_or_reference itself", "calls", "calls via answer_or_reference",
+        "partial", "module builder", "shift_images"])
+def test_an_answer_that_is_or_calls_the_reference_is_not_attempted(check, given, is_it, named, capsys):
+    result = CHECKS[check](given())
+    assert result.status == NOT_ATTEMPTED, result
+    assert f"Your answer {is_it} the course's reference ({named}), not code of your own" in result.message
+    assert repr(result).startswith("⏳")
+    assert "not attempted yet" in checks.report(**{check: given()})
+
+
+def test_torch_wrapping_its_own_functions_is_not_taken_for_a_cheat():
+    """Importing torch._dynamo (torch.compile, some optimizers) rewraps torch.manual_seed: in a fresh interpreter,
+    an answer that does so, and a check after an earlier cell did, still pass without a note."""
+    import subprocess
+    import sys
+
+    code = ("import torch\nfrom gapcourse import checks\nimport torch._dynamo\n"  # the earlier cell
+            "def mine(x):\n    import torch._inductor.config\n    return x.mean((2, 3))\n"
+            "first = checks.global_avg_pool(mine)\nsecond = checks.global_avg_pool(lambda x: x.mean((2, 3)))\n"
+            "print(repr(first)); print(repr(second))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and len(lines) == 2, out.stderr[-2000:]
+    assert all(line.startswith("✅") and "replaced" not in line for line in lines), lines

@@ -86,3 +86,57 @@ def test_a_fresh_student_copy_runs_through_and_says_not_attempted(name, tmp_path
     assert sum("Using the course's reference" in o for o in outputs) == placeholders  # later cells fall back
     assert not any("✅" in o for o in outputs)
     assert os.environ.get("GAPCOURSE_PROFILE") == "fast"
+
+
+@pytest.fixture
+def course(tmp_path) -> Path:
+    """A copy of the course's notebooks with its student copies, to write into."""
+    import shutil
+
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "Untitled*"))
+    write_student_copies(tmp_path, force=True)  # in step with the solutions, whatever the checkout holds
+    return tmp_path
+
+
+def test_a_learners_answers_are_skipped_said_and_kept_unless_force(course, capsys):
+    from gapcourse.__main__ import main
+
+    mine = course / "notebooks" / "student" / "01_gap_by_hand.ipynb"
+    nb = nbformat.read(mine, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("def global_avg_pool("))
+    cell.source = "def global_avg_pool(x):\n    return x.mean((2, 3))  # my answer"
+    nbformat.write(nb, mine)
+    before = mine.read_text()
+    solution = course / "notebooks" / "02_adaptive_avg_pool.ipynb"  # another copy the run must still update
+    sol = nbformat.read(solution, as_version=4)
+    sol.cells[-1].source += "\n"
+    nbformat.write(sol, solution)
+    assert main(["student-copies", "--root", str(course)]) == 1
+    out, err = capsys.readouterr()
+    assert "wrote notebooks/student/02_adaptive_avg_pool.ipynb" in out
+    assert err.startswith("skipped notebooks/student/01_gap_by_hand.ipynb: its exercise cells differ from the "
+                          "handout's (def global_avg_pool(x):): a learner's answers") and "--force" in err
+    assert mine.read_text() == before
+    assert main(["student-copies", "--root", str(course), "--force"]) == 0
+    assert "wrote notebooks/student/01_gap_by_hand.ipynb" in capsys.readouterr().out
+    assert "my answer" not in mine.read_text()
+
+
+def test_an_unreadable_student_notebook_is_skipped_too(course, capsys):
+    from gapcourse.__main__ import main
+
+    mine = course / "notebooks" / "student" / "01_gap_by_hand.ipynb"
+    mine.write_text(mine.read_text()[:5000])  # an editor stopped half-way
+    assert main(["student-copies", "--root", str(course)]) == 1
+    assert "skipped notebooks/student/01_gap_by_hand.ipynb: its exercise cells differ from the handout's (the whole " \
+           "notebook: it is not a readable notebook)" in capsys.readouterr().err
+    assert len(mine.read_text()) == 5000
+
+
+def test_only_the_courses_own_notebooks_are_copied(course):
+    for name in ("Untitled.ipynb", "01_gap_by_hand-Copy1.ipynb", "07 mine.ipynb"):
+        shutil_copy = (course / "notebooks" / "01_gap_by_hand.ipynb").read_text()
+        (course / "notebooks" / name).write_text(shutil_copy)
+    write_student_copies(course)
+    assert sorted(p.name for p in (course / "notebooks" / "student").glob("*.ipynb")) == [p.name for p in SOLUTIONS]

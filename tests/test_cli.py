@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import real_copy
 
@@ -79,3 +81,71 @@ def test_a_bad_output_is_refused_before_any_data_is_loaded(command, tmp_path, mo
     not_results.write_text("[1, 2]")
     assert main([*command, "--output", str(not_results)]) == 2
     assert not_results.read_text() == "[1, 2]"
+
+
+# ---- the output guard on the command line (gapcourse.outputs; every case of every writer: tests/test_outputs.py) ----
+
+def test_train_and_bench_refuse_committed_files_before_any_work(monkeypatch, capsys):
+    from gapcourse import bench, data, provenance, train
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(data, "load_cifar10", lambda *a, **k: pytest.fail("loaded data before refusing"))
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
+    monkeypatch.setattr(bench, "load_cifar10", lambda *a, **k: pytest.fail("loaded data before refusing"))
+    weights = provenance.PACKAGE_DIR / "weights" / "gap_mlp.pt"
+    results = provenance.RESULTS_DIR / "heads.json"
+    record = provenance.RESULTS_DIR / "bench_cpu.json"
+    before = {p: p.read_bytes() for p in (weights, results, record)}
+    for argv, said in ((["train", "--epochs", "1", "--output", str(weights)], "`train` may not change it"),
+                       (["train", "--output", str(results)], "`train` may not change it"),
+                       # bench writes bench_cpu.json itself, with --record; never its Markdown table into it
+                       (["bench", "--train", "--output", str(record)], "named as a JSON results file")):
+        assert main(argv) == 2, argv
+        assert said in capsys.readouterr().err
+    assert all(p.read_bytes() == b for p, b in before.items())
+
+
+def test_an_ablation_into_a_budget_table_file_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    from gapcourse import ablation, provenance
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
+    table = tmp_path / "budget.json"
+    table.write_text((provenance.RESULTS_DIR / "budget_table.json").read_text())
+    before = table.read_bytes()
+    for preset in (["--preset", "gpu", "--only", "baseline", "--seeds", "0"], ["--preset", "cpu-cutout"], []):
+        assert main(["ablate", "--profile", "fast", *preset, "--output", str(table)]) == 2
+        assert "it holds 'rows'" in capsys.readouterr().err
+    assert table.read_bytes() == before
+
+
+def test_an_output_with_a_tilde_names_one_file_throughout(tmp_path, monkeypatch, capsys):
+    import json
+
+    from gapcourse import ablation
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "p.json").write_text(json.dumps({"runs": [{"step": "baseline", "seed": 0, "what": "x"}]}))
+    seen = []
+    monkeypatch.setattr(ablation, "run_gpu_study", lambda *a, output, **k: seen.append(output) or
+                        json.loads(Path(output).read_text()))  # the run was recorded already: nothing new
+    monkeypatch.setattr(ablation, "gpu_study_markdown", lambda payload: "")
+    assert main(["ablate", "--profile", "fast", "--preset", "gpu", "--only", "baseline", "--seeds", "0",
+                 "--output=~/p.json"]) == 0
+    out = capsys.readouterr().out
+    assert seen == [tmp_path / "p.json"] and f"nothing new written to {tmp_path / 'p.json'}" in out, out
+
+
+@pytest.mark.parametrize("argv, saved", [(["ablate", "--preset", "gpu"], True), (["train", "--preset", "gpu"], False),
+                                         (["budget-table"], False)])
+def test_an_interrupt_promises_saved_epochs_only_where_they_are_saved(argv, saved, monkeypatch, capsys):
+    from gapcourse import __main__ as cli
+
+    def interrupted(_args):
+        raise KeyboardInterrupt
+
+    for name in ("_ablate", "_train", "_budget_table"):
+        monkeypatch.setattr(cli, name, interrupted)
+    assert main(argv) == 130
+    assert ("finished epochs are saved" in capsys.readouterr().err) is saved

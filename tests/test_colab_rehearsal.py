@@ -14,8 +14,10 @@ the next ``import gapcourse`` says that the helpers are missing.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -43,12 +45,26 @@ pathlib.Path("where.json").write_text(json.dumps({
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout")
 
 
-@pytest.fixture(scope="module")
+def has_build_backend() -> bool:
+    """Whether this environment has the setuptools pyproject.toml's build needs (Colab's 75.2.0 has not)."""
+    try:
+        return int(importlib.metadata.version("setuptools").split(".")[0]) >= 77
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="session")
 def wheel(tmp_path_factory) -> Path:
-    """The wheel `make wheel` builds (the same pip command), in a folder of its own."""
-    dist = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist,
-                    str(ROOT)], check=True, cwd=dist, capture_output=True)
+    """The wheel `make wheel` builds (`pip wheel --no-deps`), in a folder of its own; where this environment lacks
+    the build backend (Colab's environment), pip builds it in an isolated environment, as pip does on Colab."""
+    dist = tmp_path_factory.getbasetemp() / "course-wheel"  # one build per session (tests/test_colab_env.py too)
+    if built := sorted(dist.glob("gapcourse-*.whl")):
+        return built[0]
+    dist.mkdir()
+    isolation = [] if not has_build_backend() else ["--no-build-isolation"]
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", dist,
+                           str(ROOT)], cwd=dist, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     return next(dist.glob("gapcourse-*.whl"))
 
 
@@ -67,11 +83,11 @@ def colab_like(where: Path) -> tuple[Path, dict[str, str]]:
     startup = where / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "00-colab.py").write_text("import google.colab  # as on Colab: loaded before the first cell\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONSTARTUP")}
+    # no MPLBACKEND: ipykernel picks matplotlib's inline backend, as on Colab (plots become PNG outputs)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONSTARTUP", "MPLBACKEND")}
     env.update(PATH=f"{python.parent}:{env['PATH']}", PYTHONPATH=str(where / "stand-in"),
                IPYTHONDIR=str(where / "ipython"), JUPYTER_DATA_DIR=str(where / "jupyter-data"),
-               JUPYTER_CONFIG_DIR=str(where / "jupyter-config"), GAPCOURSE_PROFILE="fast", MPLBACKEND="Agg",
-               PYTHONNOUSERSITE="1")
+               JUPYTER_CONFIG_DIR=str(where / "jupyter-config"), GAPCOURSE_PROFILE="fast", PYTHONNOUSERSITE="1")
     return python, env
 
 
@@ -92,6 +108,24 @@ def error_outputs(nb: nbformat.NotebookNode) -> list[tuple[int, str, str]]:
             for o in c.outputs if o.output_type == "error" and "raises-exception" not in c.metadata.get("tags", [])]
 
 
+WARNING = re.compile(r"\b\w*Warning\b:|Traceback \(most recent call last\)")
+
+
+def warning_text(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    """Anything a learner would read as a warning or an unexpected error: text on stderr (a warnings.warn, tqdm's
+    text fallback, a logged error), a "...Warning:" line or a traceback elsewhere (the notebooks print the errors they
+    catch on purpose, e.g. "RuntimeError: mat1 and mat2 shapes..."); cells tagged raises-exception aside."""
+    found = []
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code" or "raises-exception" in c.metadata.get("tags", []):
+            continue
+        for o in c.outputs:
+            text = o.get("text", "") or o.get("data", {}).get("text/plain", "")
+            if (o.output_type == "stream" and o.name == "stderr" and text.strip()) or WARNING.search(text):
+                found.append((i, text[:300]))
+    return found
+
+
 def printed(cell: nbformat.NotebookNode) -> str:
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
@@ -108,6 +142,7 @@ def test_runs_alone_as_on_colab(path, wheel, tmp_path):
     result, done = execute(python, env, nb, work)
     assert result.returncode == 0 and done is not None, result.stderr[-3000:]
     assert not error_outputs(done), error_outputs(done)
+    assert not warning_text(done), warning_text(done)  # progress bars and plots render cleanly (ipywidgets, inline)
     assert "Could not install" not in printed(done.cells[nb.cells.index(install)])
     where = json.loads((work / "where.json").read_text())
     venv_dir = str(tmp_path / "venv")
@@ -149,3 +184,57 @@ def test_outside_colab_the_install_cell_does_nothing(tmp_path):
         os.environ.clear()
         os.environ.update(env_before)
     assert "done" not in space and "source" not in space
+
+
+def _run_install_cell(monkeypatch, source: str | None, pip_returncode: int = 0, find_spec=None) -> tuple[list, str]:
+    """The install cell run here as on Colab (a stand-in google.colab module), pip replaced by a recorder; returns
+    pip's calls and what the cell printed."""
+    import contextlib
+    import importlib.util
+    import io
+    import subprocess as sp
+    import types
+
+    calls = []
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(sp, "run", lambda args, **_: calls.append(args) or sp.CompletedProcess(
+        args, pip_returncode, "", "ERROR: No matching distribution found for it"))
+    if source is None:
+        monkeypatch.delenv(colab.SOURCE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(colab.SOURCE_ENV, source)
+    if find_spec is not None:
+        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))  # what the cell appends goes with the test
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(colab.install_cell(), "install-cell", "exec"), {})  # noqa: S102 - the course's own cell
+    return calls, out.getvalue()
+
+
+@pytest.mark.parametrize("source", ["", "   ", "--help", "-e ."])
+def test_an_install_source_pip_cannot_install_is_refused_with_advice(monkeypatch, source):
+    calls, text = _run_install_cell(monkeypatch, source, find_spec=lambda name: None)
+    assert calls == [], "pip must not run: it exits 0 for --help and installs nothing"
+    assert text.startswith(f"{colab.SOURCE_ENV} is {source!r}: not a package pip can install. Unset it "
+                           f"(os.environ.pop('{colab.SOURCE_ENV}')) or set it to a wheel's path or a git URL")
+    appended = [f for f in sys.meta_path if type(f).__name__ == "HelpersMissing"]
+    assert len(appended) == 1  # nothing older importable: `import gapcourse` will say what is missing
+    with pytest.raises(ModuleNotFoundError, match="The course helpers"):
+        appended[0].find_spec("gapcourse")
+
+
+def test_a_failed_install_with_an_older_copy_importable_says_so_loudly(monkeypatch):
+    calls, text = _run_install_cell(monkeypatch, "/content/nowhere.whl", pip_returncode=1)
+    assert calls and calls[0][-1] == "/content/nowhere.whl"
+    assert "Could not install the course helpers from /content/nowhere.whl" in text
+    import gapcourse
+
+    assert ("!!! The cells below would silently use an OLDER copy of gapcourse, from an earlier install in this "
+            f"runtime ({gapcourse.__file__})") in text and "Restart session" in text
+    assert not any(type(f).__name__ == "HelpersMissing" for f in sys.meta_path)
+
+
+def test_a_blank_source_with_an_older_copy_importable_says_both(monkeypatch):
+    calls, text = _run_install_cell(monkeypatch, "")
+    assert calls == [] and "not a package pip can install" in text and "OLDER copy of gapcourse" in text

@@ -229,3 +229,85 @@ def test_a_csv_path_that_even_root_cannot_write_is_refused_before_grading(tmp_pa
     ok = tmp_path / "new.csv"
     grade.check_csv_path(ok)
     assert not ok.exists()  # the check leaves nothing behind
+
+
+def test_two_submissions_with_one_file_name_are_told_apart():
+    rows = [grade.Row(f"class/{who}/01_gap_by_hand.ipynb", "01", "global_avg_pool", grade.PASSED)
+            for who in ("alice", "bob")] + [grade.Row("class/carol/02.ipynb", "02", "gap_module", grade.WRONG, "x")]
+    text = grade.summary(rows)
+    assert re.search(r"^alice/01_gap_by_hand\.ipynb +\(01\)", text, re.M), text
+    assert re.search(r"^bob/01_gap_by_hand\.ipynb +\(01\)", text, re.M), text
+    assert re.search(r"^02\.ipynb +\(02\)", text, re.M), text  # a name of its own stays short
+    assert grade.labels(["a/x/s.ipynb", "b/x/s.ipynb", "s.ipynb"]) == {
+        "a/x/s.ipynb": "a/x/s.ipynb", "b/x/s.ipynb": "b/x/s.ipynb", "s.ipynb": "s.ipynb"}
+
+
+def test_a_notebook_that_timed_out_before_the_answers_says_so(tmp_path):
+    slow = small(answered(handout(), RIGHT))
+    slow.cells.insert(1, nbformat.v4.new_code_cell("import time\ntime.sleep(600)"))
+    nbformat.write(slow, tmp_path / "slow.ipynb")
+    got = {r.exercise: r for r in grade.grade([str(tmp_path / "slow.ipynb")], timeout=20)}
+    for name in RIGHT:
+        row = got[name]
+        assert row.status == grade.DID_NOT_RUN and row.run.startswith("timed out at cell 1"), row
+        assert f"`{name}` was never defined: the notebook timed out at cell 1 (limit 20 s), and its cell" in \
+            row.message and "comes later" in row.message and "after running the notebook" not in row.message, row
+
+
+def test_cheats_and_the_course_reference_do_not_pass_the_grader(tmp_path, capsys):
+    cheat = answered(small(handout()), {
+        "flatten_head_params": 'flatten_head_params = checks.answer_or_reference("flatten_head_params", None)',
+        "global_avg_pool": "def global_avg_pool(x):\n    torch.allclose = lambda *a, **k: True\n"
+                           "    return x[:, :, 0, 0]"})
+    cheat.cells.append(nbformat.v4.new_code_cell("import torch\ntorch.equal = lambda *a, **k: True"))  # last cell
+    nbformat.write(cheat, tmp_path / "cheat.ipynb")
+    got = {r.exercise: r for r in grade.grade([str(tmp_path / "cheat.ipynb")], timeout=300)}
+    reference, patched = got["flatten_head_params"], got["global_avg_pool"]
+    assert reference.status == grade.NOT_ATTEMPTED, reference
+    assert "Your answer is the course's reference (checks.ref_flatten_head_params)" in reference.message
+    assert patched.status == grade.WRONG and "it replaces torch.allclose" in patched.message, patched
+    assert "(Before this check, an earlier cell had replaced torch.equal; the check put PyTorch's own back" \
+        in patched.message  # the notebook's last cell, put back too
+    assert "flatten_head_params: Your answer is the course's reference" in capsys.readouterr().out  # in the summary
+
+
+@pytest.mark.parametrize("name", ["-h.ipynb", "-x.ipynb"])
+def test_a_submission_named_like_an_option_gets_advice(tmp_path, capsys, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text("{}")
+    assert main(["grade", name]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {name!r} starts with '-', so it reads as an option, not a notebook: write ./{name}, or "
+                   f"put -- before the submissions (grade --timeout 600 -- {name})")
+    assert grade.dash_named(["grade", "--timeout", "60", "--", name]) is None
+    assert grade.dash_named(["grade", f"./{name}"]) is None
+
+
+def test_a_submission_that_a_glob_put_after_csv_is_neither_overwritten_nor_skipped(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("01_alice.ipynb", "01_bob.ipynb"):
+        (folder / name).write_text('{"cells": [], "nbformat": 4}')
+    graded = []
+    monkeypatch.setattr(grade, "grade_notebook", lambda *a, **k: graded.append(a) or [])
+    alice = folder / "01_alice.ipynb"
+    # what the shell makes of `grade --timeout 60 --csv class/*.ipynb`
+    assert main(["grade", "--timeout", "60", "--csv", str(alice), str(folder / "01_bob.ipynb")]) == 2
+    err = capsys.readouterr().err
+    assert "named as a notebook" in err and "Put --csv FILE before the submissions" in err
+    assert alice.read_text() == '{"cells": [], "nbformat": 4}' and graded == []
+    assert main(["grade", "--csv", str(alice), str(folder)]) == 2  # the folder holds it: an input
+    assert "also one of this command's inputs" in capsys.readouterr().err and graded == []
+
+
+def test_a_csv_that_fails_after_grading_loses_no_grades(tmp_path, capsys, monkeypatch, isolated_cache):
+    nb = tmp_path / "01_alice.ipynb"
+    nb.write_text("{}")
+    row = grade.Row(str(nb), "01", "global_avg_pool", grade.PASSED, "", "ran")
+    monkeypatch.setattr(grade, "grade_notebook", lambda *a, **k: [row])
+    assert main(["grade", "--csv", "/dev/full", str(nb)]) == 2
+    captured = capsys.readouterr()
+    assert "1 submission, 1 mark" in captured.out  # the summary came first
+    kept = Path(re.search(r"is kept in (\S+)\. ", captured.err).group(1))
+    assert "Could not write the grades CSV /dev/full (No space left on device)" in captured.err
+    assert list(csv.DictReader(kept.open()))[0]["status"] == grade.PASSED

@@ -62,15 +62,27 @@ def test_lower_bounds_are_the_oldest_pair_ci_tests():
         assert old <= new
 
 
-def test_ci_runs_the_newest_and_the_oldest_pair():
+def test_ci_runs_the_newest_and_the_oldest_pair_and_colabs_runtime():
+    """Each environment runs the notebooks once: nbval on the two pairs (the solutions on the newest, with the student
+    copies on the oldest), the Colab rehearsal (every notebook alone, from the wheel) on Colab's runtime only."""
     ci = (ROOT / ".ci" / "run").read_text()
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^make test$", ci, re.M) and re.search(r"^make test-oldest$", ci, re.M)
+    for command in ("make test", "make test-oldest", "make test-colab"):
+        assert re.search(rf"^{command}$", ci, re.M), command
     recipe = makefile.split("\n$(STAMP_OLDEST):", 1)[1].split("\n\n", 1)[0]
     assert "-c constraints-oldest.txt" in recipe and "constraints-oldest.txt" in recipe.splitlines()[0]
     target = re.search(r"^test-oldest: .*\n\t(.*)$", makefile, re.M).group(1)
     assert "GAPCOURSE_PROFILE=fast" in target and "--ignore=tests/test_browser.py" in target
-    assert " tests notebooks " in target  # every notebook under nbval there; make test runs them in the rehearsal
+    assert " tests notebooks " in target and "$(NO_REHEARSAL)" in target
+    newest = re.search(r"^test: .*\n\t(.*)$", makefile, re.M).group(1)
+    assert " tests $(SOLUTION_NOTEBOOKS) " in newest and "$(NO_REHEARSAL)" in newest
+    deselected = re.findall(r"--deselect tests/test_colab_rehearsal.py::(\w+)", makefile)
+    assert deselected == ["test_runs_alone_as_on_colab",
+                          "test_unreachable_source_gives_advice_then_a_clear_import_error"]
+    assert "SOLUTION_NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)" in makefile
+    colab_target = re.search(r"^test-colab:.*\n\t(.*)$", makefile, re.M).group(1)
+    assert "tools/colab_env.py test" in colab_target
+    assert '"tests/test_colab_rehearsal.py"' in (ROOT / "tools" / "colab_env.py").read_text()
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"] == \
         ["tests"]
 

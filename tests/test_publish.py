@@ -99,6 +99,16 @@ def test_publishing_twice_changes_nothing_the_second_time(copy):
     (["--repo", "alice/gap-course.git", "--ref", "v1"], "without .git"),
     (["--repo", "alice/gap-course", "--ref", ""], "--ref is empty"),
     (["--repo", "", "--ref", "v1"], "--repo is empty"),
+    (["--repo", "alice/.."], "the repository name '..' starts with '.'"),
+    (["--repo", "a/.b"], "the repository name '.b' starts with '.'"),
+    (["--repo", "a-/x"], "the owner 'a-' is not a GitHub user or organisation name: 1 to 39 letters, digits and "
+                         "single hyphens, not starting or ending with a hyphen"),
+    (["--repo", ".hidden"], "--repo '.hidden': expected OWNER/NAME as on GitHub (e.g. alice/gapcourse), one '/'"),
+    (["--repo", "alice/gapfork", "--ref", "v1."], "--ref 'v1.': expected a branch or tag name (e.g. main or v1.0): "
+                                                  "git's ref names cannot end with '.'"),
+    (["--repo", "alice/gapfork", "--ref=-rf"], "--ref '-rf': a branch or tag name cannot start with '-'"),
+    (["--repo", "alice/gapfork", "--ref", "v1/.x"], "cannot have a part starting with '.'"),
+    (["--repo", "alice/gapfork", "--ref", "v1.lock"], "cannot have a part ending in '.lock'"),
 ])
 def test_bad_names_are_refused_with_one_line_and_nothing_changes(copy, args, expected):
     before = digest(copy)
@@ -111,3 +121,40 @@ def test_the_sync_tool_names_its_options():
     text = (ROOT / "tools" / "sync_notebooks.py").read_text()
     assert re.search(r"--repo OWNER/NAME --ref TAG", text)
     assert "python tools/sync_notebooks.py --repo OWNER/NAME --ref" in (ROOT / "README.md").read_text()
+
+
+def test_a_notebook_that_cannot_be_read_stops_the_publish_before_anything_is_written(copy):
+    broken = copy / "notebooks" / "student" / "03_cifar10_gap_cnn.ipynb"
+    broken.write_text(broken.read_text()[:4000])  # truncated
+    before = digest(copy)
+    result = run(copy, "--repo", "alice/gapfork", "--ref", "v9")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: notebooks/student/03_cifar10_gap_cnn.ipynb is not a readable notebook")
+    assert "Nothing was written" in result.stderr and "Traceback" not in result.stderr
+    assert digest(copy) == before  # not colab.py, not the README, not one notebook: no half-published tree
+    assert 'GITHUB_REPO = "alice/gapfork"' not in (copy / "gapcourse" / "colab.py").read_text()
+
+
+def test_a_course_notebook_without_a_code_cell_gets_a_clear_error(copy):
+    path = copy / "notebooks" / "05_class_activation_maps.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if c.cell_type == "markdown"]
+    nbformat.write(nb, path)
+    result = run(copy)
+    assert result.returncode == 2 and "StopIteration" not in result.stderr
+    assert result.stderr.strip() == ("error: notebooks/05_class_activation_maps.ipynb has no code cell: a course "
+                                     "notebook's first code cell is the Colab install cell. Add an empty code cell "
+                                     "after the title, then run again. Nothing was written.")
+
+
+def test_only_the_courses_own_notebooks_are_rewritten(copy):
+    learner = nbformat.read(copy / "notebooks" / "student" / "01_gap_by_hand.ipynb", as_version=4)
+    learner.cells[1].outputs = [nbformat.v4.new_output("stream", text="my run")]
+    for name in ("Untitled.ipynb", "01_gap_by_hand-Copy1.ipynb", "student/Untitled1.ipynb"):
+        nbformat.write(learner, copy / "notebooks" / name)
+    mine = {name: (copy / "notebooks" / name).read_bytes() for name in
+            ("Untitled.ipynb", "01_gap_by_hand-Copy1.ipynb", "student/Untitled1.ipynb")}
+    result = run(copy, "--repo", "alice/gapfork", "--ref", "v9")
+    assert result.returncode == 0, result.stderr
+    assert "Untitled" not in result.stdout and "Copy1" not in result.stdout
+    assert all((copy / "notebooks" / name).read_bytes() == text for name, text in mine.items())

@@ -17,6 +17,7 @@ from gapcourse.experiments import REGIMES
 from gapcourse.experiments import RESULTS_FILE as HEADS_FILE
 from gapcourse.models import HEADS
 from gapcourse.provenance import REQUIRED, RESULTS_DIR
+from gapcourse.recipes import CPU_HALF_WIDTH
 from gapcourse.train import PRECISIONS, PRESETS
 from gapcourse.weights import MANIFEST, MANIFEST_FIELDS, WEIGHTS_DIR, file_sha256, load_shipped, read_manifest
 
@@ -53,17 +54,18 @@ def test_heads_comparison_has_three_seeds_per_head_in_both_regimes():
             assert (r["canvas"]["48"] is None) == flat and (r["translated"]["0"] is None) == flat
 
 
-def test_the_recorded_benchmark_is_of_the_cpu_preset_as_it_is_now():
-    """A changed preset makes the recorded speed and accuracy stale: rerun `python -m gapcourse bench --record`."""
+def test_the_recorded_benchmark_is_of_the_half_width_cpu_preset_it_names():
+    """The benchmark measured the half-width cpu preset (recipes.CPU_HALF_WIDTH, frozen when the budget-recipe study
+    narrowed the preset); the README says so. Its row must still be exactly that recipe."""
     row = next(r for r in json.loads((RESULTS_DIR / "bench_cpu.json").read_text())["rows"] if r["preset"] == "cpu")
-    assert row["recipe"] == replace(PRESETS["cpu"], precision=row["precision"]).describe()
+    assert row["recipe"] == replace(CPU_HALF_WIDTH, precision=row["precision"]).describe()
     assert row["final_acc"] is not None and row["train_s"] is not None
 
 
-def test_the_ablation_trained_the_cpu_preset_as_it_is_now_with_three_seeds():
-    """The ablation's last step is the preset; a changed preset needs `python -m gapcourse ablate` again."""
+def test_the_ablation_trained_the_half_width_cpu_preset_with_three_seeds():
+    """The ablation's last step is the half-width preset it built (frozen as recipes.CPU_HALF_WIDTH)."""
     runs = json.loads((RESULTS_DIR / "recipe_ablation.json").read_text())["runs"]
-    preset = {replace(PRESETS["cpu"], name="cpu-v1", tta="flip", precision=p).describe() for p in PRECISIONS}
+    preset = {replace(CPU_HALF_WIDTH, name="cpu-v1", tta="flip", precision=p).describe() for p in PRECISIONS}
     seeds = {r["seed"] for r in runs if r["recipe"] in preset and r["profile"] == "full"}
     assert seeds >= {0, 1, 2}, f"the cpu preset has seeds {sorted(seeds)} in the ablation"
 
@@ -488,8 +490,9 @@ def test_the_cutout_check_trains_the_plan_notebook_03s_budget_made():
     plan the same), and differ only in cutout."""
     from gapcourse.ablation import CPU_CUTOUT, cutout_check_recipe
 
+    half_width = {replace(CPU_HALF_WIDTH, budget_s=240.0, precision=p).describe() for p in ("auto", "fp32")}
     rows = [r for r in json.loads((RESULTS_DIR / "budget_table.json").read_text())["rows"]
-            if r["condition"] == "auto" and r["budget_s"] == 240.0]
+            if r["condition"] == "auto" and r["budget_s"] == 240.0 and r["recipe"] in half_width]
     assert len(rows) >= 2
     without, with_ = cutout_check_recipe("without"), cutout_check_recipe("with")
     for row in rows:
@@ -497,8 +500,8 @@ def test_the_cutout_check_trains_the_plan_notebook_03s_budget_made():
             row["epochs"], row["low_res_epochs"], row["precision"])
     assert without.cutout == 0 and with_.cutout == CPU_CUTOUT > 0
     assert replace(with_, cutout=0) == without
-    assert replace(without, epochs=PRESETS["cpu"].epochs, low_res_epochs=PRESETS["cpu"].low_res_epochs,
-                   precision=PRESETS["cpu"].precision) == PRESETS["cpu"]
+    assert replace(without, epochs=CPU_HALF_WIDTH.epochs, low_res_epochs=CPU_HALF_WIDTH.low_res_epochs,
+                   precision=CPU_HALF_WIDTH.precision) == CPU_HALF_WIDTH
     with pytest.raises(ValueError, match="arm must be one of"):
         cutout_check_recipe("maybe")
 
@@ -586,3 +589,31 @@ def test_a_gpu_study_file_from_before_the_steps_were_renamed_is_labelled_by_its_
     rows = [line for line in table.splitlines() if line.startswith("| + cutout") or line.startswith("| as the cutout")]
     assert [row.split(" | ")[1] for row in rows] == ["0", "1"] and rows[0].startswith("| + cutout")
     assert "mean **" not in table  # one seed per step: nothing averaged across the two recipes
+
+
+def test_the_cutout_check_table_tells_the_epochs_trained_and_the_noise_of_its_test_images():
+    from gapcourse.ablation import cutout_check_markdown
+    from gapcourse.stats import difference_halfwidth
+
+    runs = [dict(_cutout_run(arm, 0, acc), epochs=1) for arm, acc in (("without", 0.30), ("with", 0.32))]
+    table = cutout_check_markdown({"runs": runs, "provenance": dict(PROV, n_test=500)})
+    assert "the first 4 at 24 px" not in table and "these runs trained 1 (a shortened run" in table
+    assert f"500 images is good to about ±{100 * difference_halfwidth(0.31, 0.31, 500):.1f} points" in table
+    assert "±1 point" not in table
+    full = [dict(r, epochs=7) for r in runs]
+    assert "(7 epochs, the first 4 at 24 px, fp32)" in cutout_check_markdown({"runs": full, "provenance": PROV})
+
+
+def test_readme_tables_check_with_an_empty_budget_table_says_so_without_a_traceback(tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import readme_tables
+
+    budget = tmp_path / "budget_table.json"
+    budget.write_text(json.dumps({"rows": [], "provenance": PROV}))
+    readme = tmp_path / "README.md"
+    readme.write_text((ROOT / "README.md").read_text())
+    monkeypatch.setattr(readme_tables, "BUDGET_FILE", budget)
+    monkeypatch.setattr(readme_tables, "README", readme)
+    assert readme_tables.main(["--check"]) == 1  # the README's table is not an empty one
+    assert "differ" in capsys.readouterr().out
+    assert readme_tables.main([]) == 0 and "(no rows yet" in readme.read_text()

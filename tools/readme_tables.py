@@ -19,10 +19,13 @@ sys.path.insert(0, str(ROOT))
 from gapcourse.ablation import (CUTOUT_RESULTS_FILE, GPU_RESULTS_FILE, RESULTS_FILE as ABLATION_FILE,  # noqa: E402
                                 ablation_markdown, cutout_check_markdown, gpu_study_markdown)
 from gapcourse.bench import table_from_record  # noqa: E402
-from gapcourse.budget_table import RESULTS_FILE as BUDGET_FILE, budget_markdown  # noqa: E402
+from gapcourse.budget_table import RESULTS_FILE as BUDGET_FILE, budget_markdown, rows_of_width  # noqa: E402
 from gapcourse.experiments import (PARTS, REGIMES, RESULTS_FILE as HEADS_FILE, conclusions,  # noqa: E402
                                    results_markdown)
+from gapcourse.outputs import OutputError, guard, write_text  # noqa: E402
 from gapcourse.provenance import RESULTS_DIR  # noqa: E402
+from gapcourse.recipes import CPU_HALF_WIDTH  # noqa: E402
+from gapcourse.studies.budget_recipe import RESULTS_FILE as BUDGET_RECIPE_FILE, study_markdown  # noqa: E402
 from gapcourse.weights import MANIFEST  # noqa: E402
 
 README = ROOT / "README.md"
@@ -83,7 +86,8 @@ def cutout_check() -> str:
     if data is None:
         return ("(not measured yet: `python -m gapcourse ablate --preset cpu-cutout` writes "
                 "`gapcourse/results/cpu_cutout_check.json`)")
-    budget_rows = (_load(BUDGET_FILE) or {}).get("rows", [])
+    # the half-width preset's rows: the check trained that preset (the table also holds the 3/8-width preset's rows)
+    budget_rows = rows_of_width(_load(BUDGET_FILE) or {"rows": []}, CPU_HALF_WIDTH.width)["rows"]
     reference = {r["seed"]: r["test_acc"] for r in budget_rows if r["condition"] == "auto" and r["budget_s"] == 240.0}
     return cutout_check_markdown(data, reference)  # a "Made by" line per invocation that added runs
 
@@ -115,6 +119,25 @@ def budget() -> str:
         lines.append(f"* `{command}` on {device}, torch {torch_version}, commit `{_commit(commit)}`, {when} "
                      f"({len(dates)} row{'s' * (len(dates) != 1)})")
     return budget_markdown(data) + "\n\n" + "\n".join(lines)
+
+
+def budget_recipe() -> str:
+    data = _load(BUDGET_RECIPE_FILE)
+    if data is None:
+        return ("(not measured yet: `python -m gapcourse budget-recipe` writes "
+                "`gapcourse/results/budget_recipe.json`)")
+    runs: dict[tuple, list[dict]] = {}  # one invocation (command, commit, machine) -> its runs
+    for run in data["runs"]:
+        made_by = run["made_by"]
+        runs.setdefault(tuple(made_by[k] for k in ("command", "commit", "device", "torch")), []).append(run)
+    lines = [f"*Made by {len(runs)} invocation{'s' * (len(runs) != 1)}, in turn:*", ""]
+    for (command, commit, device, torch_version), made in runs.items():
+        dates = sorted(r["made_by"]["date"] for r in made)
+        when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+        minutes = sum(r["seconds"] for r in made) / 60
+        lines.append(f"* `{command}` on {device}, torch {torch_version}, commit `{_commit(commit)}`, {when} "
+                     f"({len(made)} run{'s' * (len(made) != 1)}, {minutes:.0f} min with planning)")
+    return study_markdown(data) + "\n\n" + "\n".join(lines)
 
 
 def _heads(part: str, *, describe: bool = False, made_by: bool = False) -> str:
@@ -176,7 +199,7 @@ GENERATORS = {"ablation": ablation, "bench": bench, "heads-accuracy": heads_accu
               "heads-translation": heads_translation, "heads-crop-shift": heads_crop_shift,
               "heads-overfitting": heads_overfitting,
               "course-times": course_times, "budget": budget, "weights": weights, "gpu-study": gpu_study,
-              "bench-cuda": bench_cuda, "cpu-cutout": cutout_check}
+              "bench-cuda": bench_cuda, "cpu-cutout": cutout_check, "budget-recipe": budget_recipe}
 
 
 def render(text: str) -> str:
@@ -188,7 +211,7 @@ def render(text: str) -> str:
             body = GENERATORS[name]()
         except ResultsFileError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError) as err:
             raise ResultsFileError(f"README section {name!r}: its results file lacks what the table needs "
                                    f"({type(err).__name__}: {err}); restore the file from git or remake it with "
                                    "the command its README section names.") from None
@@ -242,7 +265,11 @@ def main(argv: list[str]) -> int:
             return 1
         print("README.md's generated tables match the results files.")
         return 0
-    README.write_text(new)
+    try:  # through the output guard: README.md is this tool's own file; anything else is refused
+        write_text(guard(README, writer="readme-tables", kind="markdown", what="README"), new)
+    except (OutputError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print("README.md's generated tables rewritten from the results files." if new != text else
           "README.md's generated tables already matched the results files: unchanged.")
     return 0

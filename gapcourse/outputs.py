@@ -1,0 +1,297 @@
+"""The one output guard: every command and tool that writes a file asks here first, before its work.
+
+Used by ``train --output``, ``bench --output``/``--record``, ``compare-heads`` (and ``--export-weights``),
+``ablate``, ``budget-table``, ``grade --csv``, ``student-copies``, ``tools/sync_notebooks.py`` and
+``tools/readme_tables.py``. :func:`guard` refuses, with one sentence that says what was expected and what to do:
+
+* a **committed file of another writer's role**: the shipped weights (``gapcourse/weights/``), the results
+  (``gapcourse/results/``), the notebooks, README.md and the course's source. Each writer owns the files of
+  :data:`OWNERS` only, and a writer of measurements (results, weights) only in a full-profile run on the real
+  CIFAR-10 (:func:`gapcourse.provenance.committed_refusal` says why not);
+* an output that is **also an input** (e.g. a submission that a shell glob put after ``--csv``);
+* a file of **another kind**: a name whose suffix is another kind's (``train --output x.json``), or an existing file
+  whose content is another kind's (a checkpoint, a JSON file, a notebook);
+* a **folder**, or a place that **cannot be written** (checked by writing a probe file, before the work).
+
+After long work, :func:`write_or_keep` writes the result atomically (:func:`gapcourse.atomic.replacing`) and, when
+that fails, keeps it in a file beside (or in the cache folder, or the temporary folder) and says where.
+:func:`locked` serialises a read-add-write of one file by several processes (POSIX ``flock``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .atomic import replacing
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+
+
+class OutputError(ValueError):
+    """An output that may not or cannot be written where asked; the message says why and what to do."""
+
+
+# What each writer may change among the committed files (paths relative to the repository root; a trailing "/" is a
+# whole folder). Everything else that is committed is refused to it.
+OWNERS: dict[str, tuple[str, ...]] = {
+    "train": (),
+    "grade": (),
+    "bench": ("gapcourse/results/bench_cpu.json", "gapcourse/results/bench_cuda.json",
+              "gapcourse/results/bench_mps.json"),
+    "compare-heads": ("gapcourse/results/heads.json",),
+    "export-weights": ("gapcourse/weights/",),
+    "ablate": ("gapcourse/results/recipe_ablation.json", "gapcourse/results/gpu_preset_study.json",
+               "gapcourse/results/cpu_cutout_check.json"),
+    "budget-table": ("gapcourse/results/budget_table.json",),
+    "budget-recipe": ("gapcourse/results/budget_recipe.json",),
+    "course-times": ("gapcourse/results/course_times.json",),
+    "student-copies": ("notebooks/student/",),
+    "sync-notebooks": ("notebooks/", "README.md", "gapcourse/colab.py"),
+    "readme-tables": ("README.md",),
+}
+MEASURED_ROLES = ("results", "weights")  # written only by a full-profile run on the real CIFAR-10
+
+# The kinds of file the course writes, by the suffixes their names may have. A name with another kind's suffix is
+# refused; a name with no known suffix is accepted (e.g. --csv /dev/stdout, --output table).
+KINDS: dict[str, tuple[str, ...]] = {
+    "checkpoint": (".pt", ".pth"),
+    "results": (".json",),
+    "markdown": (".md", ".markdown", ".txt"),
+    "csv": (".csv", ".tsv", ".txt"),
+    "notebook": (".ipynb",),
+    "source": (".py",),
+}
+_KIND_NAMES = {"checkpoint": "checkpoint (torch file)", "results": "JSON results file", "markdown": "Markdown table",
+               "csv": "CSV table", "notebook": "notebook", "source": "Python source file", "text": "text file"}
+
+
+def _is_checkout() -> bool:
+    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "notebooks").is_dir()
+
+
+def committed_role(path: str | os.PathLike) -> str | None:
+    """The role of ``path`` among the course's committed files: ``weights``, ``results``, ``notebooks``, ``readme``,
+    ``source``, or None when it is not one of them (anything outside the course's own folders)."""
+    where = Path(path).expanduser().resolve()
+    if where.is_relative_to(PACKAGE_DIR / "weights"):
+        return "weights"
+    if where.is_relative_to(PACKAGE_DIR / "results"):
+        return "results"
+    if where.is_relative_to(PACKAGE_DIR):
+        return "source"
+    if _is_checkout():
+        if where.is_relative_to(REPO_ROOT / "notebooks"):
+            return "notebooks"
+        if where == REPO_ROOT / "README.md":
+            return "readme"
+        if any(where.is_relative_to(REPO_ROOT / d) for d in ("tools", "tests", ".ci")):
+            return "source"
+    return None
+
+
+def owns(writer: str, path: str | os.PathLike) -> bool:
+    """Whether ``writer`` (a key of :data:`OWNERS`) may change the committed file ``path``."""
+    where = Path(path).expanduser().resolve()
+    for owned in OWNERS[writer]:
+        target = REPO_ROOT / owned.rstrip("/")
+        if where == target or (owned.endswith("/") and where.is_relative_to(target)):
+            return True
+    return False
+
+
+def owner_of(path: str | os.PathLike) -> str | None:
+    """The command that writes the committed file ``path`` (for the error message), if any."""
+    return next((w for w in OWNERS if w != "sync-notebooks" and owns(w, path)), None) or \
+        ("sync-notebooks" if owns("sync-notebooks", path) else None)
+
+
+def content_kind(path: Path) -> str | None:
+    """What an existing regular file holds, judged by its content: ``checkpoint`` (a zip, as ``torch.save`` writes),
+    ``notebook``, ``results`` (a JSON object), ``text``; None for an empty or unreadable file or a non-file."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head.startswith(b"PK\x03\x04"):
+            return "checkpoint"
+        if head.lstrip()[:1] == b"{" and path.stat().st_size < 256 * 2**20:
+            try:
+                payload = json.loads(path.read_text())
+            except (ValueError, UnicodeDecodeError):
+                return "text"
+            if isinstance(payload, dict) and "cells" in payload and "nbformat" in payload:
+                return "notebook"
+            return "results" if isinstance(payload, dict) else "text"
+    except OSError:
+        return None
+    return "text"
+
+
+def _example(path: Path, kind: str) -> str:
+    return str(Path(tempfile.gettempdir()) / (path.stem or "output")) + KINDS.get(kind, ("",))[0]
+
+
+def guard(path: str | os.PathLike, *, writer: str | None, kind: str, what: str | None = None,
+          inputs: Iterable[str | os.PathLike] = (), input_hint: str = "", data: dict[str, Any] | None = None,
+          option: str = "--output") -> Path:
+    """Check, before any work, that ``writer`` may write ``what`` (a file of ``kind``, see :data:`KINDS`) at
+    ``path``; returns the path with ``~`` expanded. ``inputs``: files the command reads (never overwritten;
+    ``input_hint`` is added to that refusal). ``data`` (:func:`gapcourse.provenance.data_record`): the run's data,
+    required to write committed measurements. ``writer=None``: only the data decides (the library's own callers).
+    Raises :class:`OutputError`."""
+    path, inputs = Path(path).expanduser(), list(inputs)
+    what = what or _KIND_NAMES[kind]
+    if not str(path).strip():
+        raise OutputError(f"{option} needs a file name, e.g. {option} {_example(Path('output'), kind)}.")
+    if path.is_dir():
+        raise OutputError(f"{option} {path} is a folder; the {what} must be a file. Give a file name inside it, e.g. "
+                          f"{path / ('output' + KINDS.get(kind, ('',))[0])}.")
+    for source in inputs:
+        source = Path(source).expanduser()
+        if path.resolve() == source.resolve() or (path.exists() and source.exists() and path.samefile(source)):
+            raise OutputError(f"{option} {path} is also one of this command's inputs: writing the {what} there would "
+                              f"destroy it. {input_hint}Give {option} a new file, e.g. {_example(path, kind)}.")
+    role = committed_role(path)
+    if role is not None:
+        allowed = writer is None or owns(writer, path)
+        if not allowed:
+            owner = owner_of(path)
+            whose = f"`{owner}` writes it" if owner else "no command writes it"
+            raise OutputError(f"Refused: {path} is one of the course's committed files ({role}; {whose}), and "
+                              f"`{writer}` may not change it. Give {option} a file elsewhere, e.g. "
+                              f"{_example(path, kind)}; to restore it: git checkout -- "
+                              f"{path.resolve().relative_to(REPO_ROOT.resolve())}.")
+        if role in MEASURED_ROLES and data is not None:  # (without the data: checked again once it is loaded)
+            from .provenance import committed_refusal
+
+            why = committed_refusal(path if role == "results" else PACKAGE_DIR / "weights" / "manifest.json", data)
+            if why:
+                raise OutputError(f"Refused: {why}. Pass {option} a file elsewhere (e.g. in /tmp); committed results "
+                                  "are only regenerated by the full profile on the real CIFAR-10.")
+    suffix = path.suffix.lower()
+    other = next((k for k, sfx in KINDS.items() if suffix in sfx and kind in KINDS and suffix not in KINDS[kind]),
+                 None)
+    if other is not None:
+        hint = input_hint if any(Path(i).suffix.lower() == suffix for i in inputs) else ""
+        raise OutputError(f"{option} {path} is named as a {_KIND_NAMES[other]} ({suffix}), but this writes a "
+                          f"{what}, so it is neither read nor written. {hint}Give a name ending in {KINDS[kind][0]}, "
+                          f"e.g. {_example(path, kind)}.")
+    found = content_kind(path)
+    expected = {"markdown": "text", "csv": "text", "source": "text"}.get(kind, kind)
+    # (a results file that is not a JSON object: the results reader, provenance.check_output, says what is wrong)
+    if found is not None and found != expected and not (kind == "results" and found == "text"):
+        raise OutputError(f"{option} {path} already holds a {_KIND_NAMES[found]}, not a {what}: it is not this "
+                          f"command's file, so it is not replaced. Move it away or give {option} another file, e.g. "
+                          f"{_example(path, kind)}.")
+    _check_writable(path, what, option)
+    return path
+
+
+def _check_writable(path: Path, what: str, option: str) -> None:
+    """Write a probe file beside ``path`` (or open a device such as /dev/stdout for appending)."""
+    folder = path.parent
+    try:
+        if path.exists() and not path.is_file():  # a device or a pipe: written in place, never replaced
+            with open(path, "a"):
+                pass
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".gapcourse-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise OutputError(f"{option} {path} cannot be written: {err.strerror or err} ({folder}). Cannot write the "
+                          f"{what} there, so nothing was run: give {option} a writable location.") from None
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (a reader sees the old file or the new one); a device or pipe (e.g.
+    /dev/stdout) is written in place. Raises OSError."""
+    path = Path(path)
+    if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+        with open(path, "w") as fh:
+            fh.write(text)
+        return path
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def keep_beside(path: str | os.PathLike, content: str | Callable[[Path], object]) -> Path:
+    """Save ``content`` (text, or a function that writes a given path), which could not be written to ``path``,
+    where it can be: beside ``path`` (``<stem>.unsaved-<time><suffix>``), else in the cache folder's ``unsaved/``,
+    else the temporary folder. Returns where it went; raises the last error when none of them can be written."""
+    path = Path(path)
+    name = f"{path.stem or 'output'}.unsaved-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}{path.suffix}"
+    places = [] if path.exists() and not path.is_file() else [path.parent]
+    try:
+        from .config import cache_dir
+
+        places.append(cache_dir() / "unsaved")
+    except (OSError, ValueError):
+        pass
+    places.append(Path(tempfile.gettempdir()))
+    error: Exception | None = None
+    for folder in places:
+        try:
+            if isinstance(content, str):
+                return write_text(folder / name, content)
+            content(folder / name)
+            return folder / name
+        except (OSError, RuntimeError) as err:  # (a checkpoint's writer raises its own RuntimeError subclass)
+            error = err
+    raise error or OSError(f"nowhere to keep {path.name}")
+
+
+def write_or_keep(path: str | os.PathLike, text: str, *, what: str, work: str) -> Path:
+    """Write ``text`` (the result of long work, described by ``work``) to ``path``; when that fails, keep it with
+    :func:`keep_beside` and raise :class:`OutputError` saying why and where it is."""
+    try:
+        return write_text(path, text)
+    except OSError as err:
+        reason = err.strerror or str(err)
+    return _kept(path, text, what=what, work=work, reason=reason)
+
+
+def _kept(path: str | os.PathLike, text: str, *, what: str, work: str, reason: str) -> Path:
+    try:
+        where = keep_beside(path, text)
+    except (OSError, RuntimeError) as err:
+        raise OutputError(f"Could not write the {what} {path} ({reason}), nor keep it anywhere else "
+                          f"({err.strerror or err}): {work} is lost. Free some space or check the permissions.") \
+            from None
+    raise OutputError(f"Could not write the {what} {path} ({reason}); {work} is kept in {where}. Copy it where it "
+                      "belongs, or fix the place (space, permissions, a folder in the way) and run again.")
+
+
+def keep_after_failure(path: str | os.PathLike, text: str, *, what: str, work: str, error: Exception) -> Path:
+    """For a write that failed in the caller's own way (``error``): keep ``text`` and raise :class:`OutputError`
+    naming the error and where the work is."""
+    return _kept(path, text, what=what, work=work, reason=str(error).rstrip("."))
+
+
+@contextmanager
+def locked(path: str | os.PathLike | None) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>.lock`` (POSIX ``flock``, waiting for another holder) for a read-add-write
+    of ``path`` that several processes may do at once; ``None``: no lock. The lock file stays (removing it could let
+    two processes lock different files)."""
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    lock = Path(str(path) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield

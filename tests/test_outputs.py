@@ -1,0 +1,257 @@
+"""gapcourse.outputs: the one output guard every command and tool that writes goes through.
+
+The last two tests enumerate the writers: every command-line option that names a file to write (found by walking
+the argparse parser) is run against the guard's cases, and every module or tool that writes a file must do it
+through the guard, so a new writer cannot be added unguarded.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gapcourse.outputs import OutputError, guard, keep_beside, locked, write_or_keep
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHT = ROOT / "gapcourse" / "weights" / "gap_mlp.pt"
+HEADS = ROOT / "gapcourse" / "results" / "heads.json"
+BUDGET = ROOT / "gapcourse" / "results" / "budget_table.json"
+NOTEBOOK = next((ROOT / "notebooks").glob("01_*.ipynb"))
+STUDENT = ROOT / "notebooks" / "student" / NOTEBOOK.name
+README = ROOT / "README.md"
+FULL_REAL = {"profile": "full", "n_train": 50_000, "synthetic": False, "train_sha256": "x" * 64}
+
+
+@pytest.fixture
+def committed_files_unchanged():
+    """Every committed file a case may aim at, byte for byte, before and after (put back if changed)."""
+    files = [WEIGHT, HEADS, BUDGET, NOTEBOOK, STUDENT, README]
+    before = {p: p.read_bytes() for p in files if p.exists()}
+    yield
+    changed = [p.name for p, b in before.items() if p.read_bytes() != b]
+    for p, b in before.items():
+        p.write_bytes(b)
+    assert not changed, f"a committed file was changed: {changed}"
+
+
+@pytest.mark.parametrize("writer, target, owner", [
+    ("train", WEIGHT, "export-weights"), ("train", HEADS, "compare-heads"), ("bench", HEADS, "compare-heads"),
+    ("ablate", BUDGET, "budget-table"), ("grade", README, "readme-tables"), ("student-copies", NOTEBOOK, "sync-notebooks"),
+    ("readme-tables", STUDENT, "student-copies"), ("budget-table", ROOT / "gapcourse" / "models.py", None)])
+def test_a_committed_file_of_another_writers_role_is_refused(writer, target, owner, committed_files_unchanged):
+    kind = {".pt": "checkpoint", ".json": "results", ".ipynb": "notebook", ".md": "markdown", ".py": "source"}
+    with pytest.raises(OutputError, match="one of the course's committed files") as err:
+        guard(target, writer=writer, kind=kind[target.suffix])
+    message = str(err.value)
+    assert f"`{writer}` may not change it" in message and "elsewhere" in message
+    assert (f"`{owner}` writes it" if owner else "no command writes it") in message
+
+
+def test_the_owner_of_committed_measurements_needs_a_full_run_on_the_real_data(committed_files_unchanged):
+    fast = dict(FULL_REAL, profile="fast")
+    with pytest.raises(OutputError, match="fast-profile run may not change the committed heads.json"):
+        guard(HEADS, writer="compare-heads", kind="results", data=fast)
+    with pytest.raises(OutputError, match="synthetic stand-in may not change"):
+        guard(WEIGHT, writer="export-weights", kind="checkpoint", data=dict(FULL_REAL, synthetic=True))
+    # owners of files that hold no measurements: their own file is theirs to write
+    assert guard(README, writer="readme-tables", kind="markdown") == README
+    assert guard(STUDENT, writer="student-copies", kind="notebook") == STUDENT
+
+
+def test_an_output_that_is_also_an_input_is_refused(tmp_path):
+    submission = tmp_path / "class" / "01_alice.ipynb"
+    submission.parent.mkdir()
+    submission.write_text("{}")
+    for same in (submission, tmp_path / "class" / ".." / "class" / "01_alice.ipynb"):
+        with pytest.raises(OutputError, match="also one of this command's inputs"):
+            guard(same, writer="grade", kind="notebook", inputs=[submission], option="--csv")
+    link = tmp_path / "grades.csv"
+    link.symlink_to(submission)
+    with pytest.raises(OutputError, match="also one of this command's inputs"):
+        guard(link, writer="grade", kind="csv", inputs=[submission], option="--csv")
+    assert submission.read_text() == "{}"
+
+
+def test_a_file_of_another_kind_is_refused_by_its_name_and_by_its_content(tmp_path):
+    with pytest.raises(OutputError, match=r"named as a JSON results file \(.json\).*ending in .pt"):
+        guard(tmp_path / "x.json", writer="train", kind="checkpoint")
+    with pytest.raises(OutputError, match=r"named as a JSON results file .*ending in .md"):
+        guard(tmp_path / "results.json", writer="bench", kind="markdown")
+    notes = tmp_path / "notes"
+    notes.write_text("my notes\n")
+    with pytest.raises(OutputError, match="already holds a text file, not a checkpoint"):
+        guard(notes, writer="train", kind="checkpoint")
+    table = tmp_path / "table"
+    table.write_text('{"rows": []}')
+    with pytest.raises(OutputError, match="already holds a JSON results file, not a Markdown table"):
+        guard(table, writer="bench", kind="markdown")
+    assert notes.read_text() == "my notes\n" and table.read_text() == '{"rows": []}'
+    # a name of no known kind, or the right kind, is fine; so is a device such as /dev/null
+    assert guard(tmp_path / "net.ckpt", writer="train", kind="checkpoint") == tmp_path / "net.ckpt"
+    assert guard("/dev/null", writer="grade", kind="csv", option="--csv") == Path("/dev/null")
+
+
+def test_a_place_that_cannot_be_written_is_refused_and_leaves_nothing(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="cannot be written"):
+        guard(blocker / "net.pt", writer="train", kind="checkpoint")
+    with pytest.raises(OutputError, match="is a folder"):
+        guard(tmp_path, writer="train", kind="checkpoint")
+    with pytest.raises(OutputError, match="needs a file name"):
+        guard(" ", writer="grade", kind="csv", option="--csv")
+    assert guard(tmp_path / "new" / "net.pt", writer="train", kind="checkpoint").parent.is_dir()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a-file", "new"]  # no probe left behind
+
+
+def test_a_tilde_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert guard("~/p.json", writer="ablate", kind="results") == tmp_path / "p.json"
+
+
+def test_a_failed_write_keeps_the_work_and_says_where(tmp_path, isolated_cache):
+    with pytest.raises(OutputError, match="No space left") as err:
+        write_or_keep("/dev/full", "a,b\n1,2\n", what="grades CSV", work="the whole class's grades")
+    kept = Path(re.search(r"is kept in (\S+)\. ", str(err.value)).group(1))
+    assert kept.is_relative_to(isolated_cache) and kept.read_text() == "a,b\n1,2\n"  # not beside a device
+    target = tmp_path / "table.md"
+    beside = keep_beside(target, "| table |\n")
+    assert beside.parent == tmp_path and beside.name.startswith("table.unsaved-") and beside.suffix == ".md"
+
+
+def test_the_lock_keeps_out_another_process(tmp_path):
+    target = tmp_path / "shared.json"
+    probe = ("import fcntl, sys; fh = open(sys.argv[1], 'w')\n"
+             "try:\n    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+             "except BlockingIOError:\n    print('held')")
+    ask = lambda: subprocess.run([sys.executable, "-c", probe, f"{target}.lock"], capture_output=True,  # noqa: E731
+                                 text=True, check=True).stdout.strip()
+    with locked(target):
+        assert ask() == "held"
+    assert ask() == "free"
+
+
+# ---- every writer goes through the guard ---------------------------------------------------------------------------
+
+def _options_that_write() -> set[tuple[str, str]]:
+    """(command, option) for every option of `python -m gapcourse` that names a file to write or asks for one."""
+    import argparse
+
+    from gapcourse.__main__ import build_parser
+
+    found = set()
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command, parser in sub.choices.items():
+        for action in parser._actions:
+            words = " ".join(action.option_strings) + " " + (action.help or "")
+            if action.option_strings and re.search(r"--output|--csv|\bwrit|\brecord|\bexport", words, re.I):
+                found.add((command, action.option_strings[0]))
+    return found
+
+
+# For each option: the argv that writes, with {out} where the output goes, and the guard's cases it meets. The
+# commands are run for real (synthetic data where they load any); each case must be refused before any work.
+WRITERS = {
+    ("train", "--output"): (["train", "--profile", "fast", "--epochs", "1", "--output", "{out}"], ".pt"),
+    ("bench", "--output"): (["bench", "--profile", "fast", "--device", "cpu", "--output", "{out}"], ".md"),
+    ("budget-table", "--output"): (["budget-table", "--profile", "fast", "--budgets", "1", "--conditions", "fp32",
+                                    "--output", "{out}"], ".json"),
+    ("compare-heads", "--output"): (["compare-heads", "--profile", "fast", "--heads", "gap_linear", "--seeds", "0",
+                                     "--output", "{out}"], ".json"),
+    ("ablate", "--output"): (["ablate", "--profile", "fast", "--preset", "gpu", "--only", "baseline", "--seeds", "0",
+                              "--output", "{out}"], ".json"),
+    ("grade", "--csv"): (["grade", "--timeout", "60", "--csv", "{out}", "{input}"], ".csv"),
+}
+# Options that write to a fixed place, each guarded where it writes (and tested with its command): --record (a
+# committed results file only for a full run on real data: tests/test_reliability.py), --export-weights (the
+# shipped weights: below), --verify-gpu (with --record: bench_cuda.json, as --record), and the options that say
+# they write nothing (--check, --dry-run).
+FIXED_PLACE = {("bench", "--record"), ("compare-heads", "--export-weights"), ("student-copies", "--check"),
+               ("bench", "--verify-gpu"), ("bench", "--dry-run")}
+
+
+def test_every_option_that_writes_is_known_to_this_test():
+    found = _options_that_write()
+    unknown = found - set(WRITERS) - FIXED_PLACE
+    assert not unknown, f"a new option writes a file: add it to WRITERS (and guard it): {sorted(unknown)}"
+    assert set(WRITERS) | FIXED_PLACE >= found and set(WRITERS) <= found, "WRITERS lists an option that is gone"
+
+
+CASES = ["committed file of another role", "output is an input", "unwritable folder", "file of another kind"]
+
+
+@pytest.mark.parametrize("writer, case", [(w, c) for w in sorted(WRITERS) for c in CASES
+                                          if c != "output is an input" or "{input}" in WRITERS[w][0]],
+                         ids=lambda v: v if isinstance(v, str) else f"{v[0]} {v[1]}")  # (inputs: grade's only)
+def test_every_command_that_takes_an_output_refuses_the_guards_cases(writer, case, tmp_path, monkeypatch, capsys,
+                                                                     committed_files_unchanged):
+    from gapcourse import ablation, bench, budget_table, data, experiments, grade, train
+    from gapcourse.__main__ import main
+
+    argv, suffix = WRITERS[writer]
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    work = lambda *a, **k: pytest.fail(f"{writer} did its work before refusing its output ({case})")  # noqa: E731
+    for module, name in [(train, "fit"), (ablation, "fit"), (budget_table, "fit"), (bench, "measure_throughput"),
+                         (experiments, "train_or_load"), (grade, "grade_notebook")]:
+        monkeypatch.setattr(module, name, work)
+    submission = tmp_path / "class" / "01_alice.ipynb"
+    submission.parent.mkdir()
+    submission.write_text(NOTEBOOK.read_text())
+    other_kind = {".pt": tmp_path / "x.json", ".md": tmp_path / "results.json", ".csv": tmp_path / "g.ipynb",
+                  ".json": tmp_path / "x.pt"}[suffix]
+    if writer == ("ablate", "--output"):  # another study's file of the same kind (item 10)
+        other_kind = tmp_path / "budget.json"
+        other_kind.write_text(BUDGET.read_text())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out, expected = {
+        "committed file of another role": (WEIGHT if suffix != ".pt" else HEADS, "committed files"),
+        "output is an input": (submission, "inputs|named as a notebook"),
+        "unwritable folder": (blocker / f"out{suffix}", "cannot be written"),
+        "file of another kind": (other_kind, "named as a|not the gpu study's"),
+    }[case]
+    before = out.read_bytes() if out.is_file() else None
+    args = [a.replace("{out}", str(out)).replace("{input}", str(submission)) for a in argv]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and re.search(expected, err), err
+    assert (out.read_bytes() if out.is_file() else None) == before
+    assert submission.read_text() == NOTEBOOK.read_text()
+
+
+def test_export_weights_refuses_the_shipped_folder_without_a_full_run(tmp_path, committed_files_unchanged):
+    from gapcourse.models import build_net
+    from gapcourse.weights import WEIGHTS_DIR, export
+
+    with pytest.raises(OutputError, match="needs the run's data|fast-profile run may not"):
+        export({"gap_mlp": build_net(width=0.25)}, None, {}, device="cpu", command="test",
+               data=dict(FULL_REAL, profile="fast"))
+    with pytest.raises(OutputError, match="needs the run's data"):
+        export({"gap_mlp": build_net(width=0.25)}, None, {}, device="cpu", command="test")
+    assert WEIGHTS_DIR.is_dir()
+
+
+WRITES = re.compile(r"\.write_text\(|\.write_bytes\(|open\([^)]*[\"'][wax]b?[\"']|torch\.save\(")
+# Modules that write only their own files (the cache, a temporary folder, a kernel's scratch folder, the atomic
+# writers themselves; tools/colab_env.py: its build cache outside the clone): never a file a user names.
+OWN_FILES_ONLY = {"atomic.py", "outputs.py", "checkpoints.py", "data.py", "resume.py", "runlog.py", "grade.py",
+                  "provenance.py", "colab_env.py"}
+
+
+def test_every_module_and_tool_that_writes_goes_through_the_guard():
+    unguarded = []
+    for path in sorted((ROOT / "gapcourse").glob("*.py")) + sorted((ROOT / "tools").glob("*.py")):
+        text = path.read_text()
+        if path.name in OWN_FILES_ONLY:
+            continue
+        raw = [n for n, line in enumerate(text.splitlines(), 1) if WRITES.search(line)]
+        if raw:
+            unguarded.append(f"{path.relative_to(ROOT)}:{raw}")
+        elif path.parent.name == "tools" and "write" in text and "guard(" not in text:
+            unguarded.append(f"{path.relative_to(ROOT)}: writes without gapcourse.outputs.guard")
+    assert not unguarded, ("write files through gapcourse.outputs (guard, then write_text or write_or_keep): "
+                           + "; ".join(unguarded))
