@@ -788,7 +788,7 @@ def nin_head(fn: Callable[[int, int], nn.Module]) -> None:
         raise _Wrong("The 1×1 conv maps the body's channels to one map per class (channels → classes).")
     if convs[0].bias is None:
         raise _Wrong("Keep the 1×1 conv's bias (bias=True, the default): each class score needs its own offset, "
-                     "and notebook 04 copies the trained head's biases into it (head[0].bias).")
+                     "and the cell after this check copies a Linear layer's biases into it (head[0].bias).")
     for side in (4, 9):
         seen: list[tuple[int, ...]] = []  # the shape of what reaches the convolution
         hook = convs[0].register_forward_hook(lambda _m, inputs, _out: seen.append(tuple(inputs[0].shape)))

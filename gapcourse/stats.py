@@ -47,7 +47,8 @@ def paired_halfwidth(correct_a: Sequence[float], correct_b: Sequence[float], z: 
     from each image's correctness (1/0, or a fraction of seeds right). Per image ``d = a − b``; the interval is
     ``z·sd(d)/√n``. Images both networks get right (or both wrong) add no noise, so when two networks disagree on
     few images this is much narrower than :func:`difference_halfwidth`, which treats the two accuracies as if they
-    came from different test sets (and is then an upper bound)."""
+    came from different test sets (an upper bound whenever the two networks tend to be right on the same images, as
+    networks trained on the same data are)."""
     a = [float(x) for x in correct_a]
     b = [float(x) for x in correct_b]
     if len(a) != len(b) or not a:

@@ -160,6 +160,8 @@ WRITERS = {
     ("bench", "--output"): (["bench", "--profile", "fast", "--device", "cpu", "--output", "{out}"], ".md"),
     ("budget-table", "--output"): (["budget-table", "--profile", "fast", "--budgets", "1", "--conditions", "fp32",
                                     "--output", "{out}"], ".json"),
+    ("budget-recipe", "--output"): (["budget-recipe", "--profile", "fast", "--candidates", "current", "--seeds", "0",
+                                     "--output", "{out}"], ".json"),
     ("compare-heads", "--output"): (["compare-heads", "--profile", "fast", "--heads", "gap_linear", "--seeds", "0",
                                      "--output", "{out}"], ".json"),
     ("ablate", "--output"): (["ablate", "--profile", "fast", "--preset", "gpu", "--only", "baseline", "--seeds", "0",
@@ -191,11 +193,13 @@ def test_every_command_that_takes_an_output_refuses_the_guards_cases(writer, cas
                                                                      committed_files_unchanged):
     from gapcourse import ablation, bench, budget_table, data, experiments, grade, train
     from gapcourse.__main__ import main
+    from gapcourse.studies import budget_recipe
 
     argv, suffix = WRITERS[writer]
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     work = lambda *a, **k: pytest.fail(f"{writer} did its work before refusing its output ({case})")  # noqa: E731
-    for module, name in [(train, "fit"), (ablation, "fit"), (budget_table, "fit"), (bench, "measure_throughput"),
+    for module, name in [(train, "fit"), (ablation, "fit"), (budget_table, "fit"), (budget_recipe, "fit"),
+                         (budget_recipe, "calibrate"), (bench, "measure_throughput"),
                          (experiments, "train_or_load"), (grade, "grade_notebook")]:
         monkeypatch.setattr(module, name, work)
     submission = tmp_path / "class" / "01_alice.ipynb"
