@@ -197,7 +197,7 @@ def _student(args: argparse.Namespace) -> int:
     for path in changed:
         print(("out of date: " if args.check else "wrote ") + str(path.relative_to(root)))
     for path, cells in skipped:  # a learner's answers are never overwritten without --force
-        print(f"skipped {path.relative_to(root)}: its exercise cells differ from the handout's ({'; '.join(cells)}): "
+        print(f"skipped {path.relative_to(root)}: it holds cells that are not the handout's ({'; '.join(cells)}): "
               "a learner's answers, or an exercise changed in the solution. Nothing in it was changed; move the "
               "learner's copy elsewhere, or run again with --force to replace it.", file=sys.stderr)
     if not changed and not skipped:

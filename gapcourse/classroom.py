@@ -88,15 +88,32 @@ def course_notebooks(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if COURSE_NOTEBOOK.fullmatch(p.name) and p.is_file())
 
 
-def answered_cells(target: Path, handout: nbformat.NotebookNode) -> list[str]:
-    """The exercise cells of the student notebook at ``target`` that are not as ``handout`` hands them out (a
-    learner's answers), by their first line; every cell if ``target`` cannot be read as a notebook."""
-    exercises = [c.source for c in handout.cells if c.cell_type == "code" and PLACEHOLDER in c.source]
+def committed_sources(root: Path, rel: str) -> set[str]:
+    """The cell sources of ``rel`` as last committed in the git checkout at ``root`` (empty when there is no git,
+    no checkout or no committed copy): what the generator wrote there, as opposed to what a learner wrote since."""
+    import subprocess
+
     try:
-        have = {c.source for c in nbformat.read(target, as_version=4).cells if c.cell_type == "code"}
+        done = subprocess.run(["git", "-C", str(root), "show", f"HEAD:{rel}"], capture_output=True, text=True,
+                              timeout=30)
+        if done.returncode != 0:
+            return set()
+        return {c.source for c in nbformat.reads(done.stdout, as_version=4).cells}
+    except Exception:  # noqa: BLE001 - no git, or a committed file that is not a notebook: nothing known
+        return set()
+
+
+def answered_cells(target: Path, handout: nbformat.NotebookNode, committed: set[str] | None = None) -> list[str]:
+    """The cells of the student notebook at ``target`` that a learner wrote or changed, by their first line: cells
+    (code or notes) that are neither in ``handout`` nor in the ``committed`` copy (:func:`committed_sources`), so an
+    answer, an edited exercise or an added note all count; every cell if ``target`` cannot be read as a notebook."""
+    known = {c.source for c in handout.cells} | (committed or set())
+    try:
+        have = nbformat.read(target, as_version=4).cells
     except Exception:  # noqa: BLE001 - a notebook the learner's editor left half-written is still their work
         return ["the whole notebook: it is not a readable notebook"]
-    return [source.splitlines()[0] for source in exercises if source not in have]
+    return [(c.source.strip().splitlines() or ["(an empty cell)"])[0] for c in have
+            if c.source not in known and c.source.strip()]
 
 
 def exercise_count(nb: nbformat.NotebookNode) -> int:
@@ -108,9 +125,8 @@ def write_student_copies(root: str | Path, *, check: bool = False, force: bool =
     """Write ``notebooks/student/NN_name.ipynb`` for every solution notebook ``notebooks/NN_name.ipynb`` under
     ``root``; returns the copies written.
 
-    A copy whose exercise cells differ from the handout's (:func:`answered_cells`: a learner's answers, or an
-    exercise changed in the solution) is not overwritten unless ``force``: it goes into ``skipped`` with those
-    cells. With ``check=True`` nothing is written; the return value lists the copies that would change.
+    A copy holding cells that are neither the new handout's nor the committed copy's (:func:`answered_cells`: a
+    learner's answers or notes) is not overwritten unless ``force``: it goes into ``skipped`` with those cells. With ``check=True`` nothing is written; the return value lists the copies that would change.
     """
     root = Path(root)
     solutions = course_notebooks(root / "notebooks")
@@ -124,7 +140,8 @@ def write_student_copies(root: str | Path, *, check: bool = False, force: bool =
         text = nbformat.writes(make_student_copy(nbformat.read(solution_path, as_version=4), student_rel)) + "\n"
         target = root / student_rel
         if not target.exists() or target.read_text() != text:
-            answers = [] if check or force or not target.exists() else answered_cells(target, nbformat.reads(text, 4))
+            answers = [] if check or force or not target.exists() else answered_cells(
+                target, nbformat.reads(text, 4), committed_sources(root, student_rel))
             if answers:
                 if skipped is not None:
                     skipped.append((target, answers))

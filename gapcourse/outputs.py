@@ -74,6 +74,10 @@ _KIND_NAMES = {"checkpoint": "checkpoint (torch file)", "results": "JSON results
                "csv": "CSV table", "notebook": "notebook", "source": "Python source file", "text": "text file"}
 
 
+# The checkout's own top-level files, protected even where git cannot say what it tracks.
+PROJECT_FILES = ("LICENSE", "Makefile", "pyproject.toml", "environment.yml", "conftest.py", ".gitignore")
+
+
 def _is_checkout() -> bool:
     return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "notebooks").is_dir()
 
@@ -95,7 +99,24 @@ def committed_role(path: str | os.PathLike) -> str | None:
             return "readme"
         if any(where.is_relative_to(REPO_ROOT / d) for d in ("tools", "tests", ".ci")):
             return "source"
+        if where.is_relative_to(REPO_ROOT / ".git"):
+            return "git metadata"
+        known = where.parent == REPO_ROOT and (where.name in PROJECT_FILES or where.name.startswith("constraints"))
+        if where.is_relative_to(REPO_ROOT) and (known or _tracked(where)):
+            return "project file"  # LICENSE, Makefile, pyproject.toml, constraints*.txt, ... and any tracked file
     return None
+
+
+def _tracked(where: Path) -> bool:
+    """Whether git tracks ``where`` in the checkout (False without git)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "--error-unmatch", str(where)],
+                              capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
 
 
 def owns(writer: str, path: str | os.PathLike) -> bool:
@@ -186,6 +207,11 @@ def guard(path: str | os.PathLike, *, writer: str | None, kind: str, what: str |
         raise OutputError(f"{option} {path} is named as a {_KIND_NAMES[other]} ({suffix}), but this writes a "
                           f"{what}, so it is neither read nor written. {hint}Give a name ending in {KINDS[kind][0]}, "
                           f"e.g. {_example(path, kind)}.")
+    if kind in ("checkpoint", "results") and path.exists() and not path.is_file():
+        raise OutputError(f"{option} {path} is not a regular file (a device, a pipe or a socket): a {what} is "
+                          "written to a file and replaced atomically, which would replace the device itself. Give "
+                          f"{option} a file, e.g. {_example(path, kind)}.")
+    _refuse_cache(path, option, kind)
     found = content_kind(path)
     expected = {"markdown": "text", "csv": "text", "source": "text"}.get(kind, kind)
     # (a results file that is not a JSON object: the results reader, provenance.check_output, says what is wrong)
@@ -195,6 +221,21 @@ def guard(path: str | os.PathLike, *, writer: str | None, kind: str, what: str |
                           f"{_example(path, kind)}.")
     _check_writable(path, what, option)
     return path
+
+
+def _refuse_cache(path: Path, option: str, kind: str) -> None:
+    """The course's cache folder is not an output: neither the folder itself (a file there would break every later
+    command) nor its decoded data (a command's input)."""
+    try:
+        from .config import cache_dir
+
+        cache = cache_dir().resolve()
+    except Exception:  # noqa: BLE001 - no usable cache folder: nothing of it to protect
+        return
+    where = path.resolve()
+    if where == cache or where.is_relative_to(cache / "data"):
+        raise OutputError(f"{option} {path} is the course's cache folder or its decoded data (GAPCOURSE_CACHE), which "
+                          f"later commands read. Give {option} a file elsewhere, e.g. {_example(path, kind)}.")
 
 
 def _check_writable(path: Path, what: str, option: str) -> None:

@@ -96,6 +96,10 @@ def course(tmp_path) -> Path:
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "Untitled*"))
     write_student_copies(tmp_path, force=True)  # in step with the solutions, whatever the checkout holds
+    import subprocess  # committed, as in the course's repository: what the generator last wrote is known
+
+    for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]):
+        subprocess.run(["git", "-C", str(tmp_path), *cmd], check=True)
     return tmp_path
 
 
@@ -115,7 +119,7 @@ def test_a_learners_answers_are_skipped_said_and_kept_unless_force(course, capsy
     assert main(["student-copies", "--root", str(course)]) == 1
     out, err = capsys.readouterr()
     assert "wrote notebooks/student/02_adaptive_avg_pool.ipynb" in out
-    assert err.startswith("skipped notebooks/student/01_gap_by_hand.ipynb: its exercise cells differ from the "
+    assert err.startswith("skipped notebooks/student/01_gap_by_hand.ipynb: it holds cells that are not the "
                           "handout's (def global_avg_pool(x):): a learner's answers") and "--force" in err
     assert mine.read_text() == before
     assert main(["student-copies", "--root", str(course), "--force"]) == 0
@@ -129,7 +133,7 @@ def test_an_unreadable_student_notebook_is_skipped_too(course, capsys):
     mine = course / "notebooks" / "student" / "01_gap_by_hand.ipynb"
     mine.write_text(mine.read_text()[:5000])  # an editor stopped half-way
     assert main(["student-copies", "--root", str(course)]) == 1
-    assert "skipped notebooks/student/01_gap_by_hand.ipynb: its exercise cells differ from the handout's (the whole " \
+    assert "skipped notebooks/student/01_gap_by_hand.ipynb: it holds cells that are not the handout's (the whole " \
            "notebook: it is not a readable notebook)" in capsys.readouterr().err
     assert len(mine.read_text()) == 5000
 
@@ -140,3 +144,43 @@ def test_only_the_courses_own_notebooks_are_copied(course):
         (course / "notebooks" / name).write_text(shutil_copy)
     write_student_copies(course)
     assert sorted(p.name for p in (course / "notebooks" / "student").glob("*.ipynb")) == [p.name for p in SOLUTIONS]
+
+
+def test_a_learners_notes_and_added_cells_are_kept_too(course, capsys):
+    """Not only the exercise cells: a note or a new code cell the learner added is their work (careless-user
+    review: both were lost while the placeholder cell was untouched)."""
+    from gapcourse.__main__ import main
+
+    mine = course / "notebooks" / "student" / "01_gap_by_hand.ipynb"
+    nb = nbformat.read(mine, as_version=4)
+    nb.cells.insert(3, nbformat.v4.new_markdown_cell("My notes: GAP averages each map."))
+    nb.cells.append(nbformat.v4.new_code_cell("def global_avg_pool(x):\n    return x.mean((2, 3))"))
+    nbformat.write(nb, mine)
+    before = mine.read_text()
+    solution = course / "notebooks" / "01_gap_by_hand.ipynb"  # the instructor changes the handout meanwhile
+    sol = nbformat.read(solution, as_version=4)
+    sol.cells[-1].source += "\n"
+    nbformat.write(sol, solution)
+    assert main(["student-copies", "--root", str(course)]) == 1
+    err = capsys.readouterr().err
+    assert "My notes: GAP averages each map." in err and "def global_avg_pool(x):" in err
+    assert mine.read_text() == before
+
+
+def test_a_copy_as_last_committed_is_the_generators_and_is_updated(tmp_path):
+    """In a git checkout, a student copy whose cells are all the committed copy's is the generator's own work
+    (an instructor changed the solution): it is rewritten without --force."""
+    import subprocess
+
+    from gapcourse.classroom import answered_cells, committed_sources
+
+    repo = tmp_path / "repo"
+    (repo / "notebooks" / "student").mkdir(parents=True)
+    old = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("old")])
+    path = repo / "notebooks" / "student" / "01_x.ipynb"
+    nbformat.write(old, path)
+    for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]):
+        subprocess.run(["git", "-C", str(repo), *cmd], check=True)
+    new = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 2"), nbformat.v4.new_markdown_cell("new")])
+    assert answered_cells(path, new, committed_sources(repo, "notebooks/student/01_x.ipynb")) == []
+    assert answered_cells(path, new) == ["x = 1", "old"]  # without the committed copy, unknown cells are kept

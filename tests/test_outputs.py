@@ -259,3 +259,39 @@ def test_every_module_and_tool_that_writes_goes_through_the_guard():
             unguarded.append(f"{path.relative_to(ROOT)}: writes without gapcourse.outputs.guard")
     assert not unguarded, ("write files through gapcourse.outputs (guard, then write_text or write_or_keep): "
                            + "; ".join(unguarded))
+
+
+@pytest.mark.parametrize("name", ["LICENSE", "Makefile", "pyproject.toml", "constraints.txt", ".git/config"])
+def test_the_checkouts_own_files_are_refused_to_every_writer(name):
+    """Careless-user review: `grade --csv LICENSE` and `bench --output Makefile` overwrote them."""
+    from gapcourse.outputs import REPO_ROOT, committed_role, guard
+
+    path = REPO_ROOT / name
+    assert committed_role(path) in ("project file", "git metadata")
+    for writer, kind in (("grade", "csv"), ("bench", "markdown"), ("budget-table", "results"), ("train", "checkpoint")):
+        with pytest.raises(OutputError, match="committed files"):
+            guard(path, writer=writer, kind=kind)
+    assert committed_role(REPO_ROOT / "grades.csv") is None  # a new file in the checkout is the user's to write
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "results"])
+def test_a_device_is_never_replaced_by_a_file(kind):
+    """Careless-user review: `train --output /dev/full` renamed a checkpoint over the device node, and a results
+    command read /dev/full as JSON until it ran out of memory."""
+    from gapcourse.outputs import guard
+
+    with pytest.raises(OutputError, match="not a regular file"):
+        guard("/dev/null", writer="train" if kind == "checkpoint" else "budget-table", kind=kind)
+
+
+def test_the_cache_folder_and_its_data_are_not_outputs(tmp_path, monkeypatch):
+    from gapcourse.outputs import guard
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GAPCOURSE_CACHE", str(cache))
+    with pytest.raises(OutputError, match="cache folder"):
+        guard(cache, writer="budget-table", kind="results")  # not created yet: it would become a file
+    (cache / "data").mkdir(parents=True)
+    with pytest.raises(OutputError, match="cache folder"):
+        guard(cache / "data" / "cifar10-train-abc.pt", writer="train", kind="checkpoint")
+    assert guard(cache / "results" / "mine.json", writer="budget-table", kind="results").name == "mine.json"

@@ -158,3 +158,18 @@ def test_only_the_courses_own_notebooks_are_rewritten(copy):
     assert result.returncode == 0, result.stderr
     assert "Untitled" not in result.stdout and "Copy1" not in result.stdout
     assert all((copy / "notebooks" / name).read_bytes() == text for name, text in mine.items())
+
+
+def test_a_learners_run_student_copy_is_skipped_not_stripped(copy):
+    """Careless-user review: the sync stripped a learner's outputs from their student copy; it now leaves that copy
+    as it is, says so, and exits 1, while every other notebook is published."""
+    path = copy / "notebooks" / "student" / "01_gap_by_hand.ipynb"
+    learner = nbformat.read(path, as_version=4)
+    code = next(c for c in learner.cells if c.cell_type == "code")
+    code.outputs = [nbformat.v4.new_output("stream", text="my run")]
+    nbformat.write(learner, path)
+    before = path.read_bytes()
+    result = run(copy, "--repo", "alice/gapfork", "--ref", "v9")
+    assert result.returncode == 1 and "skipped: notebooks/student/01_gap_by_hand.ipynb" in result.stderr
+    assert "outputs of 1 cell(s)" in result.stderr and path.read_bytes() == before
+    assert "alice/gapfork" in (copy / "notebooks" / "student" / "02_adaptive_avg_pool.ipynb").read_text()

@@ -23,7 +23,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from gapcourse import colab  # noqa: E402
-from gapcourse.classroom import STUDENT_DIR, course_notebooks  # noqa: E402
+from gapcourse.classroom import STUDENT_DIR, committed_sources, course_notebooks  # noqa: E402
 from gapcourse.outputs import guard, write_text  # noqa: E402
 
 BADGE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\n*")
@@ -125,6 +125,20 @@ def publish(repo: str, ref: str) -> list[tuple[Path, str, str, str]]:
     return changed
 
 
+def learner_work(path: Path, new: nbformat.NotebookNode, rel: str) -> list[str]:
+    """What rewriting the student copy ``path`` as ``new`` would destroy of a learner's: the outputs of cells they
+    ran, and their edits to a cell this tool rewrites (the install cell, the badge), known as edits when the
+    committed copy lacks them. Other cells keep their sources (this tool changes only its own)."""
+    old = nbformat.read(path, as_version=4)
+    committed = committed_sources(ROOT, rel)
+    lost = [f"outputs of {sum(bool(c.get('outputs')) for c in old.cells if c.cell_type == 'code')} cell(s)"] if any(
+        c.get("outputs") for c in old.cells if c.cell_type == "code") else []
+    if committed:
+        lost += [(o.source.strip().splitlines() or [""])[0] for o, n in zip(old.cells, new.cells)
+                 if o.source != n.source and o.source not in committed]
+    return lost
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python tools/sync_notebooks.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a notebook is out of step")
@@ -141,6 +155,7 @@ def main(argv: list[str]) -> int:
     if args.ref and not args.repo:
         parser.error("--ref needs --repo (the repository it belongs to)")
     plan: list[tuple[Path, str, str, str | None]] = []  # (file, new text, kind, what): written once every one is known
+    skipped: list[Path] = []
     try:
         if args.repo:
             plan += publish(args.repo, args.ref or colab.REF)
@@ -148,6 +163,13 @@ def main(argv: list[str]) -> int:
         for path in [*course_notebooks(ROOT / "notebooks"), *course_notebooks(ROOT / "notebooks" / STUDENT_DIR)]:
             new = nbformat.writes(synced(path)) + "\n"
             if path.read_text() != new:
+                rel = str(path.relative_to(ROOT))
+                learner = [] if path.parent.name != STUDENT_DIR else learner_work(path, nbformat.reads(new, 4), rel)
+                if learner and not args.check:  # a learner's copy: their cells and outputs are theirs, not ours
+                    print(f"skipped: {rel} holds a learner's work ({'; '.join(learner[:3])}); move it away or "
+                          "commit it, then run again", file=sys.stderr)
+                    skipped.append(path)
+                    continue
                 plan.append((path, new, "notebook", None))
         if not args.check:  # every output checked before the first is written: no half-published tree
             targets = [(guard(path, writer="sync-notebooks", kind=kind, what=what), text)
@@ -160,7 +182,7 @@ def main(argv: list[str]) -> int:
     stale = [path for path, *_ in plan]
     for p in stale:
         print(("out of step: " if args.check else "updated: ") + str(p.relative_to(ROOT)))
-    return 1 if args.check and stale else 0
+    return 1 if (args.check and stale) or skipped else 0
 
 
 if __name__ == "__main__":
