@@ -64,8 +64,8 @@ test: $(STAMP)
 	GAPCOURSE_PROFILE=fast $(PY) -m pytest tests $(SOLUTION_NOTEBOOKS) $(NO_REHEARSAL)
 
 # The oldest pair the course supports (pyproject.toml's lower bounds), installed the same way as .venv: the unit tests
-# and every notebook under nbval. The browser test and the Colab rehearsal (which runs the notebooks a second time)
-# are left to `make test`.
+# and every notebook (solutions and student copies) under nbval. The browser test is left to `make test`, the Colab
+# rehearsal to `make test-colab`.
 VENV_OLDEST ?= .venv-oldest
 PY_OLDEST := $(VENV_OLDEST)/bin/python
 STAMP_OLDEST := $(VENV_OLDEST)/.gapcourse-installed

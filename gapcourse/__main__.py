@@ -1,4 +1,5 @@
-"""Command line: ``python -m gapcourse {info,prepare-data,train,bench}`` (also installed as ``gapcourse``).
+"""Command line: ``python -m gapcourse COMMAND`` (also installed as ``gapcourse``); every command that writes a file
+asks :mod:`gapcourse.outputs` first.
 
 * ``info``          versions, device, profile, data source, cache folder.
 * ``prepare-data``  decode and cache both CIFAR-10 splits now (e.g. before going offline).
@@ -6,6 +7,8 @@
 * ``bench``         the speed/accuracy benchmark table (see :mod:`gapcourse.bench`).
 * ``budget-table``  the cpu preset trained to time budgets, with bf16 or fp32 forced or one thread
                     (see :mod:`gapcourse.budget_table`).
+* ``budget-recipe`` the budget-recipe study for notebook 03's 4 minutes (see :mod:`gapcourse.studies.budget_recipe`).
+* ``ablate``        the recipe studies: the cpu ablation, the gpu preset's study, the cpu-cutout check.
 * ``student-copies`` write notebooks/student/ from the solution notebooks (``--check``: only report drift).
 * ``grade``         run a class's student notebooks, each in its own kernel, and tabulate their exercises.
 * ``compare-heads``  notebook 04's experiment outside Jupyter: every head trained and measured, table written as
@@ -292,7 +295,7 @@ def _budget_recipe(args: argparse.Namespace) -> int:
     from .data import load_cifar10
     from .device import pick_device
     from .provenance import data_record, default_output
-    from .studies.budget_recipe import RESULTS_FILE, candidates, run_study, study_markdown
+    from .studies.budget_recipe import ADOPTED, RESULTS_FILE, candidates, run_study, study_markdown
 
     unknown = [c for c in args.candidates or [] if c not in candidates()]
     if unknown:
@@ -300,7 +303,7 @@ def _budget_recipe(args: argparse.Namespace) -> int:
     prof = profile(args.profile)
     device = pick_device(args.device)
     _check_output_early(args, "budget-recipe")
-    keys = args.candidates or (list(candidates()) if args.stage == "screen" else ["current", "width0.375"])
+    keys = args.candidates or (list(candidates()) if args.stage == "screen" else ["current", ADOPTED])
     seeds = args.seeds or ([0] if args.stage == "screen" else [0, 1, 2])
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
     output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_record(prof.name, train))

@@ -111,13 +111,8 @@ def env_path(name: str) -> Path | None:
     return None if text is None else Path(text).expanduser().absolute()
 
 
-def cache_dir() -> Path:
-    """Folder for decoded datasets, downloads and checkpoints (created on first use): ``$GAPCOURSE_CACHE``, else
-    ``$XDG_CACHE_HOME/gapcourse`` (only an absolute ``XDG_CACHE_HOME``, as the XDG specification says), else
-    ``~/.cache/gapcourse``.
-
-    Raises :class:`CacheError`, naming the folder, when it cannot be created (a file is in the way, no permission).
-    """
+def cache_location() -> tuple[Path, str]:
+    """Where :func:`cache_dir` puts the cache, and where that setting came from; creates nothing."""
     path = env_path(CACHE_ENV)
     if path is not None:
         origin = f"from {CACHE_ENV}={os.environ[CACHE_ENV]!r}"
@@ -133,6 +128,17 @@ def cache_dir() -> Path:
             xdg = None
         path = (Path(xdg) if xdg else Path.home() / ".cache") / "gapcourse"
         origin = ("from XDG_CACHE_HOME" if xdg else "the default") + f"; set {CACHE_ENV} to move it"
+    return path, origin
+
+
+def cache_dir() -> Path:
+    """Folder for decoded datasets, downloads and checkpoints (created on first use): ``$GAPCOURSE_CACHE``, else
+    ``$XDG_CACHE_HOME/gapcourse`` (only an absolute ``XDG_CACHE_HOME``, as the XDG specification says), else
+    ``~/.cache/gapcourse``.
+
+    Raises :class:`CacheError`, naming the folder, when it cannot be created (a file is in the way, no permission).
+    """
+    path, origin = cache_location()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:

@@ -1,7 +1,7 @@
 """The one output guard: every command and tool that writes a file asks here first, before its work.
 
 Used by ``train --output``, ``bench --output``/``--record``, ``compare-heads`` (and ``--export-weights``),
-``ablate``, ``budget-table``, ``grade --csv``, ``student-copies``, ``tools/sync_notebooks.py`` and
+``ablate``, ``budget-table``, ``budget-recipe``, ``grade --csv``, ``student-copies``, ``tools/sync_notebooks.py`` and
 ``tools/readme_tables.py``. :func:`guard` refuses, with one sentence that says what was expected and what to do:
 
 * a **committed file of another writer's role**: the shipped weights (``gapcourse/weights/``), the results
@@ -84,7 +84,7 @@ def _is_checkout() -> bool:
 
 def committed_role(path: str | os.PathLike) -> str | None:
     """The role of ``path`` among the course's committed files: ``weights``, ``results``, ``notebooks``, ``readme``,
-    ``source``, or None when it is not one of them (anything outside the course's own folders)."""
+    ``source``, ``git metadata``, ``project file`` (the checkout's other tracked files), or None when it is not one of them (anything outside the course's own folders)."""
     where = Path(path).expanduser().resolve()
     if where.is_relative_to(PACKAGE_DIR / "weights"):
         return "weights"
@@ -226,12 +226,9 @@ def guard(path: str | os.PathLike, *, writer: str | None, kind: str, what: str |
 def _refuse_cache(path: Path, option: str, kind: str) -> None:
     """The course's cache folder is not an output: neither the folder itself (a file there would break every later
     command) nor its decoded data (a command's input)."""
-    try:
-        from .config import cache_dir
+    from .config import cache_location
 
-        cache = cache_dir().resolve()
-    except Exception:  # noqa: BLE001 - no usable cache folder: nothing of it to protect
-        return
+    cache = cache_location()[0].expanduser().resolve()
     where = path.resolve()
     if where == cache or where.is_relative_to(cache / "data"):
         raise OutputError(f"{option} {path} is the course's cache folder or its decoded data (GAPCOURSE_CACHE), which "

@@ -248,7 +248,7 @@ OWN_FILES_ONLY = {"atomic.py", "outputs.py", "checkpoints.py", "data.py", "resum
 
 def test_every_module_and_tool_that_writes_goes_through_the_guard():
     unguarded = []
-    for path in sorted((ROOT / "gapcourse").glob("*.py")) + sorted((ROOT / "tools").glob("*.py")):
+    for path in sorted((ROOT / "gapcourse").rglob("*.py")) + sorted((ROOT / "tools").glob("*.py")):
         text = path.read_text()
         if path.name in OWN_FILES_ONLY:
             continue

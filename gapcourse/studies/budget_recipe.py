@@ -40,12 +40,13 @@ from ..device import seed_everything
 from ..models import build_net
 from ..pipeline import num_batches
 from ..provenance import RESULTS_DIR, ResultsError, check_output, data_record, provenance, write_results
-from ..recipes import CPU_HALF_WIDTH, Recipe, measures_precision, resolve_precision
+from ..recipes import CPU_HALF_WIDTH, DEFAULT_BUDGET_S, Recipe, measures_precision, resolve_precision
 from ..stats import T95, paired_halfwidth
 from ..train import evaluate, fit, starting_weights
 
 RESULTS_FILE = RESULTS_DIR / "budget_recipe.json"
-BUDGET_S = 240.0  # notebook 03's default (recipes.DEFAULT_BUDGET_S)
+BUDGET_S = DEFAULT_BUDGET_S  # notebook 03's default budget
+ADOPTED = "width0.375"  # the candidate the confirmation adopted into the cpu preset (recipes.CPU_WIDTH)
 PLAN_TRIES = 5
 CURVE_PER_CLASS = 250  # notebook 03's learning curve (budget_table.curve_split)
 
