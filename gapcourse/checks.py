@@ -229,6 +229,11 @@ def _torch_wrapper(old: Any, new: Any) -> bool:
     return getattr(new, "__wrapped__", None) is old and code is not None and code.co_filename.startswith(_TORCH_DIR)
 
 
+# Attributes Python itself adds to a class on first use: copyreg caches ``__slotnames__`` when an instance is copied
+# or pickled (copy.deepcopy of a network does it), and annotations are computed lazily. Not a learner's doing.
+_PYTHON_CACHES = ("__slotnames__", "__annotations__", "__annotate__", "__annotations_cache__")
+
+
 def _restore_namespaces(before: dict[str, dict[str, Any]]) -> list[str]:
     """Put back every attribute that differs from ``before`` (a class's new attribute, which would hide the one it
     inherits, is removed; a module's new names change nothing and stay; torch's own wrapping is kept and noted in
@@ -240,7 +245,7 @@ def _restore_namespaces(before: dict[str, dict[str, Any]]) -> list[str]:
             if now.get(name, _ABSENT) is not value and _torch_wrapper(value, now.get(name)):
                 old[name] = now[name]
         changed = [name for name, value in old.items() if now.get(name, _ABSENT) is not value]
-        added = [name for name in now if name not in old and not name.startswith("__annotat")] \
+        added = [name for name in now if name not in old and name not in _PYTHON_CACHES] \
             if isinstance(space, type) else []
         for name in changed:
             setattr(space, name, old[name])

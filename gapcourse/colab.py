@@ -44,52 +44,36 @@ def install_cell() -> str:
     older gapcourse from an earlier install is still importable in the runtime, the cell says so loudly instead of
     letting the notebook use it silently (and after an install, that a copy imported earlier needs a restart)."""
     return (
-        "# On Google Colab, install the course helpers (torch, torchvision and numpy are already there and are\n"
-        "# not reinstalled: --no-deps). Anywhere else this cell does nothing.\n"
-        "import importlib.util\n"
-        "import os\n"
-        "import subprocess\n"
-        "import sys\n"
-        "\n"
+        '# On Colab only: install the course helpers (torch, torchvision and numpy are already there: --no-deps).\n'
+        'import importlib.util, os, subprocess, sys\n'
         'if "google.colab" in sys.modules:\n'
-        f'    source = os.environ.get("{SOURCE_ENV}",  # the course\'s tests point it at a wheel\n'
-        f'                            "{install_source()}")\n'
-        '    installed = False\n'
-        '    if not source.strip() or source.strip().startswith("-"):  # pip would take it for nothing, or an option\n'
-        f'        print(f"{SOURCE_ENV} is {{source!r}}: not a package pip can install. Unset it "\n'
-        f'              "(os.environ.pop(\'{SOURCE_ENV}\')) or set it to a wheel\'s path or a git URL, then run "\n'
-        '              "this cell again.")\n'
-        "    else:\n"
+        f'    source, ok = os.environ.get("{SOURCE_ENV}",  # the course\'s tests point it at a wheel\n'
+        f'                                "{install_source()}"), False\n'
+        '    if not source.strip() or source.strip().startswith("-"):  # pip would read nothing, or an option\n'
+        f'        print(f"{SOURCE_ENV} is {{source!r}}: not a package pip can install. Unset it (os.environ.pop("\n'
+        f'              "\'{SOURCE_ENV}\')) or set it to a wheel\'s path or a git URL, then run this cell again.")\n'
+        '    else:\n'
         '        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", source],\n'
-        "                              capture_output=True, text=True)\n"
-        "        installed = done.returncode == 0\n"
-        "        if not installed:\n"
-        '            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no message)"]\n'
-        '            print(f"Could not install the course helpers from {source}: {last[0]}")\n'
-        '            print("Instead: run `make wheel` in a copy of the course, upload dist/gapcourse-*.whl with the "\n'
-        '                  "Files panel, and run `!pip install --no-deps /content/gapcourse-*.whl`; or put your "\n'
-        '                  "fork\'s URL above.")\n'
-        '        elif "gapcourse" in sys.modules:\n'
-        '            print("gapcourse was imported earlier in this runtime: Runtime > Restart session, "\n'
-        '                  "then run all, so that the cells use the copy just installed.")\n'
-        "    if not installed:\n"
-        "        try:\n"
-        '            old = importlib.util.find_spec("gapcourse")\n'
-        "        except ImportError:  # this cell ran before and failed: nothing is installed\n"
-        "            old = None\n"
-        "        if old is not None:\n"
-        '            print(f"\\n!!! The cells below would silently use an OLDER copy of gapcourse, from an earlier "\n'
-        '                  f"install in this runtime ({old.origin}); it may not match this notebook. Fix the "\n'
-        '                  "install above, then Runtime > Restart session and run all again. !!!")\n'
-        "        else:\n"
-        "\n"
-        "            class HelpersMissing:  # so that `import gapcourse` below says what is missing\n"
-        "                def find_spec(self, name, *_):\n"
-        '                    if name == "gapcourse":\n'
-        f'                        raise ModuleNotFoundError("{_MISSING[0]}"\n'
-        f'                                                  "{_MISSING[1]}")\n'
-        "\n"
-        "            sys.meta_path.append(HelpersMissing())"
+        '                              capture_output=True, text=True)\n'
+        '        ok, last = done.returncode == 0, ((done.stderr or done.stdout).strip().splitlines() or ["(no message)"])[-1]\n'
+        '        if not ok or "gapcourse" in sys.modules:  # (imported before this install: the old copy stays loaded)\n'
+        '            print(f"Could not install the course helpers from {source}: {last}\\nInstead: run `make wheel` in a copy "\n'
+        '                  "of the course, upload dist/gapcourse-*.whl with the Files panel, and run `!pip install --no-deps "\n'
+        '                  "/content/gapcourse-*.whl`; or put your fork\'s URL above." if not ok else "gapcourse was imported "\n'
+        '                  "earlier in this runtime: Runtime > Restart session, then run all, to use the copy just installed.")\n'
+        '    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "HelpersMissing"]  # a failed run\'s\n'
+        '    old = None if ok else importlib.util.find_spec("gapcourse")\n'
+        '    if old is not None:\n'
+        '        print(f"\\n!!! The cells below would silently use an OLDER copy of gapcourse, from an earlier install in this "\n'
+        '              f"runtime ({old.origin}); it may not match this notebook. Fix the install above, then Runtime > "\n'
+        '              "Restart session and run all again. !!!")\n'
+        '    elif not ok:\n'
+        '        class HelpersMissing:  # so that `import gapcourse` below says what is missing\n'
+        '            def find_spec(self, name, *_):\n'
+        '                if name == "gapcourse":\n'
+        '                    raise ModuleNotFoundError("The course helpers (gapcourse) are not installed: the first code "\n'
+        '                                              "cell could not install them. Follow its advice, then run all again.")\n'
+        '        sys.meta_path.append(HelpersMissing())'
     )
 
 

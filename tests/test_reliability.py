@@ -207,8 +207,8 @@ def test_9_an_answer_that_destroys_its_input_fails_its_check():
     result = checks.global_avg_pool(zeroing)
     assert not result.passed and "in place" in result.message
 
-    def zeroing_counts(predictions, labels, k):
-        out = checks.ref_per_class_accuracy(predictions, labels, k)
+    def zeroing_counts(predictions, labels, k):  # the learner's own code (calling the reference is not an attempt)
+        out = [(predictions[labels == c] == c).float().mean().item() for c in range(k)]
         labels.zero_()
         return out
 

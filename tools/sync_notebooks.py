@@ -23,7 +23,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from gapcourse import colab  # noqa: E402
-from gapcourse.classroom import STUDENT_DIR, committed_sources, course_notebooks  # noqa: E402
+from gapcourse.classroom import STUDENT_DIR, course_notebooks  # noqa: E402
 from gapcourse.outputs import guard, write_text  # noqa: E402
 
 BADGE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\n*")
@@ -125,18 +125,11 @@ def publish(repo: str, ref: str) -> list[tuple[Path, str, str, str]]:
     return changed
 
 
-def learner_work(path: Path, new: nbformat.NotebookNode, rel: str) -> list[str]:
-    """What rewriting the student copy ``path`` as ``new`` would destroy of a learner's: the outputs of cells they
-    ran, and their edits to a cell this tool rewrites (the install cell, the badge), known as edits when the
-    committed copy lacks them. Other cells keep their sources (this tool changes only its own)."""
-    old = nbformat.read(path, as_version=4)
-    committed = committed_sources(ROOT, rel)
-    lost = [f"outputs of {sum(bool(c.get('outputs')) for c in old.cells if c.cell_type == 'code')} cell(s)"] if any(
-        c.get("outputs") for c in old.cells if c.cell_type == "code") else []
-    if committed:
-        lost += [(o.source.strip().splitlines() or [""])[0] for o, n in zip(old.cells, new.cells)
-                 if o.source != n.source and o.source not in committed]
-    return lost
+def learner_work(path: Path) -> list[str]:
+    """What rewriting the student copy ``path`` would destroy of a learner's: the outputs of the cells they ran (this
+    tool changes only its own cells' sources, the badge and the install cell, and strips outputs)."""
+    ran = sum(bool(c.get("outputs")) for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    return [f"outputs of {ran} cell(s)"] if ran else []
 
 
 def main(argv: list[str]) -> int:
@@ -164,10 +157,10 @@ def main(argv: list[str]) -> int:
             new = nbformat.writes(synced(path)) + "\n"
             if path.read_text() != new:
                 rel = str(path.relative_to(ROOT))
-                learner = [] if path.parent.name != STUDENT_DIR else learner_work(path, nbformat.reads(new, 4), rel)
+                learner = [] if path.parent.name != STUDENT_DIR else learner_work(path)
                 if learner and not args.check:  # a learner's copy: their cells and outputs are theirs, not ours
-                    print(f"skipped: {rel} holds a learner's work ({'; '.join(learner[:3])}); move it away or "
-                          "commit it, then run again", file=sys.stderr)
+                    print(f"skipped: {rel} holds a learner's work ({'; '.join(learner[:3])}); move it away or clear "
+                          "its outputs, then run again", file=sys.stderr)
                     skipped.append(path)
                     continue
                 plan.append((path, new, "notebook", None))
