@@ -269,7 +269,8 @@ def test_budget_table_command_writes_rows_with_provenance_and_resumes(tmp_path, 
     assert main(args) == 0  # a rerun trains nothing
     assert "already in" in capsys.readouterr().out and json.loads(out.read_text())["rows"] == rows
     table = budget_markdown(payload)
-    assert table.count("| 3 s |") == 2 and "fp32 forced" in table and "one thread" in table
+    budgets = [line.split(" | ")[1] for line in table.splitlines() if line.startswith(("| fp32", "| one thread"))]
+    assert budgets == ["3 s", "3 s"]  # (the predicted and actual columns may read "3 s" too: counted by column)
     fig = plot_budget_curve(payload, highlight=3.0)
     assert len(fig.axes[0].get_legend().get_texts()) == 3  # two conditions and the highlighted budget
     assert all(r["made_by"]["command"] == prov["command"] for r in rows)
