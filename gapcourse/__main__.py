@@ -358,6 +358,12 @@ def _check_output_early(args: argparse.Namespace, writer: str) -> None:
         args.output = str(check_output(args.output, writer=writer))
 
 
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """--profile and --device, which every command that loads data and trains takes."""
+    parser.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
+    parser.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+
+
 def _output_file(text: str) -> str:
     """An --output file name: not empty or blank (which would silently mean the default, or a file named ' ')."""
     if not text.strip():
@@ -394,8 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--budget", type=_positive_seconds, metavar="SECONDS",
                         help="train as many epochs as fit this many seconds on this machine (calibration and "
                              "evaluation included; the fast profile still runs one epoch)")
-    train.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
-    train.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    _run_options(train)
     train.add_argument("--seed", type=_seed, default=0)
     train.add_argument("--output", type=_output_file, help="checkpoint path (default: in the cache folder)")
     train.set_defaults(run=_train)
@@ -404,8 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--train", nargs="*", default=None,
                        help="presets to train to the end (default: the device's preset); throughput is "
                             "measured for every preset")
-    bench.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
-    bench.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    _run_options(bench)
     bench.add_argument("--output", type=_output_file, help="also write the table as Markdown to this file")
     bench.add_argument("--record", action="store_true",
                        help="also write gapcourse/results/bench_<device>.json with provenance (the README's table); "
@@ -423,8 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--conditions", nargs="+", default=["bf16", "fp32", "one-thread"],
                        help="bf16, fp32 (forced), one-thread, auto (default: bf16 fp32 one-thread)")
     table.add_argument("--seed", type=_seed, default=0)
-    table.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
-    table.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    _run_options(table)
     table.add_argument("--output", type=_output_file,
                        help="results file (default: gapcourse/results/budget_table.json for a full-profile run on "
                             "CIFAR-10, else one in the cache folder); finished rows are skipped")
@@ -441,8 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipe_study.add_argument("--precision", choices=["fp32", "auto"], default="fp32",
                               help="fp32 (default, forced: as a CPU without native bf16 trains) or auto (as "
                                    "notebook 03 chooses on this CPU)")
-    recipe_study.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
-    recipe_study.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    _run_options(recipe_study)
     recipe_study.add_argument("--output", type=_output_file,
                               help="results file (default: gapcourse/results/budget_recipe.json for a full-profile "
                                    "run on CIFAR-10, else one in the cache folder); recorded runs are skipped")
@@ -452,8 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--heads", nargs="*", help="subset of heads (default: all)")
     compare.add_argument("--regimes", nargs="*", help="augmented and/or no_augmentation (default: both)")
     compare.add_argument("--seeds", nargs="+", type=_seed, default=[0, 1, 2], help="seeds (default: 0 1 2)")
-    compare.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
-    compare.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    _run_options(compare)
     compare.add_argument("--output", type=_output_file,
                          help="results file (default: gapcourse/results/heads.json for a full-profile run on real "
                               "CIFAR-10, else a file in the cache folder); finished runs in it are kept and skipped")
@@ -463,8 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ablate = sub.add_parser("ablate", help="the recipe studies: the cpu ablation (one trick at a time, then 3 seeds), "
                                             "the gpu preset's study (--preset gpu), the cpu-cutout check")
-    ablate.add_argument("--profile", help="fast or full (default: $GAPCOURSE_PROFILE, else full)")
-    ablate.add_argument("--device", help="cpu, cuda or mps (default: best available)")
+    _run_options(ablate)
     ablate.add_argument("--output", type=_output_file,
                         help="results file (default: gapcourse/results/recipe_ablation.json, gpu_preset_study.json or "
                              "cpu_cutout_check.json for a full-profile run on real CIFAR-10, else a file in the cache "

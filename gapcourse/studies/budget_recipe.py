@@ -41,14 +41,14 @@ from ..models import build_net
 from ..pipeline import num_batches
 from ..provenance import RESULTS_DIR, ResultsError, check_output, data_record, provenance, write_results
 from ..recipes import CPU_HALF_WIDTH, DEFAULT_BUDGET_S, Recipe, measures_precision, resolve_precision
-from ..stats import T95, paired_halfwidth
+from ..budget_table import curve_split
+from ..stats import paired_halfwidth, paired_halfwidths
 from ..train import evaluate, fit, starting_weights
 
 RESULTS_FILE = RESULTS_DIR / "budget_recipe.json"
 BUDGET_S = DEFAULT_BUDGET_S  # notebook 03's default budget
 ADOPTED = "width0.375"  # the candidate the confirmation adopted into the cpu preset (recipes.CPU_WIDTH)
 PLAN_TRIES = 5
-CURVE_PER_CLASS = 250  # notebook 03's learning curve (budget_table.curve_split)
 
 
 def candidates(precision: str = "fp32") -> dict[str, tuple[str, Recipe]]:
@@ -211,7 +211,7 @@ def run_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, devi
     if lock is None:
         raise ResultsError(f"Another budget-recipe run is writing {output}; wait for it, or pass another --output.")
     try:
-        curve = test.subset(min(CURVE_PER_CLASS, len(test) // 10))
+        curve = curve_split(test)  # notebook 03's learning-curve images
         table = candidates(precision)
         _plans_for(table, list(dict.fromkeys(k for k, _ in plan)), train, curve, device=device, profile=profile,
                    output=output, data=data, command=command)  # every plan first, the calibrations taking turns
@@ -275,10 +275,8 @@ def paired(runs: list[dict], a: str, b: str = "current") -> dict | None:
     diffs = [by[(a, s)]["test_acc"] - by[(b, s)]["test_acc"] for s in seeds]
     mean = sum(diffs) / len(diffs)
     image_half = paired_halfwidth(ca, cb)
-    t_half = None
-    if len(seeds) > 1:
-        sd = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5
-        t_half = T95[len(diffs) - 1] * sd / len(diffs) ** 0.5
+    t_half = paired_halfwidths([by[(a, s)]["test_acc"] for s in seeds], [by[(b, s)]["test_acc"] for s in seeds],
+                               n)[0] if len(seeds) > 1 else None
     half = max(image_half, t_half or 0.0)
     return {"seeds": seeds, "a": [by[(a, s)]["test_acc"] for s in seeds], "b": [by[(b, s)]["test_acc"] for s in seeds],
             "diffs": diffs, "mean_diff": mean, "image_half": image_half, "t_half": t_half, "half": half,
