@@ -45,13 +45,13 @@ course: $(INSTALL)
 	@mkdir -p $(HTML_DIR)
 	@set -eo pipefail; rm -f $(HTML_DIR)/runs.tsv; for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb (profile: $${GAPCOURSE_PROFILE:-full})"; start=$$(date +%s); \
-	  GAPCOURSE_PROFILE=$${GAPCOURSE_PROFILE:-full} $(PY) -m gapcourse.runlog $(HTML_DIR)/runs.tsv "$$nb" -- \
+	  GAPCOURSE_PROFILE=$${GAPCOURSE_PROFILE:-full} $(PY) -m gapcourse.studies.runlog $(HTML_DIR)/runs.tsv "$$nb" -- \
 	    $(PY) -m jupyter nbconvert --to html --execute \
 	    --ExecutePreprocessor.timeout=-1 --output-dir $(HTML_DIR) "$$nb" 2>&1 | { grep -v '^\[NbConvertApp\] Writing' || true; } \
 	    || { echo "FAILED: $$nb (see the error above); the course run stops here." >&2; exit 1; }; \
 	  echo "   done in $$(( $$(date +%s) - start )) s"; \
 	done
-	@$(PY) -m gapcourse.runlog --index $(HTML_DIR)
+	@$(PY) -m gapcourse.studies.runlog --index $(HTML_DIR)
 	@echo; echo "Executed notebooks, rendered to HTML: $(abspath $(HTML_DIR))/index.html"
 
 # The unit tests and the six solution notebooks under nbval on the newest pair; the Colab rehearsal (every student and

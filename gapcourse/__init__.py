@@ -6,7 +6,7 @@ training (:mod:`gapcourse.train`) and training to a time budget (:mod:`gapcourse
 checkpoints (:mod:`gapcourse.checkpoints`), plots (:mod:`gapcourse.viz`) and profiles (:mod:`gapcourse.config`).
 """
 
-from .config import profile
+from .config import headline, profile
 from .data import CLASSES, Cifar10Split, DataError, load_cifar10
 from .device import pick_device, seed_everything
 from .models import HEADS, build_net, count_parameters
@@ -15,5 +15,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CLASSES", "Cifar10Split", "DataError", "HEADS", "__version__", "build_net", "count_parameters",
-    "load_cifar10", "pick_device", "profile", "seed_everything",
+    "headline", "load_cifar10", "pick_device", "profile", "seed_everything",
 ]

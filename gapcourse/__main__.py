@@ -4,15 +4,15 @@ asks :mod:`gapcourse.outputs` first.
 * ``info``          versions, device, profile, data source, cache folder.
 * ``prepare-data``  decode and cache both CIFAR-10 splits now (e.g. before going offline).
 * ``train``         train the course network with a preset, print the test accuracy, save a checkpoint.
-* ``bench``         the speed/accuracy benchmark table (see :mod:`gapcourse.bench`).
+* ``bench``         the speed/accuracy benchmark table (see :mod:`gapcourse.studies.bench`).
 * ``budget-table``  the cpu preset trained to time budgets, with bf16 or fp32 forced or one thread
-                    (see :mod:`gapcourse.budget_table`).
+                    (see :mod:`gapcourse.studies.budget_table`).
 * ``budget-recipe`` the budget-recipe study for notebook 03's 4 minutes (see :mod:`gapcourse.studies.budget_recipe`).
 * ``ablate``        the recipe studies: the cpu ablation, the gpu preset's study, the cpu-cutout check.
 * ``student-copies`` write notebooks/student/ from the solution notebooks (``--check``: only report drift).
 * ``grade``         run a class's student notebooks, each in its own kernel, and tabulate their exercises.
 * ``compare-heads``  notebook 04's experiment outside Jupyter: every head trained and measured, table written as
-                    JSON, CSV and Markdown (see :mod:`gapcourse.experiments`).
+                    JSON, CSV and Markdown (see :mod:`gapcourse.studies.heads`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sys
 from . import __version__
 
 
-# The gpu study's steps (gapcourse.ablation.gpu_steps; a test keeps the two lists equal), named here so that a wrong
+# The gpu study's steps (gapcourse.studies.ablation.gpu_steps; a test keeps the two lists equal), named here so that a wrong
 # --only is refused before any data is loaded.
 GPU_STUDY_STEPS = ("baseline", "cutout", "candidate")
 
@@ -147,8 +147,10 @@ def _compare(args: argparse.Namespace) -> int:
     from .config import profile
     from .data import load_cifar10
     from .device import pick_device
-    from .experiments import REGIMES, RESULTS_FILE, check_names, compare_heads, conclusions, regime_data
-    from .experiments import regime_recipe, results_markdown, train_or_load
+    from .regimes import REGIMES, check_names, regime_data
+    from .studies.heads import RESULTS_FILE, compare_heads, conclusions
+    from .regimes import regime_recipe, train_or_load
+    from .measured import results_markdown
     from .models import HEADS
 
     prof = profile(args.profile)
@@ -158,7 +160,7 @@ def _compare(args: argparse.Namespace) -> int:
     _check_output_early(args, "compare-heads")
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
     from .outputs import guard
-    from .provenance import data_record, default_output
+    from .studies.provenance import data_record, default_output
     from .weights import MANIFEST
 
     data_id = data_record(prof.name, train)
@@ -173,7 +175,7 @@ def _compare(args: argparse.Namespace) -> int:
     print("\n" + "\n".join(f"* {line}" for line in conclusions(payload)))
     print(f"\nwritten: {output}")
     if args.export_weights:
-        from .weights import export
+        from .studies.export import export
 
         regime = REGIMES["augmented"]
         recipe = regime_recipe(regime, device)
@@ -188,7 +190,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _student(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .classroom import write_student_copies
+    from .classroom.copies import write_student_copies
 
     root = Path(args.root).resolve()
     skipped: list = []
@@ -211,7 +213,8 @@ def _student(args: argparse.Namespace) -> int:
 def _ablate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .ablation import RESULTS_FILE, ablation_markdown, run_ablation
+    from .studies.ablation import RESULTS_FILE, run_ablation
+    from .measured import ablation_markdown
     from .config import profile
     from .data import load_cifar10
     from .device import pick_device
@@ -228,13 +231,13 @@ def _ablate(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     _check_output_early(args, "ablate")
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
-    from .provenance import data_record, default_output
+    from .studies.provenance import data_record, default_output
 
     data_id = data_record(prof.name, train)
     if args.preset == "gpu":
-        from .ablation import GPU_RESULTS_FILE, run_gpu_study
+        from .studies.ablation import GPU_RESULTS_FILE, run_gpu_study
 
-        from .ablation import _load, gpu_study_markdown
+        from .studies.ablation import _load, gpu_study_markdown
 
         output = Path(args.output) if args.output else default_output(GPU_RESULTS_FILE, data_id)
         before = len(_load(output).get("runs", [])) if output.is_file() else 0
@@ -251,7 +254,7 @@ def _ablate(args: argparse.Namespace) -> int:
                   "candidate's seeds 0 and 1. For another seed add --seeds, e.g. --only baseline --seeds 1.)")
         return 0
     if args.preset == "cpu-cutout":
-        from .ablation import CUTOUT_RESULTS_FILE, cutout_check_markdown, run_cutout_check
+        from .studies.ablation import CUTOUT_RESULTS_FILE, cutout_check_markdown, run_cutout_check
 
         output = Path(args.output) if args.output else default_output(CUTOUT_RESULTS_FILE, data_id)
         payload = run_cutout_check(train, test, prof, device=device, output=output,
@@ -267,11 +270,11 @@ def _ablate(args: argparse.Namespace) -> int:
 def _budget_table(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .budget_table import RESULTS_FILE, budget_markdown, check_conditions, run_budget_table
+    from .studies.budget_table import RESULTS_FILE, budget_markdown, check_conditions, run_budget_table
     from .config import profile
     from .data import load_cifar10
     from .device import pick_device
-    from .provenance import data_record, default_output
+    from .studies.provenance import data_record, default_output
 
     check_conditions(args.conditions, args.budgets)  # before any data is loaded
     prof = profile(args.profile)
@@ -294,7 +297,7 @@ def _budget_recipe(args: argparse.Namespace) -> int:
     from .config import profile
     from .data import load_cifar10
     from .device import pick_device
-    from .provenance import data_record, default_output
+    from .studies.provenance import data_record, default_output
     from .studies.budget_recipe import ADOPTED, RESULTS_FILE, candidates, run_study, study_markdown
 
     unknown = [c for c in args.candidates or [] if c not in candidates()]
@@ -316,13 +319,13 @@ def _budget_recipe(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main
+    from .studies.bench import main as bench_main
 
     return bench_main(args)
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from .grade import grade
+    from .classroom.grade import grade
 
     grade(args.submissions, timeout=args.timeout, csv_path=args.csv, profile=args.profile)
     return 0
@@ -353,7 +356,7 @@ def _check_output_early(args: argparse.Namespace, writer: str) -> None:
     file) is refused before any data is loaded or downloaded; the checks that need the data's fingerprint come once
     it is loaded. ``args.output`` becomes the checked path (``~`` expanded, as every later message names it)."""
     if getattr(args, "output", None):
-        from .provenance import check_output
+        from .studies.provenance import check_output
 
         args.output = str(check_output(args.output, writer=writer))
 
@@ -502,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .grade import dash_named
+    from .classroom.grade import dash_named
 
     argv = sys.argv[1:] if argv is None else list(argv)
     problem = dash_named(argv)  # `grade -h.ipynb`: argparse would take the file for its -h option

@@ -19,9 +19,10 @@ is expanded in the course's own path variables. ``XDG_CACHE_HOME`` follows the X
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+import os
+import subprocess
 
 PROFILE_ENV = "GAPCOURSE_PROFILE"
 DATA_ENV = "GAPCOURSE_DATA"
@@ -150,3 +151,33 @@ def cache_dir() -> Path:
     if not path.is_dir():
         raise CacheError(f"The cache folder {path} ({origin}) is not a folder. Point {CACHE_ENV} at a folder.")
     return path
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+RESULTS_DIR = PACKAGE_DIR / "results"
+
+def git_commit(root: Path = PACKAGE_DIR.parent) -> str:
+    """The checkout's commit, with ``+changes`` when the working tree differs from it; ``unknown`` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "gapcourse"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
+HEADLINE_ENV = "GAPCOURSE_HEADLINE"
+
+
+def headline(text: str) -> None:
+    """Record this notebook's headline result for the course index (does nothing outside ``make course``)."""
+    target = os.environ.get(HEADLINE_ENV)
+    if target:
+        try:
+            with open(target, "w") as fh:
+                fh.write(text.replace("\t", " ").replace("\n", " ").strip())
+        except OSError as err:  # a missing index entry must never stop a notebook
+            print(f"(could not record the headline for the course index: {err})")

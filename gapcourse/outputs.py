@@ -7,7 +7,7 @@ Used by ``train --output``, ``bench --output``/``--record``, ``compare-heads`` (
 * a **committed file of another writer's role**: the shipped weights (``gapcourse/weights/``), the results
   (``gapcourse/results/``), the notebooks, README.md and the course's source. Each writer owns the files of
   :data:`OWNERS` only, and a writer of measurements (results, weights) only in a full-profile run on the real
-  CIFAR-10 (:func:`gapcourse.provenance.committed_refusal` says why not);
+  CIFAR-10 (:func:`gapcourse.outputs.committed_refusal` says why not);
 * an output that is **also an input** (e.g. a submission that a shell glob put after ``--csv``);
 * a file of **another kind**: a name whose suffix is another kind's (``train --output x.json``), or an existing file
   whose content is another kind's (a checkpoint, a JSON file, a notebook);
@@ -20,15 +20,15 @@ that fails, keeps it in a file beside (or in the cache folder, or the temporary 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 import json
 import os
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 from .atomic import replacing
 
@@ -167,7 +167,7 @@ def guard(path: str | os.PathLike, *, writer: str | None, kind: str, what: str |
           option: str = "--output") -> Path:
     """Check, before any work, that ``writer`` may write ``what`` (a file of ``kind``, see :data:`KINDS`) at
     ``path``; returns the path with ``~`` expanded. ``inputs``: files the command reads (never overwritten;
-    ``input_hint`` is added to that refusal). ``data`` (:func:`gapcourse.provenance.data_record`): the run's data,
+    ``input_hint`` is added to that refusal). ``data`` (:func:`gapcourse.studies.provenance.data_record`): the run's data,
     required to write committed measurements. ``writer=None``: only the data decides (the library's own callers).
     Raises :class:`OutputError`."""
     path, inputs = Path(path).expanduser(), list(inputs)
@@ -193,7 +193,6 @@ def guard(path: str | os.PathLike, *, writer: str | None, kind: str, what: str |
                               f"{_example(path, kind)}; to restore it: git checkout -- "
                               f"{path.resolve().relative_to(REPO_ROOT.resolve())}.")
         if role in MEASURED_ROLES and data is not None:  # (without the data: checked again once it is loaded)
-            from .provenance import committed_refusal
 
             why = committed_refusal(path if role == "results" else PACKAGE_DIR / "weights" / "manifest.json", data)
             if why:
@@ -333,3 +332,57 @@ def locked(path: str | os.PathLike | None) -> Iterator[None]:
     with open(lock, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield
+
+
+# A results file that cannot be written where asked (committed evidence, a folder, not writable, another
+# experiment's file, impossible values): the output guard's error (gapcourse.outputs), under the name the results
+# commands have always used.
+ResultsError = OutputError
+
+def is_committed(path: str | os.PathLike) -> bool:
+    """Whether ``path`` lies in the course's committed results or weights folder."""
+    return committed_role(path) in ("results", "weights")
+
+def read_object(path: Path, what: str = "results file") -> dict[str, Any] | None:
+    """The JSON object in ``path`` (None if there is no file); :class:`ResultsError` if it is anything else."""
+    if not path.exists():
+        return None
+    if path.is_dir():
+        raise ResultsError(f"{path} is a folder; the {what} must be a file. Give a file name, e.g. --output "
+                           f"{path / 'results.json'}.")
+    try:
+        payload = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ResultsError(f"{path} is not valid JSON ({err}); move it away or pass --output another file. Nothing "
+                           "was changed.") from None
+    except OSError as err:
+        raise ResultsError(f"{path} cannot be read ({err.strerror or err}); pass --output another file.") from None
+    if not isinstance(payload, dict):
+        raise ResultsError(f"{path} holds a JSON {type(payload).__name__}, not a gapcourse {what} (a JSON object); "
+                           "move it away or pass --output another file. Nothing was changed.")
+    return payload
+
+def committed_refusal(path: str | os.PathLike, data: dict[str, Any]) -> str | None:
+    """Why a run on ``data`` (see :func:`data_record`) may not write the committed file ``path``; None if it may
+    (or if ``path`` is not committed)."""
+    path = Path(path)
+    if not is_committed(path):
+        return None
+    from .data import SPLIT_SIZES
+
+    if data.get("profile") != "full":
+        return f"a {data.get('profile')}-profile run may not change the committed {path.name}"
+    if data.get("synthetic"):
+        return f"a run on the synthetic stand-in may not change the committed {path.name}"
+    if data.get("n_train") != SPLIT_SIZES["train"]:
+        return (f"a run on {data.get('n_train'):,} training images (not all {SPLIT_SIZES['train']:,} of CIFAR-10) may "
+                f"not change the committed {path.name}")
+    existing = read_object(path)
+    prov = (existing or {}).get("provenance") if existing is not None else None
+    if existing is not None and path.name != "manifest.json":
+        recorded = (prov or {}).get("train_sha256")
+        if recorded != data.get("train_sha256"):
+            return (f"the committed {path.name} was measured on other training data (SHA-256 "
+                    f"{str(recorded)[:12]}…) than this run's ({str(data.get('train_sha256'))[:12]}…); to regenerate "
+                    "it from scratch on this data, move it away first")
+    return None

@@ -72,7 +72,8 @@ def differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 def piece(first_epoch: int, device: torch.device) -> dict[str, Any]:
     """The record of one stretch of a run, from ``first_epoch`` (``to_epoch`` is filled in as epochs end)."""
-    from .provenance import describe_hardware, git_commit
+    from .device import describe_hardware
+    from .config import git_commit
 
     return {"from_epoch": first_epoch, "to_epoch": first_epoch - 1, "device": describe_hardware(device),
             "threads": torch.get_num_threads(), "torch": str(torch.__version__), "commit": git_commit(),

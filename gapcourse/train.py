@@ -35,9 +35,7 @@ from . import budget as _budget
 from . import initialisation as _init
 from . import resume as _resume
 from .budget import Plan
-from .recipes import (PRECISIONS, PRESETS, TTA_MODES, _LATER_FIELDS, Precision, Recipe,  # noqa: F401
-                      choose_precision, cpu_has_native_bf16, native_precision, pick_recipe,
-                      resolve_precision)
+from .recipes import PRECISIONS, PRESETS, TTA_MODES, _LATER_FIELDS, Precision, Recipe, choose_precision, cpu_has_native_bf16, native_precision, pick_recipe, resolve_precision
 
 # --------------------------------------------------------------------------------------------------------------------
 # Training

@@ -286,14 +286,14 @@ def show_heatmaps(images: torch.Tensor, heats: torch.Tensor, *, titles: Sequence
 def plot_budget_curve(payload: dict, *, highlight: float | None = None,
                       yours: tuple[float, float] | None = None) -> plt.Figure:
     """Notebook 03: test accuracy against the training budget, one line per condition (the rows of
-    ``gapcourse/results/budget_table.json``, see :mod:`gapcourse.budget_table`), the planned epochs written at each
+    ``gapcourse/results/budget_table.json``, see :mod:`gapcourse.studies.budget_table`), the planned epochs written at each
     point; where several seeds ran, the point is their mean and the bar their range. ``yours`` = (budget in seconds,
     test accuracy in [0, 1]) adds the learner's own run as a star. The x axis is the budget, not the time a run took. ``highlight`` (seconds) draws a vertical line at a budget, e.g. the notebook's own."""
     rows = payload.get("rows") if isinstance(payload, dict) else None
     if not rows:
         raise ValueError("plot_budget_curve expects the budget table's results (a dict with a non-empty 'rows' list), "
-                         "e.g. gapcourse.budget_table.load_table().")
-    from .budget_table import CONDITIONS
+                         "e.g. gapcourse.measured.load_table().")
+    from .measured import CONDITIONS
 
     def width(row: dict) -> str:  # rows of networks of different widths are separate lines, never averaged
         return next((part.split("=")[1] for part in row.get("recipe", "").split(", ") if part.startswith("width=")),

@@ -10,19 +10,15 @@ the manifest and loads it with ``weights_only=True``; a file that does not match
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+import json
 
-import torch
 
-from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .data import Cifar10Split, file_digest
+from .checkpoints import CheckpointError, load_checkpoint
+from .config import PACKAGE_DIR
+from .data import file_digest
 from .models import CifarNet
-from .outputs import OutputError, committed_role, guard
-from .provenance import PACKAGE_DIR, provenance, write_json
-from .recipes import Recipe
-from .train import evaluate
 
 WEIGHTS_DIR = PACKAGE_DIR / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -103,34 +99,3 @@ def describe(entry: dict[str, Any]) -> str:
     return (f"the course's trained '{entry['head']}' network, trained by `{entry['command']}` on {entry['device']} "
             f"(torch {entry['torch']}, {entry['date'][:10]}, commit {entry['commit'][:10]}): "
             f"{100 * entry['test_acc']:.1f} % test accuracy")
-
-
-def export(models: dict[str, CifarNet], test: Cifar10Split, recipes: dict[str, Recipe], *, device: torch.device,
-           command: str, folder: Path = WEIGHTS_DIR, data: dict[str, Any] | None = None) -> Path:
-    """Write each network in half precision with its manifest entry; the recorded accuracy is measured on the fp16
-    weights as they are reloaded, next to the fp32 accuracy. Every file is checked by the output guard first: the
-    course's own folder only for a full-profile run on the real CIFAR-10 (``data``,
-    :func:`gapcourse.provenance.data_record`)."""
-    for name in [f"{head}.pt" for head in models] + ["manifest.json"]:
-        guard(folder / name, writer="export-weights", kind="results" if name.endswith(".json") else "checkpoint",
-              data=data, what="weights manifest" if name.endswith(".json") else "shipped network")
-    if committed_role(folder) == "weights" and data is None:
-        raise OutputError(f"Refused: exporting into the course's shipped weights ({folder}) needs the run's data "
-                          "(export(..., data=data_record(...))): only a full-profile run on the real CIFAR-10 "
-                          "replaces them. Pass folder= another folder.")
-    entries = []
-    for head, model in sorted(models.items()):
-        recipe = recipes[head]
-        fp32_acc = evaluate(model.to(device), test, device=device, recipe=recipe).accuracy
-        path = folder / f"{head}.pt"
-        save_checkpoint(model.cpu(), path, half=True, recipe=recipe.describe(), test_acc_fp32=fp32_acc)
-        reloaded, _ = load_checkpoint(path)
-        fp16_acc = evaluate(reloaded.to(device), test, device=device, recipe=recipe).accuracy
-        record = provenance(command, device=device, seconds=0.0)
-        entries.append({"head": head, "file": path.name, "sha256": file_sha256(path), "command": command,
-                        "commit": record["commit"], "device": record["device"], "torch": record["torch"],
-                        "test_acc": fp16_acc, "test_acc_fp32_weights": fp32_acc, "date": record["date"],
-                        "recipe": recipe.describe(), "bytes": path.stat().st_size,
-                        "test_tta": recipe.tta})
-    return write_json(folder / "manifest.json", {"weights": entries})
-

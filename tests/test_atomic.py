@@ -13,7 +13,7 @@ import torch
 from gapcourse.atomic import STALE_AFTER_S, remove_stale_temporaries, replacing
 from gapcourse.checkpoints import save_checkpoint
 from gapcourse.models import build_net
-from gapcourse.provenance import write_json
+from gapcourse.studies.provenance import write_json
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="stale files are recognised by process number on POSIX")
 
@@ -96,7 +96,7 @@ def test_the_new_file_keeps_the_old_ones_permissions_and_a_link_stays_a_link(tmp
 def test_a_failed_results_write_names_the_file_and_changes_nothing(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from gapcourse.provenance import ResultsError
+    from gapcourse.outputs import ResultsError
 
     path = tmp_path / "results.json"
     path.write_text('{"runs": []}')

@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from gapcourse import bench
+from gapcourse.studies import bench
 from gapcourse import train as train_module
 from gapcourse.__main__ import main
 from gapcourse.data import Cifar10Split
-from gapcourse.provenance import RESULTS_DIR
+from gapcourse.config import RESULTS_DIR
 from gapcourse.recipes import PRESETS
 
 

@@ -244,7 +244,7 @@ def test_budget_table_command_writes_rows_with_provenance_and_resumes(tmp_path, 
     from conftest import real_copy
 
     from gapcourse.__main__ import main
-    from gapcourse.budget_table import budget_markdown
+    from gapcourse.studies.budget_table import budget_markdown
     from gapcourse.viz import plot_budget_curve
 
     if real_copy() is None:
@@ -283,7 +283,7 @@ def _row(condition: str, budget_s: float, seed: int, acc: float, actual_s: float
 
 
 def test_budget_markdown_gives_each_seed_a_row_and_the_mean_over_seeds():
-    from gapcourse.budget_table import budget_markdown
+    from gapcourse.studies.budget_table import budget_markdown
     from gapcourse.viz import plot_budget_curve
 
     rows = [_row("auto", 240.0, s, a, t) for s, a, t in [(2, 0.82, 236.0), (0, 0.80, 241.0), (1, 0.84, 239.0)]]
@@ -300,7 +300,7 @@ def test_budget_markdown_gives_each_seed_a_row_and_the_mean_over_seeds():
                                                                 "provenance": {"n_test": 10_000}})
     assert "±0.8 points" in table  # one accuracy near 77 % on 10 000 images
     assert "±3.7 points" in budget_markdown({"rows": rows, "provenance": {"n_test": 500}})  # the noise follows n
-    from gapcourse.budget_table import CONDITIONS
+    from gapcourse.measured import CONDITIONS
 
     fig = plot_budget_curve({"rows": rows})
     auto = next(c for c in fig.axes[0].containers if c.get_label() == CONDITIONS["auto"])
@@ -311,7 +311,7 @@ def test_budget_markdown_gives_each_seed_a_row_and_the_mean_over_seeds():
 def test_rows_added_by_a_later_run_keep_who_made_the_earlier_ones(tmp_path):
     import json
 
-    from gapcourse.budget_table import run_budget_table
+    from gapcourse.studies.budget_table import run_budget_table
 
     with pytest.warns(Warning):
         train = synthetic_cifar10("train", per_class=2)
@@ -332,7 +332,8 @@ def test_the_auto_condition_runs_as_notebook_03_does(tmp_path, monkeypatch, nati
     import json
 
     from gapcourse import recipes
-    from gapcourse.budget_table import condition_recipe, curve_split, run_budget_table
+    from gapcourse.studies.budget_table import condition_recipe, run_budget_table
+    from gapcourse.measured import curve_split
     from gapcourse.recipes import pick_recipe
     from gapcourse.train import evaluate
 
@@ -360,7 +361,7 @@ def test_the_auto_condition_runs_as_notebook_03_does(tmp_path, monkeypatch, nati
 
 
 def condition_recipe_string(condition: str, budget_s: float) -> str:
-    from gapcourse.budget_table import condition_recipe
+    from gapcourse.studies.budget_table import condition_recipe
 
     return condition_recipe(condition, budget_s).describe()
 
@@ -392,8 +393,8 @@ def test_a_machine_with_time_to_spare_trains_the_recipes_epochs_and_stops(data, 
 
 @pytest.mark.parametrize("content", ['{"rows": [1, 2]}', '{"foo": 1}'])
 def test_budget_table_refuses_a_file_that_is_not_a_budget_table(tmp_path, content):
-    from gapcourse.budget_table import run_budget_table
-    from gapcourse.provenance import ResultsError
+    from gapcourse.studies.budget_table import run_budget_table
+    from gapcourse.outputs import ResultsError
 
     out = tmp_path / "rows.json"
     out.write_text(content)
@@ -460,7 +461,7 @@ def test_the_precision_is_the_one_whose_plan_fits_more_or_ends_sooner():
 def _budget_run_with(monkeypatch, tmp_path, during_training):
     """Run one fp32 row of the budget table on a tiny split, calling ``during_training(output)`` while it trains
     (as another process, or the user, would act on the file meanwhile)."""
-    from gapcourse import budget_table
+    from gapcourse.studies import budget_table
 
     real_fit = budget_table.fit
     out = tmp_path / "table.json"
@@ -480,8 +481,8 @@ def _budget_run_with(monkeypatch, tmp_path, during_training):
 def test_two_budget_table_runs_on_one_output_keep_both_rows(tmp_path, monkeypatch):
     import json
 
-    from gapcourse.budget_table import _add_row
-    from gapcourse.provenance import data_record
+    from gapcourse.studies.budget_table import _add_row
+    from gapcourse.studies.provenance import data_record
 
     other = {"condition": "one-thread", "budget_s": 1.0, "seed": 0, "recipe": "r", "train_sha256": "?",
              "test_acc": 0.5}
@@ -503,7 +504,7 @@ def test_a_trained_row_is_kept_and_said_when_the_output_became_a_folder(tmp_path
     import json
     import re
 
-    from gapcourse.provenance import ResultsError
+    from gapcourse.outputs import ResultsError
 
     out, run = _budget_run_with(monkeypatch, tmp_path, lambda out: out.mkdir())
     with pytest.raises(ResultsError, match=r"is a folder.*the trained row \(fp32, 1 s, seed 0\) is kept in") as err:
@@ -514,7 +515,7 @@ def test_a_trained_row_is_kept_and_said_when_the_output_became_a_folder(tmp_path
 
 
 def test_rows_of_different_recipes_are_not_averaged_as_seeds():
-    from gapcourse.budget_table import budget_markdown
+    from gapcourse.studies.budget_table import budget_markdown
 
     old, new = (dict(_row("auto", 240.0, s, a, 240.0), recipe=r) for s, a, r in [(0, 0.10, "old"), (0, 0.50, "new")])
     table = budget_markdown({"rows": [old, new], "provenance": {"n_test": 10_000}})
@@ -528,7 +529,7 @@ def test_rows_of_different_recipes_are_not_averaged_as_seeds():
 def test_the_budget_curve_keeps_networks_of_two_widths_apart_and_rows_of_width_selects_one():
     """The table holds the half-width preset's rows and the 3/8-width preset's: the plot draws one line per width and
     condition (never a mean across widths), and notebook 03 compares the learner's run with its own width's rows."""
-    from gapcourse.budget_table import rows_of_width
+    from gapcourse.measured import rows_of_width
     from gapcourse.viz import plot_budget_curve
 
     half = dict(_row("auto", 240.0, 0, 0.84, 230.0), recipe="name=cpu, epochs=16, width=0.5, lr=0.2")

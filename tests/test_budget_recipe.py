@@ -14,7 +14,7 @@ from gapcourse import stats
 from gapcourse.budget import Plan
 from gapcourse.config import profile
 from gapcourse.data import synthetic_cifar10
-from gapcourse.provenance import ResultsError
+from gapcourse.outputs import ResultsError
 from gapcourse.recipes import CPU_HALF_WIDTH, CPU_WIDTH, PRESETS
 from gapcourse.studies import budget_recipe as study
 

@@ -490,7 +490,7 @@ def test_a_count_that_equals_anything_is_refused():
 
 
 def _calls_shift_images(x, shift):
-    from gapcourse.experiments import shift_images
+    from gapcourse.canvas import shift_images
 
     return shift_images(x, shift)
 
@@ -506,7 +506,7 @@ def _calls_shift_images(x, shift):
     ("global_avg_pool", lambda: __import__("functools").partial(checks.ref_global_avg_pool), "calls",
      "checks.ref_global_avg_pool"),
     ("gap_module", lambda: lambda: checks.REFERENCES["gap_module"](), "calls", "checks.ref_gap_module"),
-    ("shift_right_down", lambda: _calls_shift_images, "calls", "gapcourse.experiments.shift_images"),
+    ("shift_right_down", lambda: _calls_shift_images, "calls", "gapcourse.canvas.shift_images"),
 ], ids=["is", "answer_or_reference(None)", "answer_or_reference itself", "calls", "calls via answer_or_reference",
         "partial", "module builder", "shift_images"])
 def test_an_answer_that_is_or_calls_the_reference_is_not_attempted(check, given, is_it, named, capsys):

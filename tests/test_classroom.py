@@ -10,8 +10,7 @@ import nbformat
 import pytest
 
 from gapcourse.checks import CHECKS
-from gapcourse.classroom import (BEGIN_SOLUTION, MarkerError, exercise_count, make_student_copy, strip_cell,
-                                 write_student_copies)
+from gapcourse.classroom.copies import BEGIN_SOLUTION, MarkerError, exercise_count, make_student_copy, strip_cell, write_student_copies
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -172,7 +171,7 @@ def test_a_copy_as_last_committed_is_the_generators_and_is_updated(tmp_path):
     (an instructor changed the solution): it is rewritten without --force."""
     import subprocess
 
-    from gapcourse.classroom import answered_cells, committed_sources
+    from gapcourse.classroom.copies import answered_cells, committed_sources
 
     repo = tmp_path / "repo"
     (repo / "notebooks" / "student").mkdir(parents=True)

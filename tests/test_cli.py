@@ -8,7 +8,7 @@ import pytest
 from conftest import real_copy
 
 from gapcourse.__main__ import main
-from gapcourse.bench import Row, format_table, time_to_accuracy
+from gapcourse.studies.bench import Row, format_table, time_to_accuracy
 from gapcourse.checkpoints import load_checkpoint
 
 
@@ -86,7 +86,8 @@ def test_a_bad_output_is_refused_before_any_data_is_loaded(command, tmp_path, mo
 # ---- the output guard on the command line (gapcourse.outputs; every case of every writer: tests/test_outputs.py) ----
 
 def test_train_and_bench_refuse_committed_files_before_any_work(monkeypatch, capsys):
-    from gapcourse import bench, data, provenance, train
+    from gapcourse.studies import bench, provenance
+    from gapcourse import data, train
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setattr(data, "load_cifar10", lambda *a, **k: pytest.fail("loaded data before refusing"))
@@ -106,7 +107,7 @@ def test_train_and_bench_refuse_committed_files_before_any_work(monkeypatch, cap
 
 
 def test_an_ablation_into_a_budget_table_file_is_refused_before_training(tmp_path, monkeypatch, capsys):
-    from gapcourse import ablation, provenance
+    from gapcourse.studies import ablation, provenance
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
@@ -122,7 +123,7 @@ def test_an_ablation_into_a_budget_table_file_is_refused_before_training(tmp_pat
 def test_an_output_with_a_tilde_names_one_file_throughout(tmp_path, monkeypatch, capsys):
     import json
 
-    from gapcourse import ablation
+    from gapcourse.studies import ablation
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setenv("HOME", str(tmp_path))

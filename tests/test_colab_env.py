@@ -26,7 +26,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from gapcourse import colab
+from gapcourse.classroom import colab
 from test_colab_rehearsal import colab_like, error_outputs, execute, warning_text, wheel  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gapcourse import colab
+from gapcourse.classroom import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -1,4 +1,4 @@
-"""gapcourse.experiments: the transforms behind notebook 04's measurements, the regimes, the resumable comparison,
+"""gapcourse.studies.heads: the transforms behind notebook 04's measurements, the regimes, the resumable comparison,
 and conclusions that only call a difference real when it is larger than the noise."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import torch
 from gapcourse import build_net
 from gapcourse.config import profile
 from gapcourse.data import Cifar10Split
-from gapcourse.experiments import (FILLS, PARTS, REGIMES, accuracy_with, checkpoint_path, compare_heads, conclusions,
-                                   differs, dilution_test, fill_canvas, place_on_canvas, results_markdown, shift_images)
+from gapcourse.canvas import FILLS, accuracy_with, dilution_test, fill_canvas, place_on_canvas, shift_images
+from gapcourse.measured import PARTS, differs, results_markdown
+from gapcourse.regimes import REGIMES, checkpoint_path
+from gapcourse.studies.heads import compare_heads, conclusions
 from gapcourse.train import PRESETS
 
 FAST = profile("fast", announce=False)

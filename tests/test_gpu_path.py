@@ -1,7 +1,7 @@
 """The GPU path, checked without a GPU (CI has none): the precision table for simulated hardware; the fp16 path
 (GradScaler + fused SGD) with an overflow on its first step; the cuDNN/TF32 switches; a sync audit of the training
 step on the ``meta`` device, and of the 16-bit step on the CPU with a stand-in for CUDA's sync debug mode
-(gapcourse.bench.audit_steps, the same audit ``bench --verify-gpu`` runs on a GPU); pinned uploads and device checks
+(gapcourse.studies.bench.audit_steps, the same audit ``bench --verify-gpu`` runs on a GPU); pinned uploads and device checks
 with fake CUDA tensors. The last test needs a real GPU and is skipped without one."""
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from gapcourse import build_net, checks
 from gapcourse import train as train_module
-from gapcourse.bench import HostSyncStandIn, audit_steps
+from gapcourse.studies.bench import HostSyncStandIn, audit_steps
 from gapcourse.data import Cifar10Split, normalize
 from gapcourse.pipeline import augment, batches
 from gapcourse.recipes import Precision
-from gapcourse.train import (PRESETS, _sgd, choose_precision, device_settings, evaluate, fit, pick_recipe,
-                             predict_logits, tta_views)
+from gapcourse.train import PRESETS, _sgd, choose_precision, device_settings, evaluate, fit, pick_recipe, predict_logits, tta_views
 
 
 # Precision by capability ---------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gapcourse import checks, grade
+from gapcourse import checks
+from gapcourse.classroom import grade
 from gapcourse.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -191,7 +191,9 @@ CASES = ["committed file of another role", "output is an input", "unwritable fol
                          ids=lambda v: v if isinstance(v, str) else f"{v[0]} {v[1]}")  # (inputs: grade's only)
 def test_every_command_that_takes_an_output_refuses_the_guards_cases(writer, case, tmp_path, monkeypatch, capsys,
                                                                      committed_files_unchanged):
-    from gapcourse import ablation, bench, budget_table, data, experiments, grade, train
+    from gapcourse.studies import ablation, bench, budget_table, experiments
+    from gapcourse import data, train
+    from gapcourse.classroom import grade
     from gapcourse.__main__ import main
     from gapcourse.studies import budget_recipe
 
@@ -229,7 +231,8 @@ def test_every_command_that_takes_an_output_refuses_the_guards_cases(writer, cas
 
 def test_export_weights_refuses_the_shipped_folder_without_a_full_run(tmp_path, committed_files_unchanged):
     from gapcourse.models import build_net
-    from gapcourse.weights import WEIGHTS_DIR, export
+    from gapcourse.weights import WEIGHTS_DIR
+    from gapcourse.studies.export import export
 
     with pytest.raises(OutputError, match="needs the run's data|fast-profile run may not"):
         export({"gap_mlp": build_net(width=0.25)}, None, {}, device="cpu", command="test",

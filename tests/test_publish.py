@@ -47,7 +47,7 @@ def run(copy: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def copy_colab(copy: Path) -> dict:
-    """What the copy's gapcourse.colab says, asked in a process that imports the copy (not this checkout)."""
+    """What the copy's gapcourse.classroom.colab says, asked in a process that imports the copy (not this checkout)."""
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from gapcourse import colab; "
             "assert colab.__file__.startswith(sys.argv[1]); "
             "print(json.dumps({'repo': colab.GITHUB_REPO, 'ref': colab.REF, 'cell': colab.install_cell()}))")

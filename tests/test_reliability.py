@@ -16,12 +16,12 @@ from conftest import expected_tensors, write_batches, write_imagefolder, write_t
 
 from gapcourse import build_net, checks, data, viz
 from gapcourse.__main__ import main
-from gapcourse.bench import measure_throughput, peak_rss_mb
+from gapcourse.studies.bench import measure_throughput, peak_rss_mb
 from gapcourse.checkpoints import CheckpointError, save_checkpoint
 from gapcourse.config import CacheError, profile
 from gapcourse.data import Cifar10Split, DataError, load_cifar10, synthetic_cifar10
 from gapcourse.device import pick_device
-from gapcourse.experiments import architecture_fingerprint, checkpoint_path, train_or_load
+from gapcourse.regimes import architecture_fingerprint, checkpoint_path, train_or_load
 from gapcourse.train import PRESETS
 
 matplotlib.use("Agg")
@@ -325,10 +325,10 @@ def test_two_processes_writing_the_same_cache_both_succeed(tmp_path, tiny_sizes,
 
 def test_the_course_index_records_a_headline_written_from_another_folder(tmp_path, monkeypatch):
     """`make course` runs kernels in notebooks/: the headline file must not depend on the kernel's folder."""
-    from gapcourse import runlog
+    from gapcourse.studies import runlog
 
     monkeypatch.chdir(tmp_path)
-    code = "import os; import gapcourse.runlog as r; os.chdir('/'); r.headline('88.4 % test accuracy')"
+    code = "import os; import gapcourse.studies.runlog as r; os.chdir('/'); r.headline('88.4 % test accuracy')"
     assert runlog.run_and_log(Path("html/runs.tsv"), "notebooks/03.ipynb", [sys.executable, "-c", code]) == 0
     rows = runlog.read_log(Path("html/runs.tsv"))
     assert rows[0]["headline"] == "88.4 % test accuracy" and rows[0]["status"] == "ok"
@@ -339,8 +339,9 @@ def test_the_course_index_records_a_headline_written_from_another_folder(tmp_pat
 
 # Issue 19 -------------------------------------------------------------------------------------------------------------
 # (each test failed on the code before the fix; the numbers are the issue's items)
-from gapcourse import provenance as prov_mod  # noqa: E402
-from gapcourse.provenance import RESULTS_DIR, ResultsError  # noqa: E402
+from gapcourse.studies import provenance as prov_mod  # noqa: E402
+from gapcourse.config import RESULTS_DIR  # noqa: E402
+from gapcourse.outputs import ResultsError  # noqa: E402
 
 COMMITTED = sorted(RESULTS_DIR.glob("*.json"))
 
@@ -362,7 +363,8 @@ def _fake_throughput(*_a, **_k):
 
 def test_19_1_a_fast_compare_heads_never_touches_the_committed_results(monkeypatch, capsys, isolated_cache,
                                                                        committed_results_unchanged):
-    from gapcourse import experiments, train
+    from gapcourse.studies import experiments
+    from gapcourse import train
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setattr(experiments, "train_or_load", lambda head, *a, **k: (  # what is written is tested, not training
@@ -376,7 +378,7 @@ def test_19_1_a_fast_compare_heads_never_touches_the_committed_results(monkeypat
 
 
 def test_19_1_the_library_refuses_a_fast_run_into_the_committed_file_before_training(monkeypatch):
-    from gapcourse import ablation, experiments
+    from gapcourse.studies import ablation, experiments
 
     monkeypatch.setattr(experiments, "train_or_load", lambda *a, **k: pytest.fail("trained before refusing"))
     monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
@@ -390,7 +392,7 @@ def test_19_1_the_library_refuses_a_fast_run_into_the_committed_file_before_trai
 
 
 def test_19_1_a_fast_ablate_goes_to_the_cache_folder(monkeypatch, capsys, isolated_cache):
-    from gapcourse import ablation
+    from gapcourse.studies import ablation
 
     seen = {}
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
@@ -405,7 +407,7 @@ def test_19_1_a_fast_ablate_goes_to_the_cache_folder(monkeypatch, capsys, isolat
 
 def test_19_1_a_fast_bench_record_never_replaces_the_committed_record(monkeypatch, capsys, isolated_cache,
                                                                       committed_results_unchanged):
-    from gapcourse import bench
+    from gapcourse.studies import bench
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setattr(bench, "measure_throughput", _fake_throughput)
@@ -421,7 +423,7 @@ def test_19_1_a_fast_bench_record_never_replaces_the_committed_record(monkeypatc
 
 
 def test_19_1_impossible_values_are_refused_when_written(tmp_path, monkeypatch, capsys):
-    from gapcourse import bench
+    from gapcourse.studies import bench
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setattr(bench, "measure_throughput", lambda *a, **k: (-5.0, 2000.0, 1500.0, 0.1))
@@ -439,7 +441,7 @@ def test_19_1_no_writer_puts_a_fast_profile_payload_into_the_committed_folder():
 
 
 def test_19_2_runs_on_other_data_are_not_counted_as_seeds():
-    from gapcourse.experiments import runs_of
+    from gapcourse.measured import runs_of
 
     run = {"head": "gap_linear", "regime": "augmented", "profile": "fast", "test_acc": 0.2}
     payload = {"provenance": {"profile": "fast", "train_sha256": "real"},
@@ -449,7 +451,7 @@ def test_19_2_runs_on_other_data_are_not_counted_as_seeds():
 
 
 def test_19_2_compare_heads_on_other_data_refuses_to_join_the_first_datas_file(tmp_path, monkeypatch):
-    from gapcourse import experiments
+    from gapcourse.studies import experiments
 
     synthetic = synthetic_cifar10("train", per_class=3)
     other = split_like(synthetic, seed=1)  # same size and labels, other pixels
@@ -468,7 +470,7 @@ def test_19_2_ablate_does_not_skip_runs_made_on_other_data(tmp_path, monkeypatch
     import json
     from types import SimpleNamespace
 
-    from gapcourse import ablation
+    from gapcourse.studies import ablation
 
     synthetic = synthetic_cifar10("train", per_class=3)
     real = split_like(synthetic, seed=1)
@@ -502,7 +504,7 @@ def test_one_studys_results_file_is_refused_by_another_study_before_any_training
     that neither study can read (found by a careless-user review: a KeyError after the training)."""
     import json
 
-    from gapcourse import ablation, experiments
+    from gapcourse.studies import ablation, experiments
 
     data = synthetic_cifar10("train", per_class=3)
     prov = {"profile": "fast", "train_sha256": data.fingerprint(), "command": "python -m gapcourse ablate X"}
@@ -580,7 +582,7 @@ def test_19_4_a_failing_cleanup_does_not_hide_the_checkpoint_error(tmp_path, mon
 
 
 def test_19_4_bench_checks_both_outputs_before_measuring(tmp_path, monkeypatch, capsys):
-    from gapcourse import bench
+    from gapcourse.studies import bench
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setattr(bench, "measure_throughput", lambda *a, **k: pytest.fail("measured before checking"))
@@ -592,7 +594,7 @@ def test_19_4_bench_checks_both_outputs_before_measuring(tmp_path, monkeypatch, 
 
 @pytest.mark.parametrize("command", ["compare-heads", "ablate"])
 def test_19_4_a_folder_or_a_json_list_as_output_is_one_line_before_training(command, tmp_path, monkeypatch, capsys):
-    from gapcourse import ablation, experiments
+    from gapcourse.studies import ablation, experiments
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setattr(experiments, "train_or_load", lambda *a, **k: pytest.fail("trained"))

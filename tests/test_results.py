@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from gapcourse.checkpoints import CheckpointError
-from gapcourse.experiments import REGIMES
-from gapcourse.experiments import RESULTS_FILE as HEADS_FILE
+from gapcourse.regimes import REGIMES
+from gapcourse.studies.heads import RESULTS_FILE as HEADS_FILE
 from gapcourse.models import HEADS
-from gapcourse.provenance import REQUIRED, RESULTS_DIR
+from gapcourse.studies.provenance import REQUIRED
+from gapcourse.config import RESULTS_DIR
 from gapcourse.recipes import CPU_HALF_WIDTH
 from gapcourse.train import PRECISIONS, PRESETS
 from gapcourse.weights import MANIFEST, MANIFEST_FIELDS, WEIGHTS_DIR, file_sha256, load_shipped, read_manifest
@@ -123,7 +124,7 @@ def test_a_tampered_weight_file_is_refused(tmp_path):
 
 
 # Issue 19: committed results are evidence (items 1, 2, 5 and 6) -------------------------------------------------------
-from gapcourse.provenance import impossible_values  # noqa: E402
+from gapcourse.studies.provenance import impossible_values  # noqa: E402
 from gapcourse.weights import WeightsError  # noqa: E402
 
 MADE_BY_TRAINING = [p for p in RESULT_FILES if p.name != "course_times.json"]  # heads, ablation, bench, gpu study
@@ -276,7 +277,7 @@ PROV = {"command": "python -m gapcourse X", "commit": "0123456789abcdef", "devic
 
 
 def _gpu_run(step: str, seed: int, acc: float, precision: str = "bf16") -> dict:
-    from gapcourse.ablation import gpu_steps
+    from gapcourse.studies.ablation import gpu_steps
 
     key, what, recipe = next(s for s in gpu_steps() if s[0] == step)
     return {"step": key, "seed": seed, "what": what, "recipe": replace(recipe, precision=precision).describe(),
@@ -286,7 +287,7 @@ def _gpu_run(step: str, seed: int, acc: float, precision: str = "bf16") -> dict:
 
 
 def test_the_gpu_study_table_says_what_was_measured_where_and_averages_the_seeds():
-    from gapcourse.ablation import GPU_STUDY_LABEL, gpu_study_markdown
+    from gapcourse.studies.ablation import GPU_STUDY_LABEL, gpu_study_markdown
 
     runs = [_gpu_run("candidate", 1, 0.93), _gpu_run("baseline", 0, 0.90, "fp32"), _gpu_run("candidate", 0, 0.92)]
     table = gpu_study_markdown({"runs": runs, "provenance": PROV})
@@ -302,7 +303,7 @@ def test_the_gpu_study_says_what_its_runs_show_against_the_noise_and_the_bar():
     """The README's verdict is generated: each step against the step above it and the baseline (one seed: the interval
     of a difference, test-set noise only; several: the paired test), the preset's mean, then whether a candidate's
     mean over two or more seeds meets 92 %, counted in whole test images."""
-    from gapcourse.ablation import gpu_study_markdown
+    from gapcourse.studies.ablation import gpu_study_markdown
 
     def verdict(runs):
         text = gpu_study_markdown({"runs": runs, "provenance": PROV})
@@ -342,7 +343,7 @@ def test_the_gpu_study_says_what_its_runs_show_against_the_noise_and_the_bar():
 
 
 def test_the_gpu_study_names_who_made_each_run_and_the_stretches_of_a_resumed_one():
-    from gapcourse.ablation import gpu_study_markdown
+    from gapcourse.studies.ablation import gpu_study_markdown
 
     resumed = _gpu_run("candidate", 0, 0.92)
     resumed["pieces"] = [{"from_epoch": 1, "to_epoch": 20, "commit": "aaaaaaaaaaaaaaaa", "started": "2026-11-26T08:00:00Z",
@@ -457,7 +458,7 @@ def test_every_committed_gpu_study_run_names_the_run_that_made_it(run):
 def test_every_committed_gpu_study_run_is_its_steps_recipe(run):
     """The study's steps are frozen (GPU_BASELINE, GPU_CUTOUT_STEP, GPU_CANDIDATE): a change to the gpu preset must not re-label what
     a recorded run trained, and the run's resume file (named by its recipe) must still be found by the same command."""
-    from gapcourse.ablation import gpu_steps
+    from gapcourse.studies.ablation import gpu_steps
     from gapcourse.recipes import PRECISIONS
 
     recipe = dict((key, recipe) for key, _, recipe in gpu_steps())[run["step"]]
@@ -468,7 +469,7 @@ def test_every_committed_gpu_study_run_is_its_steps_recipe(run):
 def test_the_gpu_preset_is_what_the_committed_study_supports():
     """The rule written down before the candidate's runs: the candidate becomes the gpu preset only if its mean over
     at least two seeds (flip + shift TTA) is at least 92 %; until then the preset is the study's starting point."""
-    from gapcourse.ablation import GPU_PRESET_BAR, gpu_steps, meets_gpu_bar
+    from gapcourse.studies.ablation import GPU_PRESET_BAR, gpu_steps, meets_gpu_bar
 
     assert GPU_PRESET_BAR == 0.92  # the bar set before the runs (the README's verdict uses the same constant)
     steps = {key: recipe for key, _, recipe in gpu_steps()}
@@ -488,7 +489,7 @@ def test_the_gpu_preset_is_what_the_committed_study_supports():
 def test_the_cutout_check_trains_the_plan_notebook_03s_budget_made():
     """Both arms are the cpu preset as the 4-minute budget planned it on the budget table's machine (every seed's
     plan the same), and differ only in cutout."""
-    from gapcourse.ablation import CPU_CUTOUT, cutout_check_recipe
+    from gapcourse.studies.ablation import CPU_CUTOUT, cutout_check_recipe
 
     half_width = {replace(CPU_HALF_WIDTH, budget_s=240.0, precision=p).describe() for p in ("auto", "fp32")}
     rows = [r for r in json.loads((RESULTS_DIR / "budget_table.json").read_text())["rows"]
@@ -507,7 +508,7 @@ def test_the_cutout_check_trains_the_plan_notebook_03s_budget_made():
 
 
 def _cutout_run(arm: str, seed: int, acc: float) -> dict:
-    from gapcourse.ablation import cutout_check_recipe
+    from gapcourse.studies.ablation import cutout_check_recipe
 
     return {"arm": arm, "seed": seed, "recipe": cutout_check_recipe(arm).describe(),
             "test_acc_by_tta": {"none": acc - 0.01, "flip": acc - 0.005, "flip_shift": acc},
@@ -515,7 +516,7 @@ def _cutout_run(arm: str, seed: int, acc: float) -> dict:
 
 
 def test_the_cutout_check_table_pairs_the_seeds_and_says_what_the_noise_allows():
-    from gapcourse.ablation import cutout_check_markdown
+    from gapcourse.studies.ablation import cutout_check_markdown
 
     same = [_cutout_run("without", 0, 0.841), _cutout_run("with", 0, 0.836), _cutout_run("without", 1, 0.843),
             _cutout_run("with", 1, 0.840), _cutout_run("without", 2, 0.843)]  # seed 2 only half done: left out
@@ -541,7 +542,7 @@ def test_the_cutout_check_table_pairs_the_seeds_and_says_what_the_noise_allows()
 
 
 def test_the_cutout_check_writes_each_run_and_resumes(tmp_path, monkeypatch, capsys):
-    from gapcourse import ablation
+    from gapcourse.studies import ablation
     from gapcourse.config import profile
     from gapcourse.data import synthetic_cifar10
 
@@ -580,7 +581,7 @@ def test_the_cutout_check_refuses_options_it_would_ignore(monkeypatch, capsys):
 def test_a_gpu_study_file_from_before_the_steps_were_renamed_is_labelled_by_its_recipe():
     """The cutout step was called "candidate" when it ran: a cache or --output file of that time must not show it as
     today's candidate, nor average it with the candidate's seeds."""
-    from gapcourse.ablation import gpu_step_of, gpu_study_markdown
+    from gapcourse.studies.ablation import gpu_step_of, gpu_study_markdown
 
     old = {**_gpu_run("cutout", 0, 0.9089), "step": "candidate"}
     new = _gpu_run("candidate", 1, 0.92)
@@ -592,7 +593,7 @@ def test_a_gpu_study_file_from_before_the_steps_were_renamed_is_labelled_by_its_
 
 
 def test_the_cutout_check_table_tells_the_epochs_trained_and_the_noise_of_its_test_images():
-    from gapcourse.ablation import cutout_check_markdown
+    from gapcourse.studies.ablation import cutout_check_markdown
     from gapcourse.stats import difference_halfwidth
 
     runs = [dict(_cutout_run(arm, 0, acc), epochs=1) for arm, acc in (("without", 0.30), ("with", 0.32))]

@@ -133,7 +133,7 @@ def test_a_budgeted_run_cannot_be_resumed(data, tmp_path):
 
 def test_the_gpu_study_resumes_a_cut_off_run_and_removes_its_file_once_recorded(data, tmp_path, monkeypatch,
                                                                                    isolated_cache, capsys):
-    from gapcourse import ablation
+    from gapcourse.studies import ablation
     from gapcourse.config import profile
 
     tiny = replace(RECIPE, name="tiny-gpu")
@@ -160,7 +160,7 @@ def test_a_gpu_study_run_claimed_by_another_process_is_skipped_not_trained_twice
                                                                                   isolated_cache, capsys):
     import fcntl
 
-    from gapcourse import ablation
+    from gapcourse.studies import ablation
     from gapcourse.config import profile
 
     tiny = replace(RECIPE, name="tiny-gpu")
@@ -262,7 +262,8 @@ def _with_foreach_off(optimizer):
 
 
 def test_the_gpu_study_steps_are_checked_before_any_data_is_loaded(monkeypatch, capsys):
-    from gapcourse import ablation, data as data_mod
+    from gapcourse.studies import ablation
+    from gapcourse import data as data_mod
     from gapcourse.__main__ import GPU_STUDY_STEPS, main
 
     assert GPU_STUDY_STEPS == tuple(key for key, _, _ in ablation.gpu_steps())
@@ -315,9 +316,9 @@ def test_a_run_started_in_another_precision_says_so(data, tmp_path, monkeypatch)
 
 def test_the_study_names_a_saved_state_it_cannot_use_and_keeps_a_trained_run_when_results_fail(
         data, tmp_path, monkeypatch, isolated_cache, capsys):
-    from gapcourse import ablation
+    from gapcourse.studies import ablation
     from gapcourse.config import profile
-    from gapcourse.provenance import ResultsError
+    from gapcourse.outputs import ResultsError
 
     tiny = replace(RECIPE, name="tiny-gpu", epochs=1)
     monkeypatch.setattr(ablation, "gpu_steps", lambda: [("baseline", "tiny baseline", tiny)])
@@ -342,7 +343,7 @@ def test_the_gpu_study_trains_every_seed_of_the_steps_named_in_only(monkeypatch,
     """--only baseline --seeds 1 trains the baseline's seed 1 (the preset's second seed); without --only the steps
     before the candidate keep seed 0 and the candidate takes every seed; --only without --seeds keeps the runs the
     whole study would train for the named steps, so a Made-by command repeated trains what it trained."""
-    from gapcourse import ablation
+    from gapcourse.studies import ablation
     from gapcourse.__main__ import main
 
     trained = []
@@ -364,7 +365,7 @@ def test_the_gpu_study_trains_every_seed_of_the_steps_named_in_only(monkeypatch,
 
 
 def test_ablate_says_when_nothing_new_was_written(monkeypatch, capsys, tmp_path):
-    from gapcourse import ablation
+    from gapcourse.studies import ablation
     from gapcourse.__main__ import main
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")

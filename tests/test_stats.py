@@ -7,8 +7,7 @@ import math
 
 import pytest
 
-from gapcourse.stats import (binomial_halfwidth, difference_halfwidth, differs, mean_and_spread, noise_of_difference,
-                             paired_differs)
+from gapcourse.stats import binomial_halfwidth, difference_halfwidth, differs, mean_and_spread, noise_of_difference, paired_differs
 
 
 def test_one_accuracy_interval_is_the_binomial_formula():

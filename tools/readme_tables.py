@@ -16,14 +16,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gapcourse.ablation import (CUTOUT_RESULTS_FILE, GPU_RESULTS_FILE, RESULTS_FILE as ABLATION_FILE,  # noqa: E402
-                                ablation_markdown, cutout_check_markdown, gpu_study_markdown)
-from gapcourse.bench import table_from_record  # noqa: E402
-from gapcourse.budget_table import RESULTS_FILE as BUDGET_FILE, budget_markdown, rows_of_width  # noqa: E402
-from gapcourse.experiments import (PARTS, REGIMES, RESULTS_FILE as HEADS_FILE, conclusions,  # noqa: E402
-                                   results_markdown)
+from gapcourse.studies.ablation import CUTOUT_RESULTS_FILE, GPU_RESULTS_FILE, RESULTS_FILE as ABLATION_FILE, cutout_check_markdown, gpu_study_markdown
+from gapcourse.measured import ablation_markdown
+from gapcourse.studies.bench import table_from_record  # noqa: E402
+from gapcourse.studies.budget_table import RESULTS_FILE as BUDGET_FILE, budget_markdown  # noqa: E402
+from gapcourse.measured import rows_of_width  # noqa: E402
+from gapcourse.measured import PARTS, results_markdown
+from gapcourse.regimes import REGIMES
+from gapcourse.studies.heads import RESULTS_FILE as HEADS_FILE, conclusions
 from gapcourse.outputs import OutputError, guard, write_text  # noqa: E402
-from gapcourse.provenance import RESULTS_DIR  # noqa: E402
+from gapcourse.config import RESULTS_DIR  # noqa: E402
 from gapcourse.recipes import CPU_HALF_WIDTH  # noqa: E402
 from gapcourse.studies.budget_recipe import RESULTS_FILE as BUDGET_RECIPE_FILE, study_markdown  # noqa: E402
 from gapcourse.weights import MANIFEST  # noqa: E402

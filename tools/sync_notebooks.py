@@ -22,8 +22,8 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gapcourse import colab  # noqa: E402
-from gapcourse.classroom import STUDENT_DIR, course_notebooks  # noqa: E402
+from gapcourse.classroom import colab  # noqa: E402
+from gapcourse.classroom.copies import STUDENT_DIR, course_notebooks  # noqa: E402
 from gapcourse.outputs import guard, write_text  # noqa: E402
 
 BADGE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\n*")

@@ -1,2 +1,4 @@
-"""The studies: the measurements behind the course's committed results (docs and README tables). A learner never
-needs them; each module runs one study, resumably, and writes a results file with its provenance."""
+"""The studies behind the course's committed numbers (docs/RESULTS.md): the head comparison, the recipe
+ablation, the gpu-preset study and cpu-cutout check, the budget table and budget-recipe study, the speed bench,
+the provenance every results file carries, the run log of `make course`, and the export of the shipped weights.
+A learner never needs them; the notebooks read their results through :mod:`gapcourse.measured`."""

@@ -39,9 +39,11 @@ from ..data import Cifar10Split
 from ..device import seed_everything
 from ..models import build_net
 from ..pipeline import num_batches
-from ..provenance import RESULTS_DIR, ResultsError, check_output, data_record, provenance, write_results
+from ..config import RESULTS_DIR
+from ..outputs import ResultsError
+from .provenance import check_output, data_record, provenance, write_results
 from ..recipes import CPU_HALF_WIDTH, DEFAULT_BUDGET_S, Recipe, measures_precision, resolve_precision
-from ..budget_table import curve_split
+from ..measured import curve_split
 from ..stats import paired_halfwidth, paired_halfwidths
 from ..train import evaluate, fit, starting_weights
 

@@ -357,11 +357,11 @@ def _reference_code() -> dict[CodeType, str]:
     codes = {fn.__code__: f"checks.{fn.__name__}" for fn in REFERENCES.values()}
     codes[answer_or_reference.__code__] = "checks.answer_or_reference"
     try:
-        from .experiments import shift_images
+        from ..canvas import shift_images
     except ImportError:  # pragma: no cover - the library without its experiments
         pass
     else:
-        codes[shift_images.__code__] = "gapcourse.experiments.shift_images"
+        codes[shift_images.__code__] = "gapcourse.canvas.shift_images"
     return codes
 
 
@@ -820,7 +820,7 @@ def nin_head(fn: Callable[[int, int], nn.Module]) -> None:
 
 
 def ref_shift_right_down(images: torch.Tensor, shift: int) -> torch.Tensor:
-    from .experiments import shift_images  # the shift notebook 04's table is measured with
+    from ..canvas import shift_images  # the shift notebook 04's table is measured with
 
     return shift_images(images, shift)
 

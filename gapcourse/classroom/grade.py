@@ -97,7 +97,7 @@ def which_notebook(nb: Any, path: Path) -> str | None:
 
 def exercises_of(nb: Any, number: str | None) -> list[tuple[str, str]]:
     """The (check, answer name) pairs to grade: the course's list for that notebook, else the submission's checks."""
-    from .checks import CHECKS
+    from ..checks import CHECKS
 
     if number in EXERCISES:
         return list(EXERCISES[number])
@@ -312,7 +312,7 @@ def csv_text(rows: list[Row]) -> str:
 def write_csv(rows: list[Row], path: Path) -> Path:
     """Write the grades to ``path`` (atomically, through the output guard's writer); when that fails the CSV is kept
     beside (or in the cache or temporary folder) and the :class:`~gapcourse.outputs.OutputError` says where."""
-    from .outputs import write_or_keep
+    from ..outputs import write_or_keep
 
     return write_or_keep(path, csv_text(rows), what="grades CSV", work="the whole class's grades")
 
@@ -364,7 +364,7 @@ def check_csv_path(path: Path, submissions: list[Path] = ()) -> Path:
     """Refuse, before any grading, a CSV path that cannot or may not be written (the output guard,
     :func:`gapcourse.outputs.guard`): empty, a folder, in a folder that cannot be created or written, a committed
     file, a notebook or another kind of file, or one of the ``submissions``. Returns the path (``~`` expanded)."""
-    from .outputs import guard
+    from ..outputs import guard
 
     return guard(path, writer="grade", kind="csv", what="grades CSV", inputs=submissions, input_hint=GLOB_HINT,
                  option="--csv")

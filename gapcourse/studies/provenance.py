@@ -2,58 +2,32 @@
 notebook 03 (the shipped weights) and used by every command that writes results into the repository.
 
 Each results file and the weights manifest carry one :func:`provenance` record, and the tests check that it is
-complete, so a table in the README can always be traced to the run that produced it.
-"""
+complete, so a table in the README can always be traced to the run that produced it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 import datetime as _dt
 import json
 import os
 import platform
-import subprocess
 import sys
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any
 
 import torch
 
-from .atomic import replacing
-from .outputs import OutputError, committed_role, guard
+from ..atomic import replacing
+from ..config import git_commit
+from ..device import describe_hardware
+from ..outputs import ResultsError
+from ..outputs import committed_refusal
+from ..outputs import guard
+from ..outputs import is_committed
+from ..outputs import read_object
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = PACKAGE_DIR / "results"
+
 REQUIRED = ("command", "commit", "device", "torch", "seconds", "date")
-
-
-def git_commit(root: Path = PACKAGE_DIR.parent) -> str:
-    """The checkout's commit, with ``+changes`` when the working tree differs from it; ``unknown`` outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "gapcourse"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+changes" if dirty else "")
-
-
-def describe_hardware(device: torch.device) -> str:
-    """E.g. ``cpu: 2 threads, x86_64, AMD EPYC ...`` or ``cuda: NVIDIA H100 80GB HBM3 (sm_90)``."""
-    if device.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(device)
-        return f"cuda: {torch.cuda.get_device_name(device)} (sm_{major}{minor})"
-    if device.type == "cpu":
-        model = ""
-        try:
-            with open("/proc/cpuinfo") as fh:
-                model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
-        except OSError:
-            pass
-        return f"cpu: {torch.get_num_threads()} threads, {platform.machine()}" + (f", {model}" if model else "")
-    return device.type
-
 
 def provenance(command: str | None = None, *, device: torch.device, seconds: float, **extra: Any) -> dict[str, Any]:
     """A provenance record for results produced just now on ``device``."""
@@ -72,7 +46,6 @@ def provenance(command: str | None = None, *, device: torch.device, seconds: flo
     record.update(extra)
     return record
 
-
 def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` atomically (a temporary file renamed into place), so an interrupted run never leaves a
     half-written results file. A last guard: a payload whose provenance names another profile than ``full`` is never
@@ -90,82 +63,12 @@ def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
                            "that its folder is writable and has space, or pass --output another file.") from None
     return path
 
-
-# --------------------------------------------------------------------------------------------------------------------
-# Where results may be written: every results-writing command (compare-heads, ablate in all presets, budget-table,
-# bench --record, compare-heads --export-weights) goes through check_output, which starts with the output guard
-# (gapcourse.outputs.guard, shared with every other command that writes). Introduced for issue 19.
-#
-# A committed results file is evidence. Only a run made to regenerate it may replace or extend it: the full profile,
-# all 50 000 real CIFAR-10 training images, and the same training data (SHA-256 fingerprint) as the file records.
-# The command line's default output is the committed file only for such a run; any other run (fast profile,
-# synthetic stand-in, other data) gets a file in the cache folder instead, announced on one line. An explicit
-# --output into the committed folder by such a run is refused with a one-line error.
-
-# A results file that cannot be written where asked (committed evidence, a folder, not writable, another
-# experiment's file, impossible values): the output guard's error (gapcourse.outputs), under the name the results
-# commands have always used.
-ResultsError = OutputError
-
-
 def data_record(profile_name: str, train: Any) -> dict[str, Any]:
     """What a results file records about the data it was measured on: profile, training-set size, the training
     split's SHA-256 fingerprint (:meth:`gapcourse.data.Cifar10Split.fingerprint`), its source and whether it is the
     synthetic stand-in. Every results file's provenance carries it, and runs are identified by it."""
     return {"profile": profile_name, "n_train": len(train), "train_sha256": train.fingerprint(),
             "train_source": train.source, "synthetic": bool(train.synthetic)}
-
-
-def is_committed(path: str | os.PathLike) -> bool:
-    """Whether ``path`` lies in the course's committed results or weights folder."""
-    return committed_role(path) in ("results", "weights")
-
-
-def _read_object(path: Path, what: str = "results file") -> dict[str, Any] | None:
-    """The JSON object in ``path`` (None if there is no file); :class:`ResultsError` if it is anything else."""
-    if not path.exists():
-        return None
-    if path.is_dir():
-        raise ResultsError(f"{path} is a folder; the {what} must be a file. Give a file name, e.g. --output "
-                           f"{path / 'results.json'}.")
-    try:
-        payload = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ResultsError(f"{path} is not valid JSON ({err}); move it away or pass --output another file. Nothing "
-                           "was changed.") from None
-    except OSError as err:
-        raise ResultsError(f"{path} cannot be read ({err.strerror or err}); pass --output another file.") from None
-    if not isinstance(payload, dict):
-        raise ResultsError(f"{path} holds a JSON {type(payload).__name__}, not a gapcourse {what} (a JSON object); "
-                           "move it away or pass --output another file. Nothing was changed.")
-    return payload
-
-
-def committed_refusal(path: str | os.PathLike, data: dict[str, Any]) -> str | None:
-    """Why a run on ``data`` (see :func:`data_record`) may not write the committed file ``path``; None if it may
-    (or if ``path`` is not committed)."""
-    path = Path(path)
-    if not is_committed(path):
-        return None
-    from .data import SPLIT_SIZES
-
-    if data.get("profile") != "full":
-        return f"a {data.get('profile')}-profile run may not change the committed {path.name}"
-    if data.get("synthetic"):
-        return f"a run on the synthetic stand-in may not change the committed {path.name}"
-    if data.get("n_train") != SPLIT_SIZES["train"]:
-        return (f"a run on {data.get('n_train'):,} training images (not all {SPLIT_SIZES['train']:,} of CIFAR-10) may "
-                f"not change the committed {path.name}")
-    existing = _read_object(path)
-    prov = (existing or {}).get("provenance") if existing is not None else None
-    if existing is not None and path.name != "manifest.json":
-        recorded = (prov or {}).get("train_sha256")
-        if recorded != data.get("train_sha256"):
-            return (f"the committed {path.name} was measured on other training data (SHA-256 "
-                    f"{str(recorded)[:12]}…) than this run's ({str(data.get('train_sha256'))[:12]}…); to regenerate "
-                    "it from scratch on this data, move it away first")
-    return None
-
 
 def check_output(path: str | os.PathLike, data: dict[str, Any] | None = None, *, what: str = "results file",
                  own_run: Callable[[dict], bool] | None = None, study: str = "this study", writer: str | None = None,
@@ -177,7 +80,7 @@ def check_output(path: str | os.PathLike, data: dict[str, Any] | None = None, *,
     ``own_run``) every run already in it one of ``study``'s. Returns the path (``~`` expanded); raises
     :class:`ResultsError`."""
     path = guard(path, writer=writer, kind="results", what=what, data=data)
-    existing = _read_object(path, what)
+    existing = read_object(path, what)
     prov = (existing or {}).get("provenance") or {}
     if keys is not None and existing is not None:
         foreign = sorted(set(existing) - set(keys) - {"provenance"})
@@ -203,7 +106,6 @@ def check_output(path: str | os.PathLike, data: dict[str, Any] | None = None, *,
                            "file; nothing was trained.")
     return path
 
-
 def default_output(committed: Path, data: dict[str, Any]) -> Path:
     """The command line's default output: the committed file when this run may regenerate it, else a file in the
     cache folder named for the profile and the data, announced on one line (so a quick run never touches the
@@ -211,15 +113,13 @@ def default_output(committed: Path, data: dict[str, Any]) -> Path:
     why = committed_refusal(committed, data)
     if why is None:
         return committed
-    from .config import cache_dir
+    from ..config import cache_dir
 
     alt = cache_dir() / "results" / f"{committed.stem}-{data['profile']}-{data['train_sha256'][:10]}{committed.suffix}"
     print(f"NOTE: {why}; results go to {alt} instead (pass --output to choose another file).")
     return alt
 
-
 _ACC_PARENTS = {"resized", "canvas", "translated", "crop_shift", "test_acc_by_tta"}
-
 
 def impossible_values(payload: Any, where: str = "", key: str = "", parent: str = "") -> list[str]:
     """Values no measurement can have, named by their place in ``payload``: an accuracy outside 0..1, a negative
@@ -251,7 +151,6 @@ def impossible_values(payload: Any, where: str = "", key: str = "", parent: str 
     else:
         return out
     return [] if ok else [f"{where} = {payload} ({rule})"]
-
 
 def write_results(path: str | os.PathLike, payload: dict[str, Any], data: dict[str, Any], *,
                   writer: str | None = None) -> Path:

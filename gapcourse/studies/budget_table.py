@@ -15,41 +15,42 @@ images/s and the test accuracy with the preset's test-time augmentation. Conditi
   The other conditions evaluate the whole test split after each epoch (inside the budget).
 
 Each row is written as it ends, and a rerun skips every row already there (a row is identified by its condition,
-budget, seed, recipe and training data), so an interrupted run resumes.
-"""
+budget, seed, recipe and training data), so an interrupted run resumes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 import contextlib
 import json
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import torch
 
-from .config import Profile
-from .data import Cifar10Split
-from .device import seed_everything
-from .models import build_net
-from .outputs import keep_after_failure, locked
-from .provenance import RESULTS_DIR, ResultsError, _read_object, check_output, data_record, provenance, write_results
-from .recipes import PRESETS, Recipe, measures_precision, native_precision
-from .train import evaluate, fit
+from ..config import Profile
+from ..data import Cifar10Split
+from ..device import seed_everything
+from ..measured import BUDGET_TABLE_RESULTS
+from ..measured import CONDITIONS
+from ..measured import curve_split
+from ..measured import width_of
+from ..models import build_net
+from ..outputs import ResultsError, read_object
+from ..outputs import keep_after_failure, locked
+from ..recipes import PRESETS, Recipe, measures_precision, native_precision
+from ..train import evaluate, fit
+from .provenance import check_output, data_record, provenance, write_results
 
-RESULTS_FILE = RESULTS_DIR / "budget_table.json"
+
+RESULTS_FILE = BUDGET_TABLE_RESULTS
+
 BUDGETS = (60.0, 120.0, 240.0, 480.0)  # 1, 2, 4 and 8 minutes
-CONDITIONS = {
-    "bf16": "bf16 forced",
-    "fp32": "fp32 forced (as a CPU without native bf16 trains)",
-    "one-thread": "one thread (a slower machine), precision as notebook 03 chooses it",
-    "auto": "as notebook 03 runs it (precision timed when the CPU has native bf16)",
-}
+
 DEFAULT_CONDITIONS = ("bf16", "fp32", "one-thread")
+
 # Each row names the invocation that made it (the file's own provenance is the latest invocation's): rows may be
 # added by later runs, e.g. more seeds or budgets.
 MADE_BY = ("command", "commit", "date", "device", "torch")
-
 
 def check_conditions(conditions: list[str] | tuple[str, ...], budgets: list[float] | tuple[float, ...]) -> None:
     """One-line errors for unknown conditions or budgets that are not positive seconds (before any work)."""
@@ -59,13 +60,6 @@ def check_conditions(conditions: list[str] | tuple[str, ...], budgets: list[floa
     bad = [b for b in budgets if not b > 0]
     if bad:
         raise ValueError(f"Budgets must be seconds > 0 (e.g. 60 120 240 480), got {bad}.")
-
-
-def curve_split(test: Cifar10Split) -> Cifar10Split:
-    """The test images notebook 03 checks after each epoch (its learning curve): 250 per class, fewer when the split
-    is small (the fast profile)."""
-    return test.subset(min(250, len(test) // 10))
-
 
 def condition_recipe(condition: str, budget_s: float, preset: Recipe | None = None) -> Recipe:
     """The cpu preset with ``budget_s``, its precision forced for ``bf16`` and ``fp32``; for ``auto`` and
@@ -78,7 +72,6 @@ def condition_recipe(condition: str, budget_s: float, preset: Recipe | None = No
     recipe = replace(recipe, precision="auto")
     return recipe if measures_precision(recipe, "cpu") else replace(recipe, precision=native_precision("cpu").mode)
 
-
 @contextlib.contextmanager
 def _threads(condition: str):
     """One thread for ``one-thread``, restored afterwards; the machine's setting otherwise."""
@@ -90,27 +83,16 @@ def _threads(condition: str):
     finally:
         torch.set_num_threads(saved)
 
-
-def load_table(path: str | Path = RESULTS_FILE) -> dict:
-    """The budget table's results (a dict with ``rows`` and ``provenance``); a clear error when there are none yet."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No budget table at {path}: run `python -m gapcourse budget-table` (full profile, on "
-                                "an otherwise idle machine: it trains 12 networks, about 45 minutes).")
-    return json.loads(path.read_text())
-
-
 def _read_table(path: Path) -> dict:
     """The budget table in ``path`` (``{"rows": []}`` when there is none yet); :class:`ResultsError` for a file that
     is not one."""
-    payload = _read_object(path, "budget table") or {}
+    payload = read_object(path, "budget table") or {}
     rows = payload.setdefault("rows", [])
     if set(payload) - {"rows", "provenance"} or not isinstance(rows, list) or \
             not all(isinstance(r, dict) and "condition" in r and "budget_s" in r for r in rows):
         raise ResultsError(f"{path} is not a budget table (expected a JSON object with 'rows' of budget runs and "
                            "its 'provenance'); give another --output, or move the file away to start afresh.")
     return payload
-
 
 def _add_row(output: Path, row: dict, ident: dict, record: dict, data: dict) -> dict:
     """Add a trained ``row`` to the table in ``output`` under its lock (another process may be adding its own rows
@@ -129,7 +111,6 @@ def _add_row(output: Path, row: dict, ident: dict, record: dict, data: dict) -> 
                            work=f"the trained row ({row['condition']}, {row['budget_s']:.0f} s, seed {row['seed']})",
                            error=err)
         raise  # (keep_after_failure always raises)
-
 
 def run_budget_table(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device | str = "cpu",
                      budgets: tuple[float, ...] = BUDGETS, conditions: tuple[str, ...] = DEFAULT_CONDITIONS,
@@ -184,11 +165,10 @@ def run_budget_table(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
         raise ResultsError("No budget-table rows were asked for (give --budgets and --conditions).")
     return payload
 
-
 def budget_markdown(payload: dict) -> str:
     """The README's table: one row per run (condition, budget, seed), then, where a condition and budget were run
     with several seeds, their mean and spread."""
-    from .stats import binomial_halfwidth, difference_halfwidth, mean_and_spread
+    from ..stats import binomial_halfwidth, difference_halfwidth, mean_and_spread
 
     order = list(CONDITIONS)
     rows = sorted(payload["rows"], key=lambda r: (order.index(r["condition"]), r["budget_s"], r["seed"]))
@@ -201,7 +181,7 @@ def budget_markdown(payload: dict) -> str:
         ips = next((v for k, v in row["train_img_per_s"].items() if k == f"{row['precision']}@32px"), None)
         flag = " (over)" if row["over_budget"] else ""
         lines.append(f"| {CONDITIONS[row['condition']]} | {row['budget_s']:.0f} s | {row['seed']} | "
-                     f"{_width(row)} | {row['epochs']} "
+                     f"{width_of(row)} | {row['epochs']} "
                      f"({row['low_res_epochs']}) | {row['predicted_s']:.0f} s | {row['actual_s']:.0f} s{flag} | "
                      + (f"{ips:,.0f}" if ips is not None else "–") + f" | {row['precision']} | "
                      f"{100 * row['test_acc']:.2f} % |")
@@ -233,8 +213,8 @@ def budget_markdown(payload: dict) -> str:
             seeds = ", ".join(str(s) for s in by_seed)
             if len(recipes[(condition, budget_s)]) <= 1:
                 which = ""
-            elif len({_width({"recipe": r}) for r in recipes[(condition, budget_s)]}) > 1:
-                which = f", width {_width(runs[0])}"  # the recipes differ in their width
+            elif len({width_of({"recipe": r}) for r in recipes[(condition, budget_s)]}) > 1:
+                which = f", width {width_of(runs[0])}"  # the recipes differ in their width
             else:
                 which = f" (recipe `{recipe}`)"
             lines.append("")
@@ -243,16 +223,3 @@ def budget_markdown(payload: dict) -> str:
                          f"{min(r['actual_s'] for r in by_seed.values()):.0f}–"
                          f"{max(r['actual_s'] for r in by_seed.values()):.0f} s.")
     return "\n".join(lines)
-
-
-def _width(row: dict) -> str:
-    """The network width a row's recipe names (its ``width=`` field), as written there; "?" if it names none."""
-    return next((part.split("=", 1)[1] for part in row.get("recipe", "").split(", ") if part.startswith("width=")),
-                "?")
-
-
-def rows_of_width(payload: dict, width: float) -> dict:
-    """The table with only the rows of networks of ``width`` (notebook 03 compares the learner's run with rows of
-    its own preset: the table also holds the half-width preset's rows, measured before the budget-recipe study)."""
-    rows = [r for r in payload["rows"] if _width(r) == str(width)]
-    return {**payload, "rows": rows}

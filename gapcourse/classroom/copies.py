@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 
 from . import colab
-from .outputs import guard, write_text
+from ..outputs import guard, write_text
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"

@@ -1,10 +1,10 @@
 """Run time, peak memory and headline of each notebook that ``make course`` executes, and the index page that links
 them (``build/html/index.html``). Introduced in the README (the course's time table comes from these records).
 
-    python -m gapcourse.runlog LOG NOTEBOOK -- COMMAND...   run COMMAND, append NOTEBOOK's seconds and peak MB to LOG
-    python -m gapcourse.runlog --index FOLDER               write FOLDER/index.html from FOLDER/runs.tsv
+    python -m gapcourse.studies.runlog LOG NOTEBOOK -- COMMAND...   run COMMAND, append NOTEBOOK's seconds and peak MB to LOG
+    python -m gapcourse.studies.runlog --index FOLDER               write FOLDER/index.html from FOLDER/runs.tsv
 
-A notebook states its headline result with :func:`headline` (e.g. "86.8 % test accuracy"); it is written to the file
+A notebook states its headline result with :func:`gapcourse.config.headline` (e.g. "86.8 % test accuracy"); it is written to the file
 named by ``$GAPCOURSE_HEADLINE`` when that is set (``make course`` sets it), and is a no-op otherwise.
 """
 
@@ -18,19 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-HEADLINE_ENV = "GAPCOURSE_HEADLINE"
-
-
-def headline(text: str) -> None:
-    """Record this notebook's headline result for the course index (does nothing outside ``make course``)."""
-    target = os.environ.get(HEADLINE_ENV)
-    if target:
-        try:
-            with open(target, "w") as fh:
-                fh.write(text.replace("\t", " ").replace("\n", " ").strip())
-        except OSError as err:  # a missing index entry must never stop a notebook
-            print(f"(could not record the headline for the course index: {err})")
-
+from ..config import HEADLINE_ENV
 
 def peak_children_mb() -> float:
     """Peak resident memory of the largest finished child process (the notebook's kernel), in MB."""

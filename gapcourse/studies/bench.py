@@ -35,14 +35,14 @@ from unittest import mock
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import train as train_module
-from .config import profile as active_profile
-from .data import MEAN, STD, Cifar10Split, load_cifar10, normalize
-from .device import describe_device, pick_device, seed_everything
-from .models import build_net
-from .pipeline import batches, num_batches
-from .recipes import PRESETS, Recipe, choose_precision, native_precision, resolve_precision
-from .train import device_settings, fit, predict_logits, synchronize
+from .. import train as train_module
+from ..config import PACKAGE_DIR, profile as active_profile
+from ..data import MEAN, STD, Cifar10Split, load_cifar10, normalize
+from ..device import describe_device, pick_device, seed_everything
+from ..models import build_net
+from ..pipeline import batches, num_batches
+from ..recipes import PRESETS, Recipe, choose_precision, native_precision, resolve_precision
+from ..train import device_settings, fit, predict_logits, synchronize
 
 THRESHOLDS = (0.70, 0.80, 0.85, 0.88, 0.90, 0.92, 0.93)
 RECORD_KEYS = ("header", "pil_img_s", "tensor_img_s", "rows", "sync_audits")  # a bench record's top-level keys
@@ -279,7 +279,7 @@ class SyncAudit:
 
 
 def _where(frame: traceback.FrameSummary) -> str:
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = str(PACKAGE_DIR)
     name = os.path.relpath(frame.filename, os.path.dirname(package)) if frame.filename.startswith(package) else \
         frame.filename
     return f"{name}:{frame.lineno} in {frame.name}: {(frame.line or '').strip()}"
@@ -287,7 +287,7 @@ def _where(frame: traceback.FrameSummary) -> str:
 
 def _sync_location(tb) -> tuple[traceback.FrameSummary | None, traceback.FrameSummary | None]:
     """The innermost frame in the course's package and the innermost outside torch (neither in this audit)."""
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = str(PACKAGE_DIR)
     torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
     frames = traceback.extract_tb(tb)
     course = [f for f in frames if f.filename.startswith(package) and os.path.abspath(f.filename) != __file__]
@@ -405,8 +405,9 @@ def _dry_run_data(n_train: int = 24, n_test: int = 8) -> tuple[Cifar10Split, Cif
 def _verify_main(args: argparse.Namespace, started: float) -> int:
     """``bench --verify-gpu [--dry-run] [--record] [--output FILE]``: exit 0 if every sync audit is clean, 1 if
     not, 2 without a CUDA GPU (unless ``--dry-run``) or with an output that cannot be written."""
-    from .outputs import guard, write_or_keep
-    from .provenance import RESULTS_DIR, check_output, data_record, default_output, provenance, write_results
+    from ..outputs import guard, write_or_keep
+    from ..config import RESULTS_DIR
+    from .provenance import check_output, data_record, default_output, provenance, write_results
 
     dry_run = getattr(args, "dry_run", False)
     if not dry_run and not torch.cuda.is_available():
@@ -466,8 +467,9 @@ def main(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         return _verify_main(args, started)
-    from .outputs import guard, write_or_keep
-    from .provenance import RESULTS_DIR, check_output, data_record, default_output, write_results
+    from ..outputs import guard, write_or_keep
+    from ..config import RESULTS_DIR
+    from .provenance import check_output, data_record, default_output, write_results
 
     prof = active_profile(args.profile)
     device = pick_device(args.device)
@@ -475,7 +477,7 @@ def main(args: argparse.Namespace) -> int:
         args.output = guard(args.output, writer="bench", kind="markdown")
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
     # Where the output goes is checked before the benchmark runs; a record from a fast or synthetic run goes to the
-    # cache folder, never over the committed gapcourse/results/bench_<device>.json (see gapcourse.provenance).
+    # cache folder, never over the committed gapcourse/results/bench_<device>.json (see gapcourse.studies.provenance).
     data_id = data_record(prof.name, train)
     record_path = default_output(RESULTS_DIR / f"bench_{device.type}.json", data_id) if args.record else None
     if record_path is not None:

@@ -6,82 +6,47 @@ row's gain is that trick's (within the noise: one accuracy on 10 000 test images
 :func:`gapcourse.stats.binomial_halfwidth`). Test-time augmentation changes no training, so every network is
 evaluated with each test-time mode. The final recipe is then trained with two more seeds, and so is a longer variant
 (20 epochs, the preset before notebook 03 had a 6-minute budget). Every finished network is written to the results
-file at once, so an interrupted run resumes where it stopped (a run is identified by its recipe, seed and data).
-"""
+file at once, so an interrupted run resumes where it stopped (a run is identified by its recipe, seed and data)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 import hashlib
 import json
 import time
-from dataclasses import replace
-from pathlib import Path
 
 import torch
 
-from .budget import low_res_epochs_for
-from .config import Profile, cache_dir
-from .data import Cifar10Split
-from .device import seed_everything
-from .models import build_net
-from .provenance import RESULTS_DIR, _read_object, check_output, data_record, provenance, write_results
-from .stats import (T95, binomial_halfwidth, difference_halfwidth, mean_and_spread, noise_of_difference,
-                    paired_halfwidths)
-from .recipes import CPU_HALF_WIDTH, PRECISIONS, PRESETS, TTA_MODES, Recipe, resolve_precision
-from .train import evaluate, fit
+from ..budget import low_res_epochs_for
+from ..config import Profile, cache_dir
+from ..config import RESULTS_DIR
+from ..data import Cifar10Split
+from ..device import seed_everything
+from ..measured import ABLATION_RESULTS
+from ..measured import LONGER_WHAT
+from ..measured import described_at_any_precision
+from ..measured import longer_recipe
+from ..measured import steps
+from ..models import build_net
+from ..outputs import read_object
+from ..recipes import CPU_HALF_WIDTH, TTA_MODES, Recipe, resolve_precision
+from ..stats import T95, binomial_halfwidth, difference_halfwidth, mean_and_spread, noise_of_difference, paired_halfwidths
+from ..train import evaluate, fit
+from .provenance import check_output, data_record, provenance, write_results
 
-RESULTS_FILE = RESULTS_DIR / "recipe_ablation.json"
+
+RESULTS_FILE = ABLATION_RESULTS
+
 RUNS_KEYS = ("runs",)  # the top-level keys of a study's results file (and its provenance)
 
-# The cpu preset as it was before the ablation (86.8 % in 250 s): the starting point.
-BASELINE = Recipe("cpu-v1", epochs=14, batch_size=256, lr=0.2, width=0.5, label_smoothing=0.1,
-                  decay_norm_and_bias=True, ema=0.0, channels_last=True, tta="flip")
-
-
-def steps() -> list[tuple[str, str, Recipe]]:
-    """(key, what changed, recipe) for each cumulative step; the last one is the cpu preset."""
-    final = CPU_HALF_WIDTH  # the cpu preset the ablation built (frozen: recipes.CPU_HALF_WIDTH)
-    out = [("baseline", "first cpu preset: 14 epochs, label smoothing 0.1, decay on every weight", BASELINE)]
-    r = replace(BASELINE, label_smoothing=final.label_smoothing)
-    out.append(("label_smoothing", f"+ label smoothing {final.label_smoothing}", r))
-    r = replace(r, decay_norm_and_bias=final.decay_norm_and_bias)
-    out.append(("no_decay_norm_bias", "+ no weight decay on BatchNorm parameters and biases", r))
-    r = replace(r, ema=final.ema)
-    out.append(("ema", f"+ weight averaging (EMA, decay {final.ema} per step)", r))
-    r = replace(r, epochs=16)
-    out.append(("epochs", "+ 16 epochs instead of 14 (about 300 s at full resolution)", r))
-    r = replace(r, epochs=final.epochs, low_res_epochs=final.low_res_epochs, low_res=final.low_res)
-    out.append(("progressive_resizing", f"+ progressive resizing: the first {final.low_res_epochs} of the "
-                                        f"{final.epochs} epochs on {final.low_res} px images (less time per epoch)", r))
-    assert replace(r, name=final.name, tta=final.tta) == final, "the last step must be the half-width cpu preset"
-    return out
-
-
-# The cpu preset before notebook 03 had to fit in 6 minutes: four more epochs, the same share at low resolution.
-LONGER_WHAT = "Longer variant (20 epochs, the first 10 on 24 px images: 25 % more epochs at each size)"
-
-
-def longer_recipe() -> Recipe:
-    """The last step trained for 20 epochs instead of 16 (what the extra minute of training is worth)."""
-    return replace(steps()[-1][2], epochs=20, low_res_epochs=10)
-
-
 def _load(path: Path) -> dict:
-    payload = _read_object(Path(path), "ablation results file")  # ResultsError for a folder, bad JSON, a list...
+    payload = read_object(Path(path), "ablation results file")  # ResultsError for a folder, bad JSON, a list...
     if payload is None:
         return {"runs": []}
     if not isinstance(payload.get("runs", []), list):
         raise ValueError(f"{path} has no 'runs' list: not a gapcourse ablation results file. Move it away.")
     return payload
-
-
-def experiment_runs(payload: dict) -> list[dict]:
-    """The runs of the payload's own experiment: the profile and training data (SHA-256 fingerprint) its provenance
-    records; runs on other data are never summarised with them."""
-    prov = payload.get("provenance", {})
-    return [r for r in payload["runs"] if r.get("profile") == prov.get("profile")
-            and ("train_sha256" not in prov or r.get("train_sha256") == prov["train_sha256"])]
-
 
 def _train_and_measure(key: str, what: str, recipe: Recipe, seed: int, train: Cifar10Split, test: Cifar10Split,
                        profile: Profile, device: torch.device, progress: bool, resume: Path | None = None):
@@ -99,13 +64,12 @@ def _train_and_measure(key: str, what: str, recipe: Recipe, seed: int, train: Ci
                for mode in TTA_MODES}
     return history, tta_acc
 
-
 def run_ablation(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
                  output: Path = RESULTS_FILE, seeds: tuple[int, ...] = (0, 1, 2), progress: bool = True) -> dict:
     """Train every step (seed 0), then the final recipe and the longer variant with ``seeds``; write each run to
     ``output`` as it ends, and skip every run already there (a run is identified by its seed, recipe, profile and
     training data: size and SHA-256 fingerprint). ``output`` is checked before any training and written through
-    :func:`gapcourse.provenance.write_results` (never the committed file from a fast or synthetic run)."""
+    :func:`gapcourse.studies.provenance.write_results` (never the committed file from a fast or synthetic run)."""
     data_id = data_record(profile.name, train)
     output = check_output(output, data_id, own_run=lambda r: "step" in r and not _is_gpu_study_run(r),
                           study="the cpu recipe's ablation", writer="ablate", keys=RUNS_KEYS)
@@ -131,52 +95,7 @@ def run_ablation(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, d
         write_results(output, payload, data_id, writer="ablate")
     return payload
 
-
-def _described_at_any_precision(recipe: Recipe) -> set[str]:
-    """The recipe's :meth:`Recipe.describe` at each precision: a recorded run names the precision it trained in."""
-    return {replace(recipe, precision=p).describe() for p in PRECISIONS}
-
-
-def ablation_markdown(payload: dict) -> str:
-    """The README's two tables: each trick's gain at seed 0, and the final recipe over its seeds."""
-    runs = experiment_runs(payload)
-    n_test = payload["provenance"].get("n_test", 10_000)
-    lines = ["| step | test acc, flip TTA | gain | test acc, flip + shift TTA | single view | epochs |",
-             "|---|---|---|---|---|---|"]
-    previous = None
-    for _, what, recipe in steps():
-        r = next((r for r in runs if r["seed"] == 0 and r["recipe"] in _described_at_any_precision(recipe)), None)
-        if r is None:
-            continue
-        acc = r["test_acc_by_tta"]
-        gain = "" if previous is None else f"{100 * (acc['flip'] - previous):+.2f}"
-        lines.append(f"| {what} | {100 * acc['flip']:.2f} | {gain} | {100 * acc['flip_shift']:.2f} | "
-                     f"{100 * acc['none']:.2f} | {r['epochs']} |")
-        previous = acc["flip"]
-    out = "\n".join(lines)
-    means = []
-    for label, recipe in (("Final cpu preset", steps()[-1][2]), (LONGER_WHAT, longer_recipe())):
-        finals = sorted((r for r in runs if r["recipe"] in _described_at_any_precision(recipe)),
-                        key=lambda r: r["seed"])
-        if not finals:
-            continue
-        accs = [r["test_acc_by_tta"]["flip_shift"] for r in finals]
-        mean, spread = mean_and_spread(accs)
-        means.append(mean)
-        out += (f"\n\n{label}, flip + shift TTA, seeds {[r['seed'] for r in finals]}: "
-                + ", ".join(f"{100 * a:.2f} %" for a in accs)
-                + f"; mean **{100 * mean:.2f} %**, spread (max − min) {100 * spread:.2f} points.")
-    if means:
-        out += (f"\n\nOne accuracy on {n_test:,} test images is good to ±"
-                f"{100 * binomial_halfwidth(means[0], n_test):.2f} points (95 %).")
-    return out
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# The gpu preset's study: its accuracy measured on a CPU with the same code and bf16 arithmetic (time needs a GPU)
-
 GPU_RESULTS_FILE = RESULTS_DIR / "gpu_preset_study.json"
-
 
 def _is_gpu_study_run(run: dict) -> bool:
     """A run of the gpu study (its recipes are all named gpu…), not of the cpu ablation (also keyed by step) or the
@@ -213,7 +132,6 @@ GPU_CANDIDATE = {**GPU_CUTOUT_STEP, "name": "gpu-candidate2", "whiten": "frozen"
 GPU_BASELINE = Recipe("gpu", epochs=24, batch_size=512, lr=0.4, width=1.0, label_smoothing=0.2,
                       decay_norm_and_bias=False, ema=0.99, channels_last=True, tta="flip_shift")
 
-
 def gpu_steps() -> list[tuple[str, str, Recipe]]:
     """(key, what changed, recipe) for the gpu study: the gpu preset as it was; the first candidate (cutout: three
     changes at once); then the candidate, which adds the data-aware start (whitening and identity filters) to the
@@ -227,7 +145,6 @@ def gpu_steps() -> list[tuple[str, str, Recipe]]:
     out.append(("candidate", "as the cutout step, + patch-whitening filters (fixed) for the first conv and identity "
                              "filters for the others at the start", r))
     return out
-
 
 def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
                   output: Path = GPU_RESULTS_FILE, seeds: tuple[int, ...] | None = None, only: tuple[str, ...] = (),
@@ -284,13 +201,12 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
             claim.close()
     return _load(output)
 
-
 def _record_run(key: str, what: str, recipe: Recipe, seed: int, ident: dict, train: Cifar10Split,
                 test: Cifar10Split, profile: Profile, device: torch.device, progress: bool, resume: Path,
                 output: Path, data_id: dict, started: float) -> None:
     """Train one run of the gpu study (resumable), then add it to ``output`` under the results file's lock and
     remove its saved state."""
-    from .outputs import locked
+    from ..outputs import locked
 
     run_started = time.perf_counter()
     history, tta_acc = _train_and_measure(key, what, recipe, seed, train, test, profile, device, progress,
@@ -315,12 +231,11 @@ def _record_run(key: str, what: str, recipe: Recipe, seed: int, ident: dict, tra
                         "same command records it without training again.") from None
     resume.unlink(missing_ok=True)  # the run is in the results file now
 
-
 def _claim(resume: Path):
     """This process's claim on a run: an exclusive, non-blocking lock (POSIX ``flock``) on ``<resume file>.claim``,
     held while it trains the run; None if another process holds it. The lock file stays (see outputs.locked).
     (``fit`` holds ``<resume file>.lock`` itself, for any caller; this claim also covers the results check.)"""
-    from .resume import ResumeError, try_lock
+    from ..resume import ResumeError, try_lock
 
     try:
         resume.parent.mkdir(parents=True, exist_ok=True)
@@ -330,26 +245,22 @@ def _claim(resume: Path):
                           f"({type(err).__name__}: {err.strerror or err}). Set GAPCOURSE_CACHE to a writable "
                           "folder; nothing was trained.") from None
 
-
 def resume_file(ident: dict) -> Path:
     """Where a gpu-study run keeps its state between epochs (``<cache>/resume``), named by its step, seed and a
     digest of its identity (recipe, profile, training data), so that an interrupted run goes on where it stopped."""
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
     return cache_dir() / "resume" / f"gpu-study-{ident['step']}-seed{ident['seed']}-{digest}.pt"
 
-
 GPU_STUDY_LABEL = "accuracy measured on a CPU with the same code and arithmetic; time not measured on a GPU"
-
 
 def gpu_step_of(run: dict) -> str:
     """The step of :func:`gpu_steps` a recorded run trained: the one whose recipe it is (at any precision), else its
     recorded ``step``. Files written before the steps were renamed (the cutout step was called ``candidate``) are
     then still read right."""
     for key, _, recipe in gpu_steps():
-        if run.get("recipe") in _described_at_any_precision(recipe):
+        if run.get("recipe") in described_at_any_precision(recipe):
             return key
     return run["step"]
-
 
 def gpu_study_markdown(payload: dict) -> str:
     """The README's table of the gpu study: one row per run (step, seed) with its precision, epochs and test
@@ -390,10 +301,7 @@ def gpu_study_markdown(payload: dict) -> str:
         lines.append(f"- {labels.get(r['step'], r['what'])}, seed {r['seed']}: {_made_by_text(r)}")
     return "\n".join(lines)
 
-
 GPU_PRESET_BAR = 0.92  # a candidate step (not the baseline) becomes the gpu preset when its mean over at least two
-# seeds (flip + shift TTA) reaches this; set before the runs (tests/test_results.py holds the preset to it)
-
 
 def accuracies_by_seed(runs: list[dict], key: str) -> dict[int, float]:
     """One step's flip + shift TTA accuracy per seed (``runs`` carry their step, see :func:`gpu_step_of`). A seed
@@ -404,12 +312,10 @@ def accuracies_by_seed(runs: list[dict], key: str) -> dict[int, float]:
             per_seed.setdefault(run["seed"], []).append(run["test_acc_by_tta"]["flip_shift"])
     return {seed: sum(v) / len(v) for seed, v in sorted(per_seed.items())}
 
-
 def meets_gpu_bar(accs: list[float], n_test: int) -> bool:
     """At least two seeds whose mean reaches :data:`GPU_PRESET_BAR`, compared in whole test images: an accuracy is a
     count over ``n_test`` stored as a rounded float, so 18 400 right of 2 × 10 000 must count as 92 %."""
     return len(accs) >= 2 and round(sum(accs) * n_test) >= round(GPU_PRESET_BAR * n_test * len(accs))
-
 
 def mean_percent(accs: list[float], n_test: int) -> str:
     """The mean of a few accuracies on ``n_test`` images, in percent, counted in whole images and shown with a third
@@ -417,7 +323,6 @@ def mean_percent(accs: list[float], n_test: int) -> str:
     mean = 100 * round(sum(accs) * n_test) / (n_test * len(accs))
     text = f"{mean:.2f}"
     return text if abs(float(text) - mean) < 1e-9 else f"{mean:.3f}"
-
 
 def gpu_study_verdict(runs: list[dict], n_test: int) -> list[str]:
     """What the gpu study's runs show, as README lines (part of :func:`gpu_study_markdown`; ``runs`` carry their
@@ -488,7 +393,6 @@ def gpu_study_verdict(runs: list[dict], n_test: int) -> list[str]:
         lines.append(f"- {bar} is met by no candidate: " + "; ".join(parts) + ".")
     return lines
 
-
 def _made_by_text(run: dict) -> str:
     """One run's provenance in a line: command, device, torch, commit, date, and the stretches of a resumed run."""
     made = run.get("made_by")
@@ -508,24 +412,20 @@ def _made_by_text(run: dict) -> str:
             for p in pieces)
     return text
 
-
 def _short(commit: str) -> str:
     """A short commit id that keeps the mark of uncommitted changes (``+changes``)."""
     return commit[:10] + ("+changes" if commit.endswith("+changes") else "")
 
-
-# --------------------------------------------------------------------------------------------------------------------
-# Does the gpu candidate's cutout also help the cpu preset? (python -m gapcourse ablate --preset cpu-cutout)
-
 CUTOUT_RESULTS_FILE = RESULTS_DIR / "cpu_cutout_check.json"
+
 CPU_CUTOUT = 8  # px: a quarter of the image side, milder than the gpu candidate's 12 for a run of a few epochs
 
 # The run notebook 03 makes: the cpu preset trained to its 4-minute budget. On the machine that measured the budget
 # table (budget_table.json, condition "auto", 240 s, seeds 0-2) the plan was 7 epochs (the first 4 at 24 px) in fp32
 # for every seed; the check trains exactly that plan (fixed, so that every machine checks the same runs).
 CPU_CUTOUT_PLAN = {"epochs": 7, "precision": "fp32"}
-CUTOUT_ARMS = ("without", "with")
 
+CUTOUT_ARMS = ("without", "with")
 
 def cutout_check_recipe(arm: str) -> Recipe:
     """The cpu preset as notebook 03's budget plan trains it, without cutout or with :data:`CPU_CUTOUT`."""
@@ -534,7 +434,6 @@ def cutout_check_recipe(arm: str) -> Recipe:
     return replace(CPU_HALF_WIDTH, epochs=CPU_CUTOUT_PLAN["epochs"], precision=CPU_CUTOUT_PLAN["precision"],
                    low_res_epochs=low_res_epochs_for(CPU_HALF_WIDTH, CPU_CUTOUT_PLAN["epochs"]),
                    cutout=CPU_CUTOUT if arm == "with" else 0)
-
 
 def run_cutout_check(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
                      output: Path = CUTOUT_RESULTS_FILE, seeds: tuple[int, ...] = (0, 1, 2),
@@ -569,13 +468,12 @@ def run_cutout_check(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
             write_results(output, payload, data_id, writer="ablate")
     return _load(output)
 
-
 def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = None) -> str:
     """The README's table: per seed, the cpu preset's budget plan without and with cutout (flip + shift TTA, the
     preset's test-time mode) and their difference, then the paired verdict over the seeds with the smallest mean
     difference it could have told from noise. ``reference`` (seed → accuracy): the budget table's runs of the same
     plan, shown beside the "without" arm, which repeats them."""
-    from .stats import paired_halfwidths
+    from ..stats import paired_halfwidths
 
     runs = payload.get("runs", [])
     by = {(r["arm"], r["seed"]): r["test_acc_by_tta"]["flip_shift"] for r in runs}

@@ -1,0 +1,235 @@
+"""The course's committed measurements, read-only: the head comparison (notebook 04), the budget table (notebook
+03) and the recipe ablation (notebook 06), from ``gapcourse/results/``. The studies that write them live in
+:mod:`gapcourse.studies`; docs/RESULTS.md shows them with their provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+import json
+
+from .canvas import CANVASES, CROP_SHIFTS, OFFSETS, RESIZED, TRANSLATE_CANVAS
+from .config import RESULTS_DIR
+from .data import Cifar10Split
+from .models import ANY_SIZE_HEADS, HEADS
+from .recipes import CPU_HALF_WIDTH, PRECISIONS, Recipe
+from .regimes import REGIMES
+from .stats import Stat, binomial_halfwidth, difference_halfwidth, mean_and_spread
+from .stats import differs as stats_differs
+
+
+HEADS_RESULTS = RESULTS_DIR / "heads.json"
+BUDGET_TABLE_RESULTS = RESULTS_DIR / "budget_table.json"
+ABLATION_RESULTS = RESULTS_DIR / "recipe_ablation.json"
+
+# --------------------------------------------------------------------------------------------------------------------
+# The head comparison (notebook 04)
+
+def runs_of(payload: dict, regime: str, head: str, profile: str | None = None) -> list[dict]:
+    """The runs of one head in one regime that belong to the payload's experiment: the profile and the training
+    data (SHA-256 of the whole training split) its provenance records, so runs on other data are never counted as
+    more seeds of the same measurement."""
+    prov = payload.get("provenance", {})
+    profile = profile or prov.get("profile")
+    split = prov.get("train_sha256")
+    return [r for r in payload["runs"] if r["regime"] == regime and r["head"] == head
+            and (profile is None or r.get("profile") == profile)
+            and (split is None or r.get("split_sha256") == split)]
+
+def stat(runs: list[dict], get: Callable[[dict], float | None]) -> tuple[float, float, int] | None:
+    """(mean, spread = max − min, number of seeds) of a measurement over runs; None if a head cannot do it."""
+    values = [get(r) for r in runs]
+    if not values or any(v is None for v in values):
+        return None
+    mean, spread = mean_and_spread(values)
+    return mean, spread, len(values)
+
+def fmt(s: tuple[float, float, int] | None, scale: float = 100) -> str:
+    if s is None:
+        return "cannot run"
+    mean, spread, n = s
+    return f"{scale * mean:.1f} ± {scale * spread / 2:.1f}" if n > 1 else f"{scale * mean:.1f}"
+
+# Parts of the comparison, one question each: each has its own table, picture and conclusions (notebook 04, README).
+PARTS = {
+    "accuracy": ("augmented", "Clean accuracy and overfitting, with augmentation"),
+    "size": ("augmented", "Any input size: native scale on a canvas against resized"),
+    "translation": ("augmented", f"Translation on a {TRANSLATE_CANVAS} px canvas (nothing cropped)"),
+    "crop-shift": ("augmented", "Crop-shift within the 32 px frame (pixels lost)"),
+    "overfitting": ("no_augmentation", "Overfitting without augmentation"),
+}
+
+def columns_of(part: str) -> list[tuple[str, Callable[[dict], float | None]]]:
+    if part == "accuracy":
+        return [("test acc", lambda r: r["test_acc"]), ("train acc", lambda r: r["train_acc"]),
+                ("train − test", lambda r: r["train_minus_test"])]
+    if part == "size":
+        return ([("at 32 px", lambda r: r["at_32"])]
+                + [(f"canvas {s} px", lambda r, s=s: r["canvas"][str(s)]) for s in CANVASES]
+                + [(f"resized {s} px", lambda r, s=s: r["resized"][str(s)]) for s in RESIZED])
+    if part == "translation":
+        return [(f"at ({d},{d})", lambda r, d=d: r["translated"][str(d)]) for d in OFFSETS]
+    if part == "crop-shift":
+        return [("at 32 px", lambda r: r["at_32"])] + [(f"crop-shift {d} px", lambda r, d=d: r["crop_shift"][str(d)])
+                                                        for d in CROP_SHIFTS if d]
+    if part == "overfitting":
+        return [("train acc", lambda r: r["train_acc"]), ("test acc", lambda r: r["test_acc"]),
+                ("train − test", lambda r: r["train_minus_test"])]
+    raise ValueError(f"Unknown part {part!r}: expected one of {', '.join(PARTS)}.")
+
+def results_markdown(payload: dict, regime: str = "augmented", part: str | None = None) -> str:
+    """The measured table of one question (``part``, one of :data:`PARTS`): mean ± half the spread over seeds, in %.
+    Without ``part``, every part of ``regime``, each under its own heading (never one 20-column table)."""
+    if part is None:
+        names = [p for p, (r, _) in PARTS.items() if r == regime]
+        if not names:
+            raise ValueError(f"Unknown regime {regime!r}: expected one of {', '.join(REGIMES)}.")
+        if len(names) == 1:
+            return results_markdown(payload, regime, names[0])
+        return "\n\n".join(f"**{PARTS[p][1]}**\n\n" + results_markdown(payload, regime, p) for p in names)
+    cols = columns_of(part)
+    regime = PARTS[part][0]
+    heads = [h for h in HEADS if runs_of(payload, regime, h)]
+    if not heads:
+        return f"(no runs in the {regime} regime)"
+    if part in ("size", "translation"):  # the flatten heads cannot run: a row of "cannot run" says nothing new
+        heads = [h for h in heads if h in ANY_SIZE_HEADS] or heads
+    first = runs_of(payload, regime, heads[0])
+    n_seeds = len(first)
+    header = ["head", "head params", "seeds"] + [c for c, _ in cols]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for h in heads:
+        runs = runs_of(payload, regime, h)
+        cells = [h, f"{runs[0]['head_params']:,}", str(len(runs))] + [fmt(stat(runs, f)) for _, f in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    note = f"\n\nMean ± half the spread (max − min) over {n_seeds} seeds, in %."
+    if part in ("accuracy", "overfitting"):
+        n_test = payload.get("provenance", {}).get("n_test", 10_000)
+        acc = stat(first, lambda r: r["test_acc"])[0]
+        note += (f" One test accuracy on {n_test:,} images is good to ±{100 * binomial_halfwidth(acc, n_test):.1f} "
+                 f"points (95 %), a difference of two to ±{100 * difference_halfwidth(acc, acc, n_test):.1f}.")
+    else:
+        n = max(1, first[0].get("robustness_images", 1))
+        note += (f" Measured on {n:,} test images, one view each: one accuracy near 70 % is good to "
+                 f"±{100 * binomial_halfwidth(0.7, n):.1f} points (95 %), a difference of two to "
+                 f"±{100 * difference_halfwidth(0.7, 0.7, n):.1f}.")
+    return "\n".join(lines) + note
+
+def differs(a: Stat | None, b: Stat | None, n_test: int) -> bool:
+    """The course's difference rule (:func:`gapcourse.stats.differs`): real only when the means are further apart
+    than the 95 % interval of a difference of two accuracies on ``n_test`` images and the seeds' half-spreads added."""
+    return stats_differs(a, b, n_test)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The budget table (notebook 03)
+
+CONDITIONS = {
+    "bf16": "bf16 forced",
+    "fp32": "fp32 forced (as a CPU without native bf16 trains)",
+    "one-thread": "one thread (a slower machine), precision as notebook 03 chooses it",
+    "auto": "as notebook 03 runs it (precision timed when the CPU has native bf16)",
+}
+
+def load_table(path: str | Path = BUDGET_TABLE_RESULTS) -> dict:
+    """The budget table's results (a dict with ``rows`` and ``provenance``); a clear error when there are none yet."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No budget table at {path}: run `python -m gapcourse budget-table` (full profile, on "
+                                "an otherwise idle machine: it trains 12 networks, about 45 minutes).")
+    return json.loads(path.read_text())
+
+def curve_split(test: Cifar10Split) -> Cifar10Split:
+    """The test images notebook 03 checks after each epoch (its learning curve): 250 per class, fewer when the split
+    is small (the fast profile)."""
+    return test.subset(min(250, len(test) // 10))
+
+def width_of(row: dict) -> str:
+    """The network width a row's recipe names (its ``width=`` field), as written there; "?" if it names none."""
+    return next((part.split("=", 1)[1] for part in row.get("recipe", "").split(", ") if part.startswith("width=")),
+                "?")
+
+def rows_of_width(payload: dict, width: float) -> dict:
+    """The table with only the rows of networks of ``width`` (notebook 03 compares the learner's run with rows of
+    its own preset: the table also holds the half-width preset's rows, measured before the budget-recipe study)."""
+    rows = [r for r in payload["rows"] if width_of(r) == str(width)]
+    return {**payload, "rows": rows}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The recipe ablation (notebook 06)
+
+# The cpu preset as it was before the ablation (86.8 % in 250 s): the starting point.
+BASELINE = Recipe("cpu-v1", epochs=14, batch_size=256, lr=0.2, width=0.5, label_smoothing=0.1,
+                  decay_norm_and_bias=True, ema=0.0, channels_last=True, tta="flip")
+
+def steps() -> list[tuple[str, str, Recipe]]:
+    """(key, what changed, recipe) for each cumulative step; the last one is the cpu preset."""
+    final = CPU_HALF_WIDTH  # the cpu preset the ablation built (frozen: recipes.CPU_HALF_WIDTH)
+    out = [("baseline", "first cpu preset: 14 epochs, label smoothing 0.1, decay on every weight", BASELINE)]
+    r = replace(BASELINE, label_smoothing=final.label_smoothing)
+    out.append(("label_smoothing", f"+ label smoothing {final.label_smoothing}", r))
+    r = replace(r, decay_norm_and_bias=final.decay_norm_and_bias)
+    out.append(("no_decay_norm_bias", "+ no weight decay on BatchNorm parameters and biases", r))
+    r = replace(r, ema=final.ema)
+    out.append(("ema", f"+ weight averaging (EMA, decay {final.ema} per step)", r))
+    r = replace(r, epochs=16)
+    out.append(("epochs", "+ 16 epochs instead of 14 (about 300 s at full resolution)", r))
+    r = replace(r, epochs=final.epochs, low_res_epochs=final.low_res_epochs, low_res=final.low_res)
+    out.append(("progressive_resizing", f"+ progressive resizing: the first {final.low_res_epochs} of the "
+                                        f"{final.epochs} epochs on {final.low_res} px images (less time per epoch)", r))
+    assert replace(r, name=final.name, tta=final.tta) == final, "the last step must be the half-width cpu preset"
+    return out
+
+# The cpu preset before notebook 03 had to fit in 6 minutes: four more epochs, the same share at low resolution.
+LONGER_WHAT = "Longer variant (20 epochs, the first 10 on 24 px images: 25 % more epochs at each size)"
+
+def longer_recipe() -> Recipe:
+    """The last step trained for 20 epochs instead of 16 (what the extra minute of training is worth)."""
+    return replace(steps()[-1][2], epochs=20, low_res_epochs=10)
+
+def experiment_runs(payload: dict) -> list[dict]:
+    """The runs of the payload's own experiment: the profile and training data (SHA-256 fingerprint) its provenance
+    records; runs on other data are never summarised with them."""
+    prov = payload.get("provenance", {})
+    return [r for r in payload["runs"] if r.get("profile") == prov.get("profile")
+            and ("train_sha256" not in prov or r.get("train_sha256") == prov["train_sha256"])]
+
+def described_at_any_precision(recipe: Recipe) -> set[str]:
+    """The recipe's :meth:`Recipe.describe` at each precision: a recorded run names the precision it trained in."""
+    return {replace(recipe, precision=p).describe() for p in PRECISIONS}
+
+def ablation_markdown(payload: dict) -> str:
+    """The README's two tables: each trick's gain at seed 0, and the final recipe over its seeds."""
+    runs = experiment_runs(payload)
+    n_test = payload["provenance"].get("n_test", 10_000)
+    lines = ["| step | test acc, flip TTA | gain | test acc, flip + shift TTA | single view | epochs |",
+             "|---|---|---|---|---|---|"]
+    previous = None
+    for _, what, recipe in steps():
+        r = next((r for r in runs if r["seed"] == 0 and r["recipe"] in described_at_any_precision(recipe)), None)
+        if r is None:
+            continue
+        acc = r["test_acc_by_tta"]
+        gain = "" if previous is None else f"{100 * (acc['flip'] - previous):+.2f}"
+        lines.append(f"| {what} | {100 * acc['flip']:.2f} | {gain} | {100 * acc['flip_shift']:.2f} | "
+                     f"{100 * acc['none']:.2f} | {r['epochs']} |")
+        previous = acc["flip"]
+    out = "\n".join(lines)
+    means = []
+    for label, recipe in (("Final cpu preset", steps()[-1][2]), (LONGER_WHAT, longer_recipe())):
+        finals = sorted((r for r in runs if r["recipe"] in described_at_any_precision(recipe)),
+                        key=lambda r: r["seed"])
+        if not finals:
+            continue
+        accs = [r["test_acc_by_tta"]["flip_shift"] for r in finals]
+        mean, spread = mean_and_spread(accs)
+        means.append(mean)
+        out += (f"\n\n{label}, flip + shift TTA, seeds {[r['seed'] for r in finals]}: "
+                + ", ".join(f"{100 * a:.2f} %" for a in accs)
+                + f"; mean **{100 * mean:.2f} %**, spread (max − min) {100 * spread:.2f} points.")
+    if means:
+        out += (f"\n\nOne accuracy on {n_test:,} test images is good to ±"
+                f"{100 * binomial_halfwidth(means[0], n_test):.2f} points (95 %).")
+    return out

@@ -1,0 +1,296 @@
+"""The head comparison behind notebook 04 and ``python -m gapcourse compare-heads``. Introduced in notebook 04;
+notebook 05 uses the networks it ships (``gapcourse/weights``).
+
+Every head of :data:`gapcourse.models.HEADS` is trained on the same body, with the same data and recipe, in two
+regimes (:data:`REGIMES`) and with several seeds, so that every difference can be set against the noise:
+
+* ``augmented``: the cpu recipe (random shift + mirror, label smoothing, weight averaging) on all 50 000 images;
+  here the heads are compared on accuracy, on other input sizes (resized, and at native scale on larger canvases)
+  and on translation (the image moved around a larger canvas, so nothing is cropped).
+* ``no_augmentation``: no augmentation, no label smoothing, no weight averaging, on a 5 000-image subset (500 per
+  class), trained until the networks memorise it: the setting of the Network in Network paper's head comparison
+  (§4.6, CIFAR-10 without augmentation, which reports test error).
+
+Every finished network is appended to the results file at once (resumable), with its provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+import time
+
+from tqdm.auto import tqdm
+import torch
+
+from ..canvas import CANVASES
+from ..canvas import CROP_SHIFTS
+from ..canvas import OFFSETS
+from ..canvas import RESIZED
+from ..canvas import TRANSLATE_CANVAS
+from ..canvas import accuracy_with
+from ..canvas import place_on_canvas
+from ..canvas import resize_images
+from ..canvas import robustness_subset
+from ..canvas import shift_images
+from ..config import Profile
+from ..data import Cifar10Split
+from ..measured import HEADS_RESULTS
+from ..measured import PARTS
+from ..measured import differs
+from ..measured import runs_of
+from ..measured import stat
+from ..models import ANY_SIZE_HEADS, HEADS, CifarNet, count_parameters
+from ..outputs import locked
+from ..outputs import read_object
+from ..recipes import Recipe
+from ..regimes import REGIMES
+from ..regimes import Regime
+from ..regimes import check_names
+from ..regimes import regime_data
+from ..regimes import regime_recipe
+from ..regimes import train_or_load
+from ..stats import Stat, difference_halfwidth, noise_of_difference
+from ..train import evaluate
+from .provenance import check_output, data_record, provenance, write_results
+
+
+RESULTS_FILE = HEADS_RESULTS
+
+TRAIN_ACC_IMAGES = 10_000  # training images (1 000 per class) on which the clean training accuracy is measured
+
+def measure(model: CifarNet, train: Cifar10Split, test: Cifar10Split, recipe: Recipe, regime: Regime, *,
+            device: torch.device) -> dict:
+    """Every number of one trained network: test accuracy on the whole test split (with and without the recipe's
+    test-time augmentation), clean training accuracy on up to :data:`TRAIN_ACC_IMAGES` of its training images, and
+    (augmented regime only) the size and translation tests on :data:`ROBUSTNESS_IMAGES` test images, one view each."""
+    model = model.to(device).eval()
+    single = replace(recipe, tta="none")
+    seen = robustness_subset(train, TRAIN_ACC_IMAGES)  # images the network trained on (all of them if fewer)
+    record = {
+        "train_acc": evaluate(model, seen, device=device, recipe=single).accuracy,  # clean: no augmentation
+        "test_acc": evaluate(model, test, device=device, recipe=recipe).accuracy,
+        "test_acc_single_view": evaluate(model, test, device=device, recipe=single).accuracy,
+    }
+    record["train_minus_test"] = record["train_acc"] - record["test_acc_single_view"]
+    if not regime.augment:
+        return record
+    sub = robustness_subset(test)
+    acc = lambda transform: accuracy_with(model, sub, transform, device=device, recipe=recipe)  # noqa: E731
+    record["robustness_images"] = len(sub)
+    record["at_32"] = acc(lambda x: x)
+    record["resized"] = {str(s): acc(lambda x, s=s: resize_images(x, s)) for s in RESIZED}
+    record["canvas"] = {str(s): acc(lambda x, s=s: place_on_canvas(x, s)) for s in CANVASES}
+    record["translated"] = {str(d): acc(lambda x, d=d: place_on_canvas(x, TRANSLATE_CANVAS, d, d)) for d in OFFSETS}
+    record["crop_shift"] = {str(d): acc(lambda x, d=d: shift_images(x, d)) for d in CROP_SHIFTS}
+    return record
+
+def _load_results(path: Path) -> dict:
+    payload = read_object(Path(path), "heads results file")  # ResultsError for a folder, bad JSON, a JSON list...
+    if payload is None:
+        return {"runs": []}
+    if not isinstance(payload.get("runs"), list):
+        raise ValueError(f"{path} has no 'runs' list: not a gapcourse heads results file. Move it away.")
+    return payload
+
+def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
+                  heads: Sequence[str] = HEADS, seeds: Sequence[int] = (0, 1, 2),
+                  regimes: Sequence[str] = tuple(REGIMES), base: Recipe | None = None,
+                  output: Path | None = RESULTS_FILE, progress: bool = True) -> dict:
+    """Train every (regime, head, seed) not yet in ``output`` and measure it; write each run as it finishes.
+
+    Networks are trained (or loaded, see :func:`train_or_load`) with the seed set exactly as notebook 03 does.
+    Returns the results payload (``{"provenance": ..., "runs": [...]}``). ``output=None`` keeps results in memory.
+    A run is identified by head, regime, seed, profile, recipe and the training data's SHA-256 fingerprint (of the
+    regime's images, ``train_sha256``, and of the whole split they come from, ``split_sha256``); ``output`` is
+    checked before any training (:func:`gapcourse.studies.provenance.check_output`: never the committed file from a fast or
+    synthetic run, never another experiment's file) and written through :func:`gapcourse.studies.provenance.write_results`.
+    """
+    check_names(heads, regimes)
+    data_id = data_record(profile.name, train)
+    if output is not None:
+        output = check_output(output, data_id, own_run=lambda r: "head" in r and "regime" in r,
+                              study="the head comparison", writer="compare-heads", keys=("runs",))
+    memory = {"runs": [], "provenance": dict(data_id)}
+
+    def current() -> dict:
+        return _load_results(output) if output is not None else memory
+
+    def done(key: dict, payload: dict) -> bool:
+        return any(all(run.get(k) == v for k, v in key.items()) for run in payload["runs"])
+
+    plan = [(REGIMES[r], h, s) for r in regimes for s in seeds for h in heads]
+    bar = tqdm(plan, desc="heads × seeds × regimes", unit="network", disable=not progress)
+    for regime, head, seed in bar:
+        recipe = regime_recipe(regime, device, base)
+        data = regime_data(regime, train)
+        key = {"head": head, "regime": regime.name, "seed": seed, "profile": profile.name,
+               "n_train": len(data), "recipe": recipe.describe(), "train_sha256": data.fingerprint(),
+               "split_sha256": data_id["train_sha256"]}
+        if done(key, current()):  # measured before, or by another process writing the same file
+            continue
+        bar.set_postfix_str(f"{regime.name} {head} seed {seed}")
+        started = time.perf_counter()
+        model, history, loaded = train_or_load(head, recipe, profile, data, None, device=device, seed=seed,
+                                               progress=False)
+        record = {**key, "head_params": count_parameters(model.head), "total_params": count_parameters(model),
+                  "epochs": len(history.epoch), "train_seconds": history.train_seconds, "loaded": loaded}
+        record.update(measure(model, data, test, recipe, regime, device=device))
+        record["seconds"] = time.perf_counter() - started
+        with locked(output):  # read, add, write: several processes may share one results file
+            payload = current()
+            if not done(key, payload):
+                payload["runs"].append(record)
+            total = sum(run.get("seconds", run.get("train_seconds", 0.0)) for run in payload["runs"])
+            payload["provenance"] = provenance(device=device, seconds=total, profile=profile.name,
+                                               n_test=len(test), seconds_are="training + measuring, summed over runs",
+                                               regimes={name: r.description for name, r in REGIMES.items()})
+            if output is not None:
+                write_results(output, payload, data_id, writer="compare-heads")
+            else:
+                payload["provenance"].update(data_id)
+                memory.update(payload)
+    return current()
+
+def _pct(s: Stat | float) -> str:
+    return f"{100 * (s[0] if isinstance(s, tuple) else s):.1f} %"
+
+def _verdict(a: Stat, b: Stat, n: int) -> str:
+    """'beyond the noise (±x)' or 'within the noise (±x)' for the difference of two measurements on n images."""
+    word = "beyond" if differs(a, b, n) else "within"
+    return f"{word} the noise (±{100 * noise_of_difference(a, b, n):.1f})"
+
+def _accuracy_lines(aug: dict[str, list[dict]], n_test: int) -> list[str]:
+    acc = {h: stat(r, lambda x: x["test_acc"]) for h, r in aug.items()}
+    best = max(acc, key=lambda h: acc[h][0])
+    tied = [h for h in acc if h != best and not differs(acc[h], acc[best], n_test)]
+    lower = [h for h in acc if h != best and h not in tied]
+    noise = 100 * difference_halfwidth(acc[best][0], acc[best][0], n_test)
+    said = ([f"{', '.join(f'{h} {_pct(acc[h])}' for h in tied)} within the noise of it"] if tied else []) + \
+        (["measurably lower: " + ", ".join(f"{h} {_pct(acc[h])}" for h in lower)] if lower else [])
+    line = (f"Clean test accuracy (augmented regime): best {best} {_pct(acc[best])}; " + "; ".join(said)
+            + f" (a difference must exceed ±{noise:.1f} points, the 95 % interval of a difference of two accuracies "
+              f"on {n_test:,} images, and the seeds' spreads).")
+    gaps = [stat(r, lambda x: x["train_minus_test"])[0] for r in aug.values()]
+    return [line, f"With augmentation no head overfits much: train − test is {100 * min(gaps):.1f} to "
+                  f"{100 * max(gaps):.1f} points."]
+
+def _size_lines(aug: dict[str, list[dict]], glob: list[str]) -> list[str]:
+    n = max(1, aug[glob[0]][0].get("robustness_images", 0))
+    get = lambda h, kind, s: stat(aug[h], lambda x: x[kind][str(s)])  # noqa: E731
+    at32 = {h: stat(aug[h], lambda x: x["at_32"]) for h in glob}
+    side = TRANSLATE_CANVAS
+    out = [f"Any input size: the flatten heads cannot run at all on {'/'.join(map(str, CANVASES))} px inputs; the "
+           f"global-pooling heads run, but lose accuracy. At native scale on a {side} px canvas: "
+           + ", ".join(f"{h} {_pct(get(h, 'canvas', side))} (−{100 * (at32[h][0] - get(h, 'canvas', side)[0]):.1f} "
+                       f"points from 32 px)" for h in glob) + "."]
+    parts = []
+    for s in (c for c in CANVASES if c in RESIZED):
+        better = [h for h in glob if differs(get(h, "canvas", s), get(h, "resized", s), n)
+                  and get(h, "canvas", s)[0] > get(h, "resized", s)[0]]
+        worse = [h for h in glob if differs(get(h, "canvas", s), get(h, "resized", s), n) and h not in better]
+        tied = [h for h in glob if h not in better and h not in worse]
+        bits = ([f"canvas ahead for {', '.join(better)}"] if better else []) + \
+               ([f"resized ahead for {', '.join(worse)}"] if worse else []) + \
+               ([f"within the noise for {', '.join(tied)}"] if tied else [])
+        parts.append(f"at {s} px " + ", ".join(bits))
+    out.append("Canvas (object at its trained scale) against resized (object larger), head by head on the same "
+               f"{n:,} images: " + "; ".join(parts) + ". Running at any size is not recognising at any scale.")
+    lo, hi = (CANVASES[-2], CANVASES[-1]) if len(CANVASES) > 1 else (None, None)
+    if lo is not None:
+        held = [h for h in glob if not differs(get(h, "canvas", lo), get(h, "canvas", hi), n)]
+        fell = [h for h in glob if h not in held]
+        change = lambda h: f"{h} {100 * get(h, 'canvas', lo)[0]:.1f} → {_pct(get(h, 'canvas', hi))}"  # noqa: E731
+        out.append(f"From a {lo} to a {hi} px canvas (more background, the object unchanged): "
+                   + (f"{', '.join(change(h) for h in held)} holds (within the noise)" if held else "no head holds")
+                   + ("; " + ", ".join(change(h) for h in fell) + " fall" if fell else "")
+                   + ". An average over the map is diluted by every background cell, a maximum is not: notebook 04 "
+                     "(section 7) tests this with the shipped networks.")
+    return out
+
+def _translation_lines(aug: dict[str, list[dict]], glob: list[str]) -> list[str]:
+    places = {h: [stat(aug[h], lambda x, d=d: x["translated"][str(d)])[0] for d in OFFSETS] for h in glob}
+    n = max(1, aug[glob[0]][0].get("robustness_images", 0))
+    typical = sum(sum(v) for v in places.values()) / sum(len(v) for v in places.values())
+    line = (f"Translation on a {TRANSLATE_CANVAS} px canvas (nothing cropped): across the {len(OFFSETS)} places, "
+            "accuracy ranges over " + ", ".join(f"{h} {100 * min(v):.1f}–{_pct(max(v))}" for h, v in places.items())
+            + f" (a difference of two places is good to ±{100 * difference_halfwidth(typical, typical, n):.1f} "
+              f"points on {n:,} images).")
+    at32 = {h: stat(aug[h], lambda x: x["at_32"])[0] for h in glob}
+    drop = {h: at32[h] - sum(v) / len(v) for h, v in places.items()}
+    spread = {h: max(v) - min(v) for h, v in places.items()}
+    if all(drop[h] > spread[h] for h in glob):
+        line += (" Moving the image around the canvas changes accuracy less than putting it on a canvas at all ("
+                 + ", ".join(f"{h} −{100 * drop[h]:.1f}" for h in glob) + " points from 32 px, on average over the "
+                 "places).")
+    return [line]
+
+def _crop_lines(aug: dict[str, list[dict]], n: int) -> list[str]:
+    d = max(CROP_SHIFTS)
+    acc = {h: stat(r, lambda x: x["crop_shift"][str(d)]) for h, r in aug.items()}
+    glob = [h for h in acc if h in ANY_SIZE_HEADS]
+    flat = [h for h in acc if h not in ANY_SIZE_HEADS]
+    line = (f"Crop-shift by {d} px ({100 * (1 - (32 - d) ** 2 / 32 ** 2):.0f} % of the image lost): "
+            + ", ".join(f"{h} {_pct(acc[h])}" for h in acc) + ".")
+    if glob and flat:
+        worst_glob = min(glob, key=lambda h: acc[h][0])
+        best_flat = max(flat, key=lambda h: acc[h][0])
+        line += (f" The worst global-pooling head ({worst_glob}) against the best flatten head ({best_flat}): "
+                 f"{100 * (acc[worst_glob][0] - acc[best_flat][0]):+.1f} points, "
+                 f"{_verdict(acc[worst_glob], acc[best_flat], n)}.")
+    return [line]
+
+def _overfitting_lines(noaug: dict[str, list[dict]], n_test: int) -> list[str]:
+    train = {h: stat(r, lambda x: x["train_acc"]) for h, r in noaug.items()}
+    test = {h: stat(r, lambda x: x["test_acc"]) for h, r in noaug.items()}
+    memorised = [h for h in noaug if train[h][0] >= 0.995]
+    n_train = next(iter(noaug.values()))[0].get("n_train", 0)
+    images = f"{n_train:,} " if n_train else ""
+    out = []
+    if memorised:
+        out.append(f"Without augmentation, {', '.join(memorised)} reach {min(100 * train[h][0] for h in memorised):.1f}"
+                   f" % training accuracy: {'every head lets' if len(memorised) == len(noaug) else 'these heads let'} "
+                   f"the body memorise its {images}training images, so a global-pooling head does not by itself "
+                   "prevent overfitting, and for these heads train − test is simply the test error.")
+    ref = "gap_mlp" if "gap_mlp" in test else max(test, key=lambda h: test[h][0])
+    for h in noaug:
+        if h not in memorised:
+            out.append(f"{h}'s smaller train − test ({100 * stat(noaug[h], lambda x: x['train_minus_test'])[0]:.1f} "
+                       f"points) comes from its lower training accuracy ({_pct(train[h])}); its test accuracy "
+                       f"({_pct(test[h])}) against {ref}'s ({_pct(test[ref])}): "
+                       f"{_verdict(test[h], test[ref], n_test)}.")
+    best = max(test, key=lambda h: test[h][0])
+    line = f"Best test accuracy: {best} {_pct(test[best])}"
+    others = [h for h in ([ref] if ref != best else []) + [max((h for h in test if h not in ANY_SIZE_HEADS
+                                                               and h != best), key=lambda h: test[h][0], default=None)]
+              if h is not None]
+    for h in dict.fromkeys(others):
+        line += (f"; against {h} ({_pct(test[h])}): {100 * (test[best][0] - test[h][0]):+.1f} points, "
+                 f"{_verdict(test[best], test[h], n_test)}")
+    out.append(line + ".")
+    return out
+
+def conclusions(payload: dict, part: str | None = None) -> list[str]:
+    """The statements the measured numbers support, written from them with the difference rule (:func:`differs`):
+    for one question (``part``, one of :data:`PARTS`) or for all of them. Notebook 04 and the README print these."""
+    if part is not None and part not in PARTS:
+        raise ValueError(f"Unknown part {part!r}: expected one of {', '.join(PARTS)} (or None for all).")
+    wanted = list(PARTS) if part is None else [part]
+    n_test = payload.get("provenance", {}).get("n_test", 10_000)
+    aug = {h: r for h in HEADS if (r := runs_of(payload, "augmented", h))}
+    noaug = {h: r for h in HEADS if (r := runs_of(payload, "no_augmentation", h))}
+    glob = [h for h in aug if h in ANY_SIZE_HEADS]
+    n_robust = max(1, aug[glob[0]][0].get("robustness_images", 0)) if glob else 1
+    out = []
+    for name in wanted:
+        if name == "accuracy" and aug:
+            out += _accuracy_lines(aug, n_test)
+        elif name == "size" and glob:
+            out += _size_lines(aug, glob)
+        elif name == "translation" and glob:
+            out += _translation_lines(aug, glob)
+        elif name == "crop-shift" and aug:
+            out += _crop_lines(aug, n_robust)
+        elif name == "overfitting" and noaug:
+            out += _overfitting_lines(noaug, n_test)
+    return out
