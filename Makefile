@@ -3,7 +3,10 @@
 #   make test     run the test suite (unit tests, the solution notebooks under nbval, the browser test; fast profile)
 # Both create the virtual environment in .venv on first use. `make lab` opens JupyterLab on notebooks/.
 #   make test-oldest   the unit tests and every notebook (fast profile) on the oldest supported torch/torchvision
-#                      (constraints-oldest.txt), in a second environment .venv-oldest; CI runs it after `make test`
+#                      (constraints-oldest.txt) and Python (3.10), in a second environment .venv-oldest; CI runs it
+#                      after `make test`
+#   make check         the fast unit loop for maintainers (tests not marked slow: no notebook, kernel, browser, wheel
+#                      or real-data training; under a minute on a 2-core machine)
 #   make test-colab    Colab's runtime (Python 3.13, constraints-colab.txt) built with debootstrap and cached outside
 #                      the clone; there, every notebook run alone as on Colab from the wheel (needs root; CI runs it)
 SHELL := /bin/bash
@@ -23,7 +26,7 @@ ifeq ($(origin GAPCOURSE_DATA), undefined)
   endif
 endif
 
-.PHONY: env course test test-oldest test-colab lab clean wheel
+.PHONY: env course test check test-oldest test-colab lab clean wheel
 env: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
@@ -63,15 +66,23 @@ NO_REHEARSAL := --deselect tests/test_colab_rehearsal.py::test_runs_alone_as_on_
 test: $(STAMP)
 	GAPCOURSE_PROFILE=fast $(PY) -m pytest tests $(SOLUTION_NOTEBOOKS) $(NO_REHEARSAL)
 
+# The maintainer's fast loop: every test not marked slow (pyproject.toml's markers), in under a minute.
+check: $(STAMP)
+	GAPCOURSE_PROFILE=fast $(PY) -m pytest tests -m "not slow" -q
+
 # The oldest pair the course supports (pyproject.toml's lower bounds), installed the same way as .venv: the unit tests
 # and every notebook (solutions and student copies) under nbval. The browser test is left to `make test`, the Colab
 # rehearsal to `make test-colab`.
 VENV_OLDEST ?= .venv-oldest
+# ... on the oldest Python the course supports (pyproject.toml's requires-python: 3.10) where this machine has one
+# (the system's or pyenv's), else on $(PYTHON)
+PYTHON_OLDEST ?= $(or $(firstword $(wildcard /usr/bin/python3.10 /usr/local/bin/python3.10 \
+	$(HOME)/.pyenv/versions/3.10*/bin/python3.10)),$(PYTHON))
 PY_OLDEST := $(VENV_OLDEST)/bin/python
 STAMP_OLDEST := $(VENV_OLDEST)/.gapcourse-installed
 
 $(STAMP_OLDEST): pyproject.toml constraints-oldest.txt
-	@test -x $(PY_OLDEST) || { echo "Creating $(VENV_OLDEST) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV_OLDEST); }
+	@test -x $(PY_OLDEST) || { echo "Creating $(VENV_OLDEST) with $$($(PYTHON_OLDEST) --version)"; $(PYTHON_OLDEST) -m venv $(VENV_OLDEST); }
 	$(PY_OLDEST) -m pip install -q --upgrade pip
 	$(PY_OLDEST) -m pip install -c constraints-oldest.txt -e ".[dev]"
 	$(PY_OLDEST) -c "import torch, torchvision; print('torch', torch.__version__, '| torchvision', torchvision.__version__)"

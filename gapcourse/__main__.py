@@ -99,7 +99,9 @@ def _train(args: argparse.Namespace) -> int:
     from .device import pick_device, seed_everything
     from .models import HEADS, build_net
     from .outputs import keep_beside
-    from .train import evaluate, fit, pick_recipe
+    from .budget import fit_to_budget
+    from .recipes import pick_recipe
+    from .train import evaluate, fit
 
     prof = profile(args.profile)
     device = pick_device(args.device)
@@ -123,11 +125,13 @@ def _train(args: argparse.Namespace) -> int:
     out = args.output or guard(checkpoint_dir() / (f"cli_{args.head}_{recipe.name}_{prof.name}_seed{args.seed}_"
                                                    f"{length}_{train.fingerprint()[:8]}.pt"),
                                writer="train", kind="checkpoint")  # before the training, not after it
-    history = fit(model, train, test, recipe, device=device, generator=generator, profile=prof,
-                  epochs=args.epochs)
-    if history.plan is not None:  # trained to a budget: the precision it measured, and the plan
+    if recipe.budget_s is not None:  # --budget: as many epochs as fit; the precision it measured, and the plan
+        history = fit_to_budget(model, train, test, recipe, device=device, generator=generator, profile=prof)
         recipe = history.plan.fixed_recipe(recipe)
-        print(history.plan.outcome())  # (fit printed the plan itself before training)
+        print(history.plan.outcome())  # (fit_to_budget printed the plan itself before training)
+    else:
+        history = fit(model, train, test, recipe, device=device, generator=generator, profile=prof,
+                      epochs=args.epochs)
     result = evaluate(model, test, device=device, recipe=recipe)
     print(f"test accuracy {result.accuracy:.2%} after {history.train_seconds:.0f} s of training "
           f"({len(history.epoch)} epoch{'s' * (len(history.epoch) != 1)}, preset '{recipe.name}', head '{args.head}', {prof.name} profile)")
@@ -235,12 +239,11 @@ def _ablate(args: argparse.Namespace) -> int:
 
     data_id = data_record(prof.name, train)
     if args.preset == "gpu":
-        from .studies.ablation import GPU_RESULTS_FILE, run_gpu_study
-
-        from .studies.ablation import _load, gpu_study_markdown
+        from .studies.ablation import GPU_RESULTS_FILE, GPU_STUDY, gpu_study_markdown, run_gpu_study
+        from .studies.runner import open_store
 
         output = Path(args.output) if args.output else default_output(GPU_RESULTS_FILE, data_id)
-        before = len(_load(output).get("runs", [])) if output.is_file() else 0
+        before = len(open_store(output, GPU_STUDY, data_id, writer="ablate").read()["runs"])  # (checked first)
         payload = run_gpu_study(train, test, prof, device=device, output=output,
                                 seeds=tuple(dict.fromkeys(args.seeds)) if args.seeds else None,
                                 only=tuple(args.only or ()))
@@ -415,8 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(bench)
     bench.add_argument("--output", type=_output_file, help="also write the table as Markdown to this file")
     bench.add_argument("--record", action="store_true",
-                       help="also write gapcourse/results/bench_<device>.json with provenance (the README's table); "
-                            "a fast-profile or synthetic run writes to the cache folder instead")
+                       help="also write gapcourse/results/bench_<device>.json with provenance (a table of "
+                            "docs/RESULTS.md); a fast-profile or synthetic run writes to the cache folder instead")
     bench.add_argument("--verify-gpu", action="store_true",
                        help="check a CUDA GPU: N steps under the sync debug mode, fit's step timed, the gpu preset "
                             "trained to the end (and forced fp16 on a bf16 GPU); with --record: bench_cuda.json")

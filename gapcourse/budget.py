@@ -1,26 +1,27 @@
-"""Training to a time budget: measure this machine, then plan the epochs that fit. Introduced in notebook 03.
+"""Training to a time budget: measure this machine, plan the epochs that fit, train them. Introduced in notebook 03.
 
-A recipe with ``budget_s`` (seconds) and ``fit(..., epochs=None)`` makes :func:`gapcourse.train.fit` do this:
+:func:`fit_to_budget` (a recipe with ``budget_s``, in seconds) does this, and counts all of it against the budget:
 
 1. **Calibrate** (:func:`calibrate`): a few timed training steps at each resolution the run will use (the recipe's
-   ``low_res`` and full size) and a timed evaluation batch, on a *copy* of the network with its own optimizer and its
-   own random generator, so the network, its optimizer and the training generator are exactly as before (the global
-   random state is restored too). Calibration time counts against the budget.
+   ``low_res`` and full size) and a timed evaluation batch, on a *copy* of the network (prepared as
+   :func:`gapcourse.train.fit` prepares it) with its own optimizer and its own random generator, so the network, its
+   optimizer and the training generator are exactly as before (the global random state is restored too).
 2. **Choose the arithmetic**: on a CPU with native bf16 and a recipe that says ``precision="auto"``, bf16 and fp32
-   are both timed and the one whose plan fits more epochs (or the same sooner) is kept, because native bf16 is not always faster (measured by hand: 2.2× faster than fp32 on the
-   course's AMD EPYC, 0.7× as fast on an Intel Xeon with AVX-512 BF16 but no AMX). Elsewhere the rule of
-   :func:`gapcourse.recipes.choose_precision` holds.
-3. **Plan** (:func:`plan_epochs`, a pure function): the largest number of epochs whose predicted time (training at
-   the measured images/s, with the recipe's share of low-resolution epochs, plus the test evaluation after each
-   epoch and the final test-time-augmented one) fits in what the calibration left of the budget. The one-cycle
-   schedule then runs over exactly those epochs' steps. The profile's rule applies to the planned number as it does
-   to a recipe's own (the fast profile runs one epoch), so the fast profile runs the same code.
-4. **Record** (:class:`Plan`, ``history.plan``): the measurements, the epochs, the precision and why, predicted and
-   actual seconds. ``fit(..., plan.fixed_recipe(recipe), epochs=plan.epochs)`` repeats the run exactly (same seed
-   and threads: same losses). If the run took more than :data:`OVERSHOOT_TOLERANCE` longer than the budget (the
-   machine slowed down, or one epoch was already too long), fit prints by how much.
-
-An explicit ``fit(..., epochs=N)`` runs N epochs and plans nothing.
+   are both timed and the one whose plan fits more epochs (or the same sooner) is kept, because native bf16 is not
+   always faster (measured by hand: 2.2× faster than fp32 on the course's AMD EPYC, 0.7× as fast on an Intel Xeon
+   with AVX-512 BF16 but no AMX). Elsewhere the rule of :func:`gapcourse.recipes.choose_precision` holds.
+3. **Plan** (:func:`gapcourse.budget_plan.plan_epochs`, a pure function): the largest number of epochs whose
+   predicted time (training at the measured images/s, with the recipe's share of low-resolution epochs, plus the
+   test evaluation after each epoch and the final test-time-augmented one) fits in what the calibration left of the
+   budget. The profile's rule applies to the planned number as it does to a recipe's own (the fast profile runs one
+   epoch), so the fast profile runs the same code.
+4. **Train** with :func:`gapcourse.train.fit` for exactly those epochs (the one-cycle schedule runs over their steps)
+   and ``plan.fixed_recipe(recipe)``.
+5. **Record** (:class:`~gapcourse.budget_plan.Plan`, ``history.plan``): the measurements, the epochs, the precision
+   and why, predicted and actual seconds. ``fit(..., plan.fixed_recipe(recipe), epochs=plan.epochs)`` repeats the
+   run exactly (same seed and threads: same losses). If the run took more than
+   :data:`~gapcourse.budget_plan.OVERSHOOT_TOLERANCE` longer than the budget (the machine slowed down, or one epoch
+   was already too long), it prints by how much.
 """
 
 from __future__ import annotations
@@ -28,75 +29,28 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .budget_plan import OVERSHOOT_TOLERANCE, Costs, Plan, plan_epochs
 from .config import Profile
+from .config import profile as active_profile
 from .data import Cifar10Split
-from .pipeline import batches
+from .pipeline import batches, num_batches
 from .recipes import Precision, Recipe, measures_precision, resolve_precision
+from .train import (History, WeightAverage, device_settings, fit, make_optimizer, on_device, parameter_groups,
+                    predict_logits, starting_weights, synchronize, train_step)
 
 # The clock every budget measurement reads (seconds). Tests replace it with a fake one.
 clock = time.perf_counter
 
-OVERSHOOT_TOLERANCE = 0.05  # fit reports a run that took more than 5 % longer than its budget
 WARMUP_STEPS = 1  # untimed steps per calibrated setting (first-call costs: kernel selection, memory allocation)
 TIMED_STEPS = 3  # timed training steps per resolution and precision
 EVAL_IMAGES = 512  # test images in the timed evaluation
 TTA_VIEWS = {"none": 1, "flip": 2, "flip_shift": 6}  # forward passes per test image (gapcourse.train.tta_views)
-
-
-def low_res_share(low_res_epochs: int, shape_epochs: int, epochs: int) -> int:
-    """How many of ``epochs`` train at low resolution when the recipe put ``low_res_epochs`` of its ``shape_epochs``
-    there: the same share, rounded, and never every epoch."""
-    if not low_res_epochs:
-        return 0
-    return min(epochs - 1, round(low_res_epochs * epochs / shape_epochs))
-
-
-def low_res_epochs_for(recipe: Recipe, epochs: int) -> int:
-    """:func:`low_res_share` for a recipe: what :func:`gapcourse.train.fit` runs at low resolution."""
-    return low_res_share(recipe.low_res_epochs, recipe.epochs, epochs)
-
-
-@dataclass(frozen=True)
-class Costs:
-    """What one epoch costs on this machine, from the calibration; :meth:`seconds` predicts a whole run."""
-
-    images_per_epoch: int
-    full_img_per_s: float  # training images/s at full resolution
-    low_img_per_s: float  # ... at the recipe's low resolution (the full figure when there is none)
-    shape_epochs: int  # the recipe's epochs and low-resolution epochs: the share kept at any length
-    shape_low_res_epochs: int
-    eval_images: int = 0  # test images evaluated after each epoch (0: no test split)
-    eval_img_per_s: float = math.inf  # one view
-    tta_views: int = 1  # views per test image in the last evaluation
-
-    def low_res_epochs(self, epochs: int) -> int:
-        return low_res_share(self.shape_low_res_epochs, self.shape_epochs, epochs)
-
-    def train_seconds(self, epochs: int) -> float:
-        low = self.low_res_epochs(epochs)
-        return self.images_per_epoch * (low / self.low_img_per_s + (epochs - low) / self.full_img_per_s)
-
-    def eval_seconds(self, epochs: int) -> float:
-        """One view after each epoch but the last, the recipe's test-time views after the last."""
-        return self.eval_images * (epochs - 1 + self.tta_views) / self.eval_img_per_s
-
-    def seconds(self, epochs: int) -> float:
-        return self.train_seconds(epochs) + self.eval_seconds(epochs)
-
-
-def plan_epochs(available_s: float, costs: Costs, max_epochs: int = 10_000) -> int:
-    """The largest number of epochs (at least 1, at most ``max_epochs``) predicted to take at most ``available_s``
-    seconds. The prediction grows with every epoch, so the first that does not fit ends the search."""
-    epochs = 1
-    while epochs < max_epochs and costs.seconds(epochs + 1) <= available_s:
-        epochs += 1
-    return epochs
 
 
 @dataclass
@@ -124,8 +78,6 @@ def calibrate(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, 
     forward under autocast, label-smoothed loss, backward, SGD, weight average), run on a deep copy of ``model``
     with a fresh optimizer and a private generator; the global random state is restored afterwards. ``model``
     should already be on ``device`` in the recipe's memory layout."""
-    from .train import WeightAverage, _sgd, parameter_groups, predict_logits, synchronize, train_step
-
     device = torch.device(device)
     started = clock()
     full, low = _sizes(recipe, train.images.shape[-1])
@@ -138,7 +90,8 @@ def calibrate(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, 
         for mode in precisions:
             precision = Precision(mode, "calibration")
             probe = copy.deepcopy(model).train()
-            optimizer = _sgd(parameter_groups(probe, recipe.weight_decay, recipe.decay_norm_and_bias), recipe, device)
+            optimizer = make_optimizer(parameter_groups(probe, recipe.weight_decay, recipe.decay_norm_and_bias), recipe,
+                                       device)
             scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_grad_scaler)
             average = WeightAverage(probe, recipe.ema) if recipe.ema > 0 else None
             for size in dict.fromkeys((low, full)):  # low first: both sizes, each once
@@ -229,82 +182,11 @@ def better_plan(calibration: Calibration, options: dict[str, tuple[Costs, int]],
     return Precision(best, f"{_measured(calibration, recipe, full, tuple(options))}; {verdict}")
 
 
-@dataclass
-class Plan:
-    """How a budgeted :func:`gapcourse.train.fit` run was planned, and how long it took. Seconds of ``predicted_s``
-    and ``actual_s`` cover the whole fit (calibration, training, evaluation); ``*_train_s`` the training only."""
-
-    budget_s: float
-    epochs: int  # epochs run
-    planned_epochs: int  # epochs the budget allows (the fast profile then runs one)
-    low_res_epochs: int
-    low_res: int
-    steps_per_epoch: int
-    batch_size: int
-    threads: int
-    precision: str
-    precision_reason: str
-    train_img_per_s: dict[str, float] = field(default_factory=dict)
-    eval_img_per_s: dict[str, float] = field(default_factory=dict)
-    calibration_s: float = 0.0
-    predicted_s: float = 0.0
-    predicted_train_s: float = 0.0
-    actual_s: float | None = None
-    actual_train_s: float | None = None
-    note: str = ""
-
-    @property
-    def overshoot_s(self) -> float | None:
-        """Actual minus budget (negative: time to spare); None before the run ended."""
-        return None if self.actual_s is None else self.actual_s - self.budget_s
-
-    @property
-    def over_budget(self) -> bool:
-        """True when the run took more than :data:`OVERSHOOT_TOLERANCE` longer than the budget."""
-        return self.actual_s is not None and self.actual_s > self.budget_s * (1 + OVERSHOOT_TOLERANCE)
-
-    def fixed_recipe(self, recipe: Recipe) -> Recipe:
-        """``recipe`` with this plan's precision and no budget: with ``fit(..., epochs=self.epochs)`` and the same
-        seed it repeats the planned run exactly."""
-        return replace(recipe, precision=self.precision, budget_s=None)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, record: dict) -> Plan:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in record.items() if k in names})
-
-    def describe_plan(self) -> str:
-        """One line: what was measured and what was planned."""
-        measured = ", ".join(f"{v:,.0f} img/s {k.replace('@', ' at ').replace('px', ' px')}"
-                             for k, v in self.train_img_per_s.items())
-        low = f", the first {self.low_res_epochs} at {self.low_res} px" if self.low_res_epochs else ""
-        planned = "" if self.planned_epochs == self.epochs else f" (the budget allows {self.planned_epochs})"
-        return (f"Budget {self.budget_s:.0f} s: calibration {self.calibration_s:.1f} s measured {measured}; "
-                f"{self.precision} ({self.precision_reason}). Plan: {self.epochs} epoch{'s' * (self.epochs != 1)}"
-                f"{low}{planned}, "
-                f"{self.steps_per_epoch} steps each, predicted {self.predicted_s:.0f} s in all "
-                f"({self.predicted_train_s:.0f} s of training)." + (f" {self.note}" if self.note else ""))
-
-    def summary(self) -> str:
-        """The plan and, after the run, the time it took against the budget."""
-        return self.describe_plan() + ("" if self.actual_s is None else " " + self.outcome())
-
-    def outcome(self) -> str:
-        """After the run: the time it took against the budget."""
-        if self.actual_s is None:
-            return "Not run yet."
-        return (f"Took {self.actual_s:.0f} s in all ({self.actual_train_s:.0f} s of training): "
-                f"{abs(self.overshoot_s):.0f} s {'over' if self.overshoot_s > 0 else 'under'} the budget.")
-
-
 def make_plan(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, recipe: Recipe, *,
               device: torch.device, profile: Profile, started: float, steps_per_epoch: int,
               images_per_epoch: int, calibration: Calibration | None = None) -> Plan:
     """Calibrate, choose the precision, and plan the epochs of a budgeted run that began at ``clock() == started``
-    (what :func:`gapcourse.train.fit` calls when ``recipe.budget_s`` is set and no ``epochs`` are given).
+    (what :func:`fit_to_budget` calls before it trains).
     A ``calibration`` made beforehand (a study's, taken when the machine was quiet) is used instead of a new one;
     its seconds count against the budget as a new one's would."""
     if recipe.budget_s is None:
@@ -355,7 +237,7 @@ def make_plan(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, 
 
 def finish_plan(plan: Plan, started: float, train_seconds: float) -> Plan:
     """Record the actual seconds of a run that began at ``clock() == started``; print how far it went over its
-    budget if it took more than :data:`OVERSHOOT_TOLERANCE` longer (never silently)."""
+    budget if it took more than :data:`~gapcourse.budget_plan.OVERSHOOT_TOLERANCE` longer (never silently)."""
     plan.actual_s = round(clock() - started, 3)
     plan.actual_train_s = round(train_seconds, 3)
     if plan.over_budget:
@@ -366,3 +248,38 @@ def finish_plan(plan: Plan, started: float, train_seconds: float) -> Plan:
               f"(+{plan.overshoot_s:.0f} s, {plan.overshoot_s / plan.budget_s:.0%} over; the plan predicted "
               f"{plan.predicted_s:.0f} s): {why}.")
     return plan
+
+
+def fit_to_budget(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, recipe: Recipe, *,
+                  device: torch.device | str = "cpu", generator: torch.Generator | None = None,
+                  profile: Profile | None = None, progress: bool = True, log_every: int = 50) -> History:
+    """Train ``model`` for as many epochs as fit ``recipe.budget_s`` seconds on this machine, calibration and
+    evaluation included (the steps are in the module's docstring). Returns :func:`gapcourse.train.fit`'s
+    :class:`~gapcourse.train.History` with ``history.plan`` set: the plan, and afterwards how long the run took.
+    ``fit(model, train, test, history.plan.fixed_recipe(recipe), epochs=history.plan.epochs)`` repeats the run."""
+    started = clock()  # the budget counts everything from here
+    if recipe.budget_s is None:
+        raise ValueError(f"Recipe {recipe.name!r} has no budget_s: nothing to plan. Give it one "
+                         "(dataclasses.replace(recipe, budget_s=240) for 4 minutes), or train a fixed number of "
+                         "epochs with gapcourse.train.fit.")
+    if len(train) == 0:
+        raise ValueError("The training split is empty: nothing to train on.")
+    device = torch.device(device)
+    profile = profile or active_profile(announce=False)
+    with device_settings(device, resolve_precision(recipe, device)):
+        train, test = on_device(train, test, device)  # once: fit finds them there
+        probe = copy.deepcopy(model).to(device)  # the network as fit will train it, for the calibration only
+        if recipe.channels_last:
+            probe.to(memory_format=torch.channels_last)
+        starting_weights(probe, train, recipe)
+        drop_last = len(train) > recipe.batch_size
+        steps = num_batches(len(train), recipe.batch_size, drop_last=drop_last)
+        plan = make_plan(probe, train, test, recipe, device=device, profile=profile, started=started,
+                         steps_per_epoch=steps, images_per_epoch=steps * recipe.batch_size if drop_last else len(train))
+        del probe
+    if progress:
+        print(plan.describe_plan())
+    history = fit(model, train, test, plan.fixed_recipe(recipe), device=device, generator=generator,
+                  epochs=plan.epochs, profile=profile, progress=progress, log_every=log_every)
+    history.plan = finish_plan(plan, started, history.train_seconds)
+    return history

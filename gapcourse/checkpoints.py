@@ -32,7 +32,9 @@ def checkpoint_dir() -> Path:
     return path
 
 
-def _digest(state: dict[str, torch.Tensor]) -> str:
+def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor of a ``state_dict`` (names and bytes, in sorted order): what a checkpoint records
+    to check its weights, and what :mod:`gapcourse.resume` records of a run's starting weights."""
     h = hashlib.sha256()
     for key in sorted(state):
         h.update(key.encode())
@@ -48,7 +50,7 @@ def save_checkpoint(model: CifarNet, path: str | os.PathLike, *, half: bool = Fa
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {"format": FORMAT, "head": model.head_name, "width": model.width, "meta": meta,
-               "state_dict": state, "sha256": _digest(state)}
+               "state_dict": state, "sha256": state_dict_digest(state)}
     try:
         with replacing(path) as tmp, open(tmp, "wb") as fh:  # a reader sees the old file or the new one
             torch.save(payload, fh)
@@ -74,7 +76,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[CifarNet, dict[str, Any]]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "state_dict" not in payload:
         raise CheckpointError(f"{path} is not a gapcourse checkpoint (format {FORMAT}). Delete it and train again.")
     state = payload["state_dict"]
-    if _digest(state) != payload.get("sha256"):
+    if state_dict_digest(state) != payload.get("sha256"):
         raise CheckpointError(f"{path}: the weights do not match the SHA-256 recorded when they were saved, so the "
                               "file was modified or damaged. Delete it and train again.")
     model = build_net(payload["head"], payload["width"])

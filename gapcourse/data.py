@@ -93,7 +93,7 @@ class Cifar10Split:
         fingerprint hold the same pixels and labels in the same order; checkpoint names include it, so a network
         trained on other data (the synthetic stand-in, another subset) is never loaded by mistake."""
         if self.sha256 is None:
-            self.sha256 = _digest(self.images.cpu(), self.labels.cpu())
+            self.sha256 = data_digest(self.images.cpu(), self.labels.cpu())
         return self.sha256
 
     def __repr__(self) -> str:
@@ -254,7 +254,7 @@ def _load_real(split: str, where: str | os.PathLike | None, *, download: bool) -
         images, labels = _decode_imagefolder(path, split)
 
     _validate(images, labels, split, described)
-    digest = _digest(images, labels)
+    digest = data_digest(images, labels)
     if cache is not None:
         try:
             _write_cache(cache, images, labels, split, described, digest)
@@ -442,7 +442,9 @@ def _validate(images: torch.Tensor, labels: torch.Tensor, split: str, described:
         raise DataError(f"CIFAR-10 {split} from {described} is not as expected: " + "; ".join(problems) + ".")
 
 
-def _digest(images: torch.Tensor, labels: torch.Tensor) -> str:
+def data_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """SHA-256 of images and labels (CPU tensors): what :meth:`Cifar10Split.fingerprint` and the cache file record,
+    and what :mod:`gapcourse.resume` records of a run's data."""
     h = hashlib.sha256()
     h.update(images.contiguous().numpy().tobytes())
     h.update(labels.contiguous().numpy().tobytes())
@@ -471,7 +473,7 @@ def _read_cache(path: Path, split: str, described: str) -> Cifar10Split:
     if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
         raise DataError(f"The cache {path} lacks its image or label tensor.")
     _validate(images, labels, split, f"cache {path}")
-    digest = _digest(images, labels)
+    digest = data_digest(images, labels)
     if digest != payload.get("sha256"):
         raise DataError(f"The cache {path} does not match its recorded SHA-256: it was changed or damaged.")
     return Cifar10Split(images, labels, split, described, sha256=digest)

@@ -1,6 +1,6 @@
 """Data-aware starting weights for the seed network: patch whitening for the first convolution and identity (Dirac)
 filters for the others. Used by :func:`gapcourse.train.fit` when a recipe asks for them (``whiten``, ``dirac``);
-introduced by the gpu preset's study (README: "A candidate becomes the preset if ...").
+introduced by the gpu preset's study (docs/studies/gpu-preset.md: "The bar and the steps").
 
 Both change only where training starts, never the layers: the network is still the seed's.
 

@@ -1,6 +1,7 @@
-"""The course's committed measurements, read-only: the head comparison (notebook 04), the budget table (notebook
-03) and the recipe ablation (notebook 06), from ``gapcourse/results/``. The studies that write them live in
-:mod:`gapcourse.studies`; docs/RESULTS.md shows them with their provenance."""
+"""The course's committed measurements, read-only: the head comparison (notebook 04, :func:`load_heads`), the
+budget table (notebook 03, :func:`load_table`) and the recipe ablation (notebook 06, :func:`load_ablation`), from
+``gapcourse/results/``. The studies that write them live in :mod:`gapcourse.studies`; docs/RESULTS.md shows them
+with their provenance (which command, machine and commit made each one), so the notebooks need not."""
 
 from __future__ import annotations
 
@@ -22,6 +23,17 @@ from .stats import differs as stats_differs
 HEADS_RESULTS = RESULTS_DIR / "heads.json"
 BUDGET_TABLE_RESULTS = RESULTS_DIR / "budget_table.json"
 ABLATION_RESULTS = RESULTS_DIR / "recipe_ablation.json"
+
+
+def read_committed(path: str | Path, what: str, command: str, cost: str) -> dict:
+    """One committed results file as a dict (its ``provenance`` and its ``runs`` or ``rows``). Raises
+    ``FileNotFoundError`` naming the file and the command that makes it when this installation has none; a notebook
+    checks ``path.exists()`` first where it can go on without it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No {what} at {path}: run `{command}` ({cost}), or reinstall the course to get the "
+                                "committed file back.")
+    return json.loads(path.read_text())
 
 # --------------------------------------------------------------------------------------------------------------------
 # The head comparison (notebook 04)
@@ -51,7 +63,8 @@ def fmt(s: tuple[float, float, int] | None, scale: float = 100) -> str:
     mean, spread, n = s
     return f"{scale * mean:.1f} ± {scale * spread / 2:.1f}" if n > 1 else f"{scale * mean:.1f}"
 
-# Parts of the comparison, one question each: each has its own table, picture and conclusions (notebook 04, README).
+# Parts of the comparison, one question each: each has its own table, picture and conclusions (notebook 04,
+# docs/RESULTS.md).
 PARTS = {
     "accuracy": ("augmented", "Clean accuracy and overfitting, with augmentation"),
     "size": ("augmented", "Any input size: native scale on a canvas against resized"),
@@ -116,6 +129,11 @@ def results_markdown(payload: dict, regime: str = "augmented", part: str | None 
                  f"±{100 * difference_halfwidth(0.7, 0.7, n):.1f}.")
     return "\n".join(lines) + note
 
+def load_heads(path: str | Path = HEADS_RESULTS) -> dict:
+    """The head comparison's results (``runs`` and ``provenance``) that notebook 04 reads in the full profile."""
+    return read_committed(path, "head comparison", "python -m gapcourse compare-heads",
+                          "full profile: 36 networks, hours on a CPU")
+
 def differs(a: Stat | None, b: Stat | None, n_test: int) -> bool:
     """The course's difference rule (:func:`gapcourse.stats.differs`): real only when the means are further apart
     than the 95 % interval of a difference of two accuracies on ``n_test`` images and the seeds' half-spreads added."""
@@ -134,11 +152,8 @@ CONDITIONS = {
 
 def load_table(path: str | Path = BUDGET_TABLE_RESULTS) -> dict:
     """The budget table's results (a dict with ``rows`` and ``provenance``); a clear error when there are none yet."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No budget table at {path}: run `python -m gapcourse budget-table` (full profile, on "
-                                "an otherwise idle machine: it trains 12 networks, about 45 minutes).")
-    return json.loads(path.read_text())
+    return read_committed(path, "budget table", "python -m gapcourse budget-table",
+                          "full profile, on an otherwise idle machine: it trains 12 networks, about 45 minutes")
 
 def curve_split(test: Cifar10Split) -> Cifar10Split:
     """The test images notebook 03 checks after each epoch (its learning curve): 250 per class, fewer when the split
@@ -189,6 +204,11 @@ def longer_recipe() -> Recipe:
     """The last step trained for 20 epochs instead of 16 (what the extra minute of training is worth)."""
     return replace(steps()[-1][2], epochs=20, low_res_epochs=10)
 
+def load_ablation(path: str | Path = ABLATION_RESULTS) -> dict:
+    """The recipe ablation's results (``runs`` and ``provenance``) that notebook 06 reads."""
+    return read_committed(path, "recipe ablation", "python -m gapcourse ablate",
+                          "full profile: one network per step and three seeds of the last, hours on a CPU")
+
 def experiment_runs(payload: dict) -> list[dict]:
     """The runs of the payload's own experiment: the profile and training data (SHA-256 fingerprint) its provenance
     records; runs on other data are never summarised with them."""
@@ -201,7 +221,7 @@ def described_at_any_precision(recipe: Recipe) -> set[str]:
     return {replace(recipe, precision=p).describe() for p in PRECISIONS}
 
 def ablation_markdown(payload: dict) -> str:
-    """The README's two tables: each trick's gain at seed 0, and the final recipe over its seeds."""
+    """The two tables of docs/RESULTS.md: each trick's gain at seed 0, and the final recipe over its seeds."""
     runs = experiment_runs(payload)
     n_test = payload["provenance"].get("n_test", 10_000)
     lines = ["| step | test acc, flip TTA | gain | test acc, flip + shift TTA | single view | epochs |",

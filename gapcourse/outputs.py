@@ -5,9 +5,9 @@ Used by ``train --output``, ``bench --output``/``--record``, ``compare-heads`` (
 ``tools/readme_tables.py``. :func:`guard` refuses, with one sentence that says what was expected and what to do:
 
 * a **committed file of another writer's role**: the shipped weights (``gapcourse/weights/``), the results
-  (``gapcourse/results/``), the notebooks, README.md and the course's source. Each writer owns the files of
-  :data:`OWNERS` only, and a writer of measurements (results, weights) only in a full-profile run on the real
-  CIFAR-10 (:func:`gapcourse.outputs.committed_refusal` says why not);
+  (``gapcourse/results/``), the notebooks, README.md, the pages in ``docs/`` and the course's source. Each writer
+  owns the files of :data:`OWNERS` only, and a writer of measurements (results, weights) only in a full-profile run on
+  the real CIFAR-10 (:func:`gapcourse.outputs.committed_refusal` says why not);
 * an output that is **also an input** (e.g. a submission that a shell glob put after ``--csv``);
 * a file of **another kind**: a name whose suffix is another kind's (``train --output x.json``), or an existing file
   whose content is another kind's (a checkpoint, a JSON file, a notebook);
@@ -55,8 +55,8 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "budget-recipe": ("gapcourse/results/budget_recipe.json",),
     "course-times": ("gapcourse/results/course_times.json",),
     "student-copies": ("notebooks/student/",),
-    "sync-notebooks": ("notebooks/", "README.md", "gapcourse/colab.py"),
-    "readme-tables": ("README.md",),
+    "sync-notebooks": ("notebooks/", "README.md", "gapcourse/classroom/colab.py"),
+    "readme-tables": ("docs/RESULTS.md",),  # the generated tables (tools/readme_tables.py)
 }
 MEASURED_ROLES = ("results", "weights")  # written only by a full-profile run on the real CIFAR-10
 
@@ -84,7 +84,8 @@ def _is_checkout() -> bool:
 
 def committed_role(path: str | os.PathLike) -> str | None:
     """The role of ``path`` among the course's committed files: ``weights``, ``results``, ``notebooks``, ``readme``,
-    ``source``, ``git metadata``, ``project file`` (the checkout's other tracked files), or None when it is not one of them (anything outside the course's own folders)."""
+    ``docs`` (every file under ``docs/``, committed or new), ``source``, ``git metadata``, ``project file`` (the
+    checkout's other tracked files), or None when it is not one of them (anything outside the course's own folders)."""
     where = Path(path).expanduser().resolve()
     if where.is_relative_to(PACKAGE_DIR / "weights"):
         return "weights"
@@ -97,6 +98,8 @@ def committed_role(path: str | os.PathLike) -> str | None:
             return "notebooks"
         if where == REPO_ROOT / "README.md":
             return "readme"
+        if where.is_relative_to(REPO_ROOT / "docs"):
+            return "docs"
         if any(where.is_relative_to(REPO_ROOT / d) for d in ("tools", "tests", ".ci")):
             return "source"
         if where.is_relative_to(REPO_ROOT / ".git"):
@@ -318,20 +321,26 @@ def keep_after_failure(path: str | os.PathLike, text: str, *, what: str, work: s
 
 
 @contextmanager
-def locked(path: str | os.PathLike | None) -> Iterator[None]:
-    """Hold an exclusive lock on ``<path>.lock`` (POSIX ``flock``, waiting for another holder) for a read-add-write
-    of ``path`` that several processes may do at once; ``None``: no lock. The lock file stays (removing it could let
-    two processes lock different files)."""
+def locked(path: str | os.PathLike | None, *, wait: bool = True, suffix: str = ".lock") -> Iterator[bool]:
+    """Hold an exclusive lock on ``<path><suffix>`` (POSIX ``flock``) for a read-add-write of ``path`` that several
+    processes may do at once, and yield True. ``wait=False``: yield False at once (holding nothing) when another
+    holder has it. ``None``: no lock. The lock file stays (removing it could let two processes lock different
+    files). The one lock helper of the package: the studies' results files and claims
+    (:mod:`gapcourse.studies.runner`) take theirs here."""
     if path is None:
-        yield
+        yield True
         return
     import fcntl
 
-    lock = Path(str(path) + ".lock")
+    lock = Path(str(path) + suffix)
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
 # A results file that cannot be written where asked (committed evidence, a folder, not writable, another

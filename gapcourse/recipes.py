@@ -4,7 +4,7 @@ and 05, the CLI and the results commands.
 A :class:`Recipe` names every choice that makes training fast, so none of them is hidden. :data:`PRESETS` holds the
 tuned recipes; :func:`pick_recipe` chooses one for the device, and :func:`choose_precision` the arithmetic (a pure
 function of what the hardware does natively). A recipe with ``budget_s`` trains to a time budget: see
-:mod:`gapcourse.budget`. Everything here is re-exported by :mod:`gapcourse.train`, where it used to live.
+:mod:`gapcourse.budget`.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ class Recipe:
     whiten: str = "none"  # first conv starts as patch-whitening filters: "init", or "frozen" (kept fixed); see
     # gapcourse.initialisation
     dirac: bool = False  # the other convs start with identity filters for their first in_channels outputs
-    budget_s: float | None = None  # seconds for the whole fit (None: run `epochs`); fit then plans the epochs, see
-    # gapcourse.budget (an explicit fit(..., epochs=N) still runs N epochs and ignores the budget)
+    budget_s: float | None = None  # seconds for the whole run (None: run `epochs`): gapcourse.budget.fit_to_budget
+    # plans the epochs that fit; gapcourse.train.fit refuses a recipe with a budget
 
     def __post_init__(self):
         problems = []
@@ -114,7 +114,7 @@ PRESETS: dict[str, Recipe] = {
     # follows the cpu preset's on the assumption that a laptop GPU's budget also buys only a few epochs.
     "mps": Recipe("mps", epochs=16, batch_size=256, lr=0.2, width=CPU_WIDTH, label_smoothing=0.2,
                   decay_norm_and_bias=False, ema=0.99, precision="fp32", tta="flip_shift"),
-    # One CUDA GPU: the seed network unchanged (width 1). Not measured by the course yet (see the README).
+    # One CUDA GPU: the seed network unchanged (width 1). Not measured by the course yet (docs/studies/gpu-preset.md).
     "gpu": Recipe("gpu", epochs=24, batch_size=512, lr=0.4, width=1.0, label_smoothing=0.2,
                   decay_norm_and_bias=False, ema=0.99, channels_last=True, tta="flip_shift"),
     # Plain fp32, no tricks: the baseline the presets are measured against.
@@ -208,10 +208,10 @@ def resolve_precision(recipe: Recipe | None, device: torch.device | str) -> Prec
 
 
 def measures_precision(recipe: Recipe, device: torch.device | str) -> bool:
-    """True when :func:`gapcourse.train.fit` chooses between bf16 and fp32 by timing both rather than by the rule of
-    :func:`choose_precision`: the recipe says ``auto``, has a budget, and runs on a CPU with native bf16. Native bf16
-    is not always faster there (measured by hand): on the course's AMD EPYC it trained the cpu preset's network 2.2× faster than fp32,
-    on an Intel Xeon with AVX-512 BF16 (no AMX) 0.7× as fast."""
+    """True when :func:`gapcourse.budget.fit_to_budget` chooses between bf16 and fp32 by timing both rather than by
+    the rule of :func:`choose_precision`: the recipe says ``auto``, has a budget, and runs on a CPU with native bf16.
+    Native bf16 is not always faster there (measured by hand): on the course's AMD EPYC it trained the cpu preset's
+    network 2.2× faster than fp32, on an Intel Xeon with AVX-512 BF16 (no AMX) 0.7× as fast."""
     return (recipe.precision == "auto" and recipe.budget_s is not None and torch.device(device).type == "cpu"
             and cpu_has_native_bf16())
 
@@ -221,8 +221,8 @@ def pick_recipe(device: torch.device | str, name: str | None = None, *, announce
     """The preset for ``device`` (``gpu`` on CUDA, ``mps`` on Apple GPUs, else ``cpu``) or the one named, with its
     precision resolved for the device (recorded in the recipe, so checkpoints say what was used).
 
-    ``budget_s`` (seconds) makes :func:`gapcourse.train.fit` plan the number of epochs that fit this machine (see
-    :mod:`gapcourse.budget`). On a CPU with native bf16 the precision then stays ``auto``: fit times bf16 and fp32
+    ``budget_s`` (seconds) gives a recipe for :func:`gapcourse.budget.fit_to_budget`, which plans the number of epochs
+    that fit this machine. On a CPU with native bf16 the precision then stays ``auto``: it times bf16 and fp32
     and keeps the one whose plan fits more epochs, or the same epochs sooner (its ``history.plan`` records which
     and why)."""
     device = torch.device(device)

@@ -1,14 +1,14 @@
-"""Resumable training: ``fit(..., resume=PATH)`` saves its whole state to ``PATH`` after every epoch and, when the
-file is there at the start, goes on from the epoch after the last one saved. Introduced for the gpu preset's study
-(``python -m gapcourse ablate --preset gpu``; README: the GPU route), whose runs take hours on a CPU and may be cut
-off.
+"""Resumable training: :func:`fit_resumable` runs :func:`gapcourse.train.fit` with its whole state saved to a file
+after every epoch and, when the file is there at the start, goes on from the epoch after the last one saved.
+Introduced for the gpu preset's study (``python -m gapcourse ablate --preset gpu``; README: the GPU route), whose runs
+take hours on a CPU and may be cut off.
 
 The file holds the weights, the weight average, the optimizer's momentum, the learning-rate schedule, the gradient
 scaler, the random generator that draws the batches and augmentations, and the history so far. On the same CPU, with
 the same torch and number of threads, a run stopped and resumed ends with exactly the weights of one that never
 stopped (``tests/test_resume.py`` checks it bit for bit, in fp32 and in bf16 with channels-last, in one process and
 across two). Resumed anywhere else, or on a GPU (where cuDNN's autotuning already makes runs differ), it is a
-continuation of the same run from the same state, not a bit-identical copy: fit then warns, and each stretch of the
+continuation of the same run from the same state, not a bit-identical copy: the run then warns, and each stretch of the
 run (its epochs, device, threads, torch, commit and date) is recorded in ``History.pieces``.
 
 The file names the run it belongs to: the recipe, the number of epochs, the precision, the starting weights, the
@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,12 @@ import torch
 from torch import nn
 
 from .atomic import replacing
-from .checkpoints import _digest
+from .checkpoints import state_dict_digest
+from .config import Profile
+from .config import profile as active_profile
+from .data import Cifar10Split, data_digest
+from .recipes import Recipe, resolve_precision
+from .train import History, TrainingState, fit
 
 FORMAT = "gapcourse-fit-state-1"
 
@@ -42,12 +48,8 @@ class ResumeError(ValueError):
     """A resume file that cannot be used for this run (unreadable, changed, or another run's)."""
 
 
-def _data_digest(split) -> str | None:
-    if split is None:
-        return None
-    h = hashlib.sha256(split.images.detach().cpu().contiguous().numpy().tobytes())
-    h.update(split.labels.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+def _data_digest(split: Cifar10Split | None) -> str | None:
+    return None if split is None else data_digest(split.images.cpu(), split.labels.cpu())
 
 
 def run_identity(model: nn.Module, generator: torch.Generator, recipe_text: str, epochs: int, precision: str,
@@ -56,7 +58,7 @@ def run_identity(model: nn.Module, generator: torch.Generator, recipe_text: str,
     epochs, the precision, and SHA-256 digests of the starting weights, of the generator's state and of the
     training and test splits (``Cifar10Split``; ``test`` may be None)."""
     return {"recipe": recipe_text, "epochs": int(epochs), "precision": precision,
-            "start_weights": _digest(model.state_dict()),
+            "start_weights": state_dict_digest(model.state_dict()),
             "generator": hashlib.sha256(generator.get_state().numpy().tobytes()).hexdigest(),
             "train_data": _data_digest(train), "n_train": len(train), "test_data": _data_digest(test)}
 
@@ -102,7 +104,7 @@ def try_lock(lock_file: Path):
 
 @contextlib.contextmanager
 def claim(path: Path):
-    """Hold ``<path>.lock`` (POSIX ``flock``, non-blocking) while a fit uses ``path``, after checking that its folder
+    """Hold ``<path>.lock`` (POSIX ``flock``, non-blocking) while a run uses ``path``, after checking that its folder
     can be written: two fits sharing one resume file would overwrite each other's epochs, and a folder that cannot
     be written would only show after an epoch had trained. Raises :class:`ResumeError` in either case."""
     folder = path.parent
@@ -114,7 +116,7 @@ def claim(path: Path):
     except OSError as err:
         raise ResumeError(f"Cannot write the resume file {path}: its folder {folder} cannot be created or written "
                           f"({type(err).__name__}: {err.strerror or err}). Pick a writable place (GAPCOURSE_CACHE for "
-                          "the study, or another resume= path); nothing was trained.") from None
+                          "the study, or another path); nothing was trained.") from None
     if fh is None:
         raise ResumeError(f"{path} is in use by another training run (in this process or another; it holds "
                           f"{path.name}.lock). Two runs sharing one resume file would overwrite each other's "
@@ -139,7 +141,7 @@ def _numbers(value: Any) -> Any:
 def _state_digest(state: dict[str, Any]) -> str:
     """SHA-256 over every tensor of a saved state and every other value in it (epoch, history, schedule, ...)."""
     rest = _numbers({k: v for k, v in state.items() if k != "sha256"})
-    h = hashlib.sha256(_digest(_tensors(state)).encode())
+    h = hashlib.sha256(state_dict_digest(_tensors(state)).encode())
     h.update(json.dumps(rest, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -187,10 +189,10 @@ def load_state(path: str | os.PathLike, identity: dict[str, Any]) -> dict[str, A
     :class:`ResumeError` for a folder, an unreadable file, a changed one or another run's (the file is left as it
     is)."""
     path = Path(path)
-    keep = ("The file was left as it is: move or delete it to train this run from epoch 1 (or, calling fit "
+    keep = ("The file was left as it is: move or delete it to train this run from epoch 1 (or, calling fit_resumable "
             "yourself, pass another resume file).")
     if path.is_dir():
-        raise ResumeError(f"The resume file {path} is a folder; expected a file written by fit(..., resume=...). "
+        raise ResumeError(f"The resume file {path} is a folder; expected a file written by fit_resumable. "
                           + keep)
     if not path.exists():
         return None
@@ -228,7 +230,7 @@ def load_state(path: str | os.PathLike, identity: dict[str, Any]) -> dict[str, A
 
 
 def restore(state: dict[str, Any], *, model: nn.Module, average, optimizer: torch.optim.Optimizer, schedule,
-            scaler: torch.amp.GradScaler, generator: torch.Generator, history_type) -> tuple[int, Any, float, list]:
+            scaler: torch.amp.GradScaler, generator: torch.Generator) -> tuple[int, History, float, list]:
     """Put a state from :func:`load_state` back into a run's objects; returns ``(epochs done, history, seconds of
     training so far, pieces)``."""
     model.load_state_dict(state["model"])
@@ -244,6 +246,57 @@ def restore(state: dict[str, Any], *, model: nn.Module, average, optimizer: torc
     schedule.load_state_dict(state["schedule"])
     scaler.load_state_dict(state["scaler"])
     generator.set_state(state["generator"])
-    names = {f.name for f in fields(history_type)}
-    history = history_type(**{k: v for k, v in state["history"].items() if k in names})
+    names = {f.name for f in fields(History)}
+    history = History(**{k: v for k, v in state["history"].items() if k in names})
     return state["epoch"], history, float(state["trained"]), list(state["pieces"])
+
+
+def fit_resumable(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, recipe: Recipe,
+                  path: str | os.PathLike, *, epochs: int | None = None, device: torch.device | str = "cpu",
+                  generator: torch.Generator | None = None, profile: Profile | None = None, progress: bool = True,
+                  log_every: int = 50) -> History:
+    """:func:`gapcourse.train.fit`, resumable: the run's whole state is saved to ``path`` after every epoch, and a
+    run that finds the file goes on after the last epoch saved, ending with the weights an unbroken run would have
+    (on the same machine, torch and threads; elsewhere it warns, see the module's docstring). The file is claimed
+    for the run (:func:`claim`), and a file from another run is refused (:class:`ResumeError`). ``epochs``: as
+    ``fit``'s (default: the recipe's, as the profile scales them); a recipe with a time budget cannot be resumed."""
+    if recipe.budget_s is not None:
+        raise ValueError("fit_resumable needs a fixed number of epochs: a run to a time budget plans its epochs by "
+                         "timing this machine, so it cannot go on elsewhere. Use a recipe without budget_s "
+                         "(dataclasses.replace(recipe, budget_s=None)) and pass epochs=N.")
+    device = torch.device(device)
+    epochs = (profile or active_profile(announce=False)).epochs(recipe.epochs) if epochs is None else epochs
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    path = resume_path(path)
+    identity = run_identity(model, generator, recipe.describe(), epochs, resolve_precision(recipe, device).mode,
+                            train, test)  # before fit touches the network or the generator
+
+    def go_on(state: TrainingState) -> None:  # after fit's setup: put the saved state back, if there is one
+        saved = load_state(path, identity)
+        if saved is not None:
+            done, history, trained, pieces = restore(saved, model=state.model, average=state.average,
+                                                     optimizer=state.optimizer, schedule=state.schedule,
+                                                     scaler=state.scaler, generator=state.generator)
+            history.pieces = pieces
+            state.history = history
+            print(f"Resuming from {path}: {done} of {epochs} epochs done ({trained:.0f} s of training).",
+                  flush=True)  # even without progress bars: where a long run picks up is worth a line
+        pieces = state.history.pieces
+        if len(state.history.epoch) < epochs:
+            pieces.append(piece(len(state.history.epoch) + 1, device))
+            changed = differences(pieces[-2], pieces[-1]) if len(pieces) > 1 else []
+            if changed:
+                warnings.warn(f"This stretch of the run differs from the one before ({'; '.join(changed)}): the run "
+                              "goes on from the same state, but is no longer bit-identical to an unbroken run (the "
+                              "stretches are recorded in history.pieces).", stacklevel=4)
+
+    def save(state: TrainingState) -> None:  # after every epoch
+        history = state.history
+        history.pieces[-1]["to_epoch"] = history.epoch[-1]
+        save_state(path, identity, epoch=history.epoch[-1], model=state.model, average=state.average,
+                   optimizer=state.optimizer, schedule=state.schedule, scaler=state.scaler,
+                   generator=state.generator, history=history, trained=history.train_seconds, pieces=history.pieces)
+
+    with claim(path):
+        return fit(model, train, test, recipe, device=device, generator=generator, epochs=epochs, profile=profile,
+                   progress=progress, log_every=log_every, on_start=go_on, on_epoch_end=save)

@@ -1,11 +1,13 @@
 """The training loop. Introduced in notebook 03; reused by notebook 04 and the CLI.
 
-One function trains (:func:`fit`), one measures (:func:`evaluate`). The recipe (:class:`~gapcourse.recipes.Recipe`)
-names every choice that makes training fast, so none of them is hidden: batched augmentation (random shift + mirror),
-SGD with Nesterov momentum, a one-cycle learning-rate schedule, label smoothing, no weight decay on batch-norm
-parameters and biases, an exponential moving average of the weights, 16-bit arithmetic where the hardware has it
-natively, channels-last memory layout, and test-time augmentation. Recipes, presets and the choice of precision live
-in :mod:`gapcourse.recipes` (re-exported here); training to a time budget is planned by :mod:`gapcourse.budget`.
+One function trains (:func:`fit`: a fixed number of epochs), one measures (:func:`evaluate`). The recipe
+(:class:`~gapcourse.recipes.Recipe`) names every choice that makes training fast, so none of them is hidden: batched
+augmentation (random shift + mirror), SGD with Nesterov momentum, a one-cycle learning-rate schedule, label
+smoothing, no weight decay on batch-norm parameters and biases, an exponential moving average of the weights, 16-bit
+arithmetic where the hardware has it natively, channels-last memory layout, and test-time augmentation. Recipes,
+presets and the choice of precision live in :mod:`gapcourse.recipes`. Two wrappers run ``fit`` for longer jobs:
+:func:`gapcourse.budget.fit_to_budget` (as many epochs as fit a time budget) and
+:func:`gapcourse.resume.fit_resumable` (saved after every epoch, goes on after an interruption).
 
 The step never waits for the device: losses and correct counts stay on the device and are read once per epoch (the
 progress bar reads one loss every ``log_every`` steps), and the epoch's random draws reach the device in one copy.
@@ -15,11 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import inspect
-import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -27,15 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import initialisation
+from .budget_plan import Plan, low_res_epochs_for
 from .config import Profile
 from .config import profile as active_profile
 from .data import Cifar10Split, normalize
 from .pipeline import batches, num_batches, shift_crop
-from . import budget as _budget
-from . import initialisation as _init
-from . import resume as _resume
-from .budget import Plan
-from .recipes import PRECISIONS, PRESETS, TTA_MODES, _LATER_FIELDS, Precision, Recipe, choose_precision, cpu_has_native_bf16, native_precision, pick_recipe, resolve_precision
+from .recipes import TTA_MODES, Precision, Recipe, resolve_precision
 
 # --------------------------------------------------------------------------------------------------------------------
 # Training
@@ -53,7 +52,7 @@ class History:
     seconds: list[float] = field(default_factory=list)  # training time so far, evaluation excluded
     step_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # one per step
-    plan: Plan | None = None  # how a run with a time budget was planned, and how long it took (gapcourse.budget)
+    plan: Plan | None = None  # how a run to a time budget was planned, and how long it took (gapcourse.budget)
     pieces: list[dict] = field(default_factory=list)  # a resumable run's stretches (gapcourse.resume), else empty
 
     def __post_init__(self):
@@ -149,9 +148,11 @@ def _has_fused_sgd() -> bool:
 _said_unfused = False  # the warning below is given once per process
 
 
-def _sgd(groups: list[dict], recipe: Recipe, device: torch.device, *, fused: bool | None = None) -> torch.optim.SGD:
+def make_optimizer(groups: list[dict], recipe: Recipe, device: torch.device, *,
+                   fused: bool | None = None) -> torch.optim.SGD:
     """SGD with the recipe's momentum. ``fused`` (default: on CUDA, where this torch has it) runs the whole step as
     one kernel, which also lets the fp16 gradient scaler skip its per-step host read of "was there an overflow?".
+    ``fused=True`` elsewhere gives a CPU the same optimizer (the dry run of ``bench --verify-gpu``).
 
     A fused optimizer starts from zero momentum buffers. Fused SGD would otherwise create them with ``empty_like``
     in its first step and rely on that step to fill them; when the fp16 gradient scaler skips that step (an
@@ -198,51 +199,32 @@ def device_settings(device: torch.device | str, precision: Precision):
         cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved
 
 
-def _within_device_settings(train_fn):
-    """Run :func:`fit` inside :func:`device_settings` for its device and recipe."""
-
-    @functools.wraps(train_fn)
-    def run(*args, **kwargs):
-        bound = inspect.signature(train_fn).bind(*args, **kwargs)
-        device = torch.device(bound.arguments.get("device", "cpu"))
-        with device_settings(device, resolve_precision(bound.arguments["recipe"], device)):
-            return train_fn(*args, **kwargs)
-
-    return run
+def on_device(train: Cifar10Split, test: Cifar10Split | None, device: torch.device
+              ) -> tuple[Cifar10Split, Cifar10Split | None]:
+    """The splits as :func:`fit` keeps them: on an accelerator, the uint8 training images and labels and the test
+    images live there for the whole run (no copy per step); on a CPU they stay as they are."""
+    if device.type == "cpu":
+        return train, test
+    train = replace(train, images=train.images.to(device), labels=train.labels.to(device))
+    return train, None if test is None else replace(test, images=test.images.to(device))
 
 
-def _releasing_frozen_weights(train_fn):
-    """Run :func:`fit` so that the weights it froze for the run (``whiten="frozen"``) train again afterwards, also
-    when the run ends in an exception or an interrupt."""
-
-    @functools.wraps(train_fn)
-    def run(model, *args, **kwargs):
-        try:
-            return train_fn(model, *args, **kwargs)
-        finally:
-            for p in model.parameters():
-                if getattr(p, "_frozen_by_fit", False):
-                    p.requires_grad_(True)
-                    del p._frozen_by_fit
-
-    return run
-
-
-def _holding_resume_file(train_fn):
-    """Run :func:`fit` with its ``resume`` file claimed (:func:`gapcourse.resume.claim`): checked writable, and
-    used by one run at a time."""
-
-    @functools.wraps(train_fn)
-    def run(*args, **kwargs):
-        bound = inspect.signature(train_fn).bind(*args, **kwargs)
-        resume = bound.arguments.get("resume")
-        if resume is None:
-            return train_fn(*args, **kwargs)
-        bound.arguments["resume"] = path = _resume.resume_path(resume)
-        with _resume.claim(path):
-            return train_fn(*bound.args, **bound.kwargs)
-
-    return run
+def starting_weights(model: nn.Module, train: Cifar10Split, recipe: Recipe) -> list[nn.Parameter]:
+    """Apply the recipe's starting weights (``whiten``, ``dirac``: :mod:`gapcourse.initialisation`) before the first
+    step, replacing what the model held there. Returns the weights it froze for the run (the whitening filters of
+    ``whiten="frozen"``; :func:`fit` lets them train again afterwards), else an empty list."""
+    frozen = []
+    if recipe.whiten != "none":
+        if train.images.is_meta:  # the meta device (shapes only, the sync audits) has no pixels to measure
+            conv = next(iter(initialisation.convolutions(model)), None)
+        else:
+            conv = initialisation.whiten_first_conv(model, train.images)
+        if recipe.whiten == "frozen" and conv is not None and conv.weight.requires_grad:  # (one the caller froze
+            conv.weight.requires_grad_(False)  # stays frozen)
+            frozen.append(conv.weight)
+    if recipe.dirac:
+        initialisation.dirac_init(model)
+    return frozen
 
 
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, precision: Precision,
@@ -263,180 +245,129 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recip
     return logits, loss
 
 
-@_within_device_settings
-@_holding_resume_file
-@_releasing_frozen_weights
-def fit(
-    model: nn.Module,
-    train: Cifar10Split,
-    test: Cifar10Split | None,
-    recipe: Recipe,
-    *,
-    device: torch.device | str = "cpu",
-    generator: torch.Generator | None = None,
-    profile: Profile | None = None,
-    epochs: int | None = None,
-    progress: bool = True,
-    log_every: int = 50,
-    resume: str | os.PathLike | None = None,
-) -> History:
-    """Train ``model`` on ``train`` with ``recipe``; evaluate on ``test`` after each epoch. Returns a :class:`History`.
+@dataclass
+class TrainingState:
+    """Everything a run changes as it trains. :func:`fit` passes it to its ``on_start`` and ``on_epoch_end``
+    callbacks (a resumable run puts a saved state back into it and saves it after every epoch: gapcourse.resume)."""
 
-    The loop, step by step: draw a shuffled, augmented batch; forward under autocast; cross-entropy with label
-    smoothing; backward; SGD step; update the weight average; advance the one-cycle schedule. ``epochs``, if given,
-    is obeyed as it is (the profile's scaling applies only to the recipe's own number). With ``recipe.ema`` the
-    model ends holding the averaged weights.
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    average: WeightAverage | None
+    generator: torch.Generator
+    history: History = field(default_factory=History)
+
+
+def train_epoch(state: TrainingState, train: Cifar10Split, recipe: Recipe, precision: Precision,
+                device: torch.device, *, low_res: bool = False, progress: bool = True, log_every: int = 50,
+                desc: str = "") -> None:
+    """One epoch of :func:`fit`: :func:`train_step` on every shuffled, augmented batch (shrunk to ``recipe.low_res``
+    px when ``low_res``), the one-cycle schedule advanced after each; the epoch's losses, accuracy and training
+    time are added to ``state.history``. Nothing is read from the device until the epoch ends."""
+    state.model.train()
+    synchronize(device)
+    start = time.perf_counter()
+    drop_last = len(train) > recipe.batch_size  # equal-sized steps, unless the data fit in one batch
+    step_losses, loss_sum, correct, seen = [], None, None, 0
+    loop = tqdm(batches(train, recipe.batch_size, shuffle=True, augment_padding=recipe.augment_padding,
+                        generator=state.generator, device=device, drop_last=drop_last, cutout=recipe.cutout),
+                total=num_batches(len(train), recipe.batch_size, drop_last=drop_last), desc=desc, leave=False,
+                disable=not progress)
+    for step, (x, y) in enumerate(loop, 1):
+        if low_res and recipe.low_res != x.shape[-1]:
+            x = F.interpolate(x, size=(recipe.low_res, recipe.low_res), mode="bilinear", antialias=True,
+                              align_corners=False)
+        logits, loss = train_step(state.model, x, y, recipe, precision, state.optimizer, state.scaler, state.average,
+                                  device)
+        state.history.lr.append(state.schedule.get_last_lr()[0])
+        state.schedule.step()
+        loss = loss.detach()  # everything below stays on the device: no step waits for the host
+        step_losses.append(loss)
+        hits = (logits.argmax(1) == y).sum()
+        loss_sum = loss * len(y) if loss_sum is None else loss_sum + loss * len(y)
+        correct = hits if correct is None else correct + hits
+        seen += len(y)
+        if progress and step % log_every == 0:
+            loop.set_postfix(loss=f"{loss.item():.3f}")  # one read every log_every steps, for the eye only
+    # One read per epoch: every step's loss and the epoch's sums together.
+    numbers = torch.cat([torch.stack(step_losses), torch.stack([loss_sum, correct.to(loss_sum.dtype)])]).tolist()
+    synchronize(device)
+    history = state.history
+    history.seconds.append(history.train_seconds + (time.perf_counter() - start))
+    history.step_loss += numbers[:-2]
+    history.epoch.append(len(history.epoch) + 1)
+    history.train_loss.append(numbers[-2] / seen)
+    history.train_acc.append(numbers[-1] / seen)
+
+
+def fit(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, recipe: Recipe, *,
+        device: torch.device | str = "cpu", generator: torch.Generator | None = None, epochs: int | None = None,
+        profile: Profile | None = None, progress: bool = True, log_every: int = 50, fused: bool | None = None,
+        on_start: Callable[[TrainingState], None] | None = None,
+        on_epoch_end: Callable[[TrainingState], None] | None = None) -> History:
+    """Train ``model`` on ``train`` with ``recipe`` for ``epochs`` epochs (default: the recipe's, as the profile
+    scales them), evaluating on ``test`` after each. Returns a :class:`History`; with ``recipe.ema`` the model ends
+    holding the averaged weights.
 
     A recipe with ``whiten`` or ``dirac`` first **replaces** some of the model's weights with its starting weights
-    (:mod:`gapcourse.initialisation`): the first convolution's filters and bias (whitening filters measured on the
-    training images) and the first ``in_channels`` filters of every other convolution (identity filters). A
-    pretrained model passed in loses them, so fine-tune with a recipe without them. With ``whiten="frozen"`` the
-    whitening filters stay fixed during the run and train again afterwards, as any other.
-
-    A recipe with ``budget_s`` and no ``epochs`` trains to that time budget: fit first times a few steps on a copy
-    of the network, then runs as many epochs as fit the budget (:mod:`gapcourse.budget`; ``history.plan`` records
-    the plan, and ``fit(..., history.plan.fixed_recipe(recipe), epochs=history.plan.epochs)`` repeats the run).
-
-    ``resume`` (a file path) makes the run resumable: its whole state is saved there after every epoch, and a run
-    that finds the file goes on after the last epoch saved, ending with the weights an unbroken run would have
-    (:mod:`gapcourse.resume`; a file from another run is refused). It needs a fixed number of epochs.
+    (:func:`starting_weights`), so fine-tune a pretrained model with a recipe without them; ``whiten="frozen"``
+    keeps the whitening filters fixed during the run. ``fused`` chooses the optimizer (:func:`make_optimizer`);
+    ``on_start`` and ``on_epoch_end`` are called with the :class:`TrainingState` after the setup and after each
+    epoch (:func:`gapcourse.resume.fit_resumable` uses them). To train to a time budget instead of a number of
+    epochs, use :func:`gapcourse.budget.fit_to_budget`.
     """
-    started = _budget.clock()  # a budget counts everything fit does, from here
+    if recipe.budget_s is not None:
+        raise ValueError(f"Recipe {recipe.name!r} has a time budget (budget_s={recipe.budget_s:g}), and fit trains a "
+                         "fixed number of epochs. Train to the budget with gapcourse.budget.fit_to_budget(model, "
+                         "train, test, recipe, ...), or drop it: dataclasses.replace(recipe, budget_s=None).")
     device = torch.device(device)
-    profile = profile or active_profile(announce=False)
-    if epochs is None and recipe.budget_s is None:
-        epochs = profile.epochs(recipe.epochs)
-    elif epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+    epochs = (profile or active_profile(announce=False)).epochs(recipe.epochs) if epochs is None else epochs
+    if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a whole number ≥ 1, got {epochs!r}.")
     if len(train) == 0:
         raise ValueError("The training split is empty: nothing to train on.")
-    if resume is not None and epochs is None:
-        raise ValueError("fit(..., resume=...) needs a fixed number of epochs: a run to a time budget plans its "
-                         "epochs by timing this machine, so it cannot go on elsewhere. Pass epochs=N, or a recipe "
-                         "without budget_s.")
     precision = resolve_precision(recipe, device)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    identity = None if resume is None else _resume.run_identity(
-        model, generator, recipe.describe(), epochs, precision.mode, train, test)
-    model.to(device)  # on CUDA, cuDNN autotuning (and for fp32, TF32 off) is set by device_settings around fit
-    if device.type != "cpu":  # keep the uint8 training and test sets on the accelerator: no copy per step
-        train = replace(train, images=train.images.to(device), labels=train.labels.to(device))
-        if test is not None:
-            test = replace(test, images=test.images.to(device))
-    if recipe.channels_last:
-        model.to(memory_format=torch.channels_last)
-    starting_weights(model, train, recipe)
-
-    drop_last = len(train) > recipe.batch_size  # equal-sized steps, unless the data fit in one batch
-    steps_per_epoch = num_batches(len(train), recipe.batch_size, drop_last=drop_last)
-    plan = None
-    if epochs is None:  # a time budget: measure this machine, then plan the epochs that fit (gapcourse.budget)
-        plan = _budget.make_plan(model, train, test, recipe, device=device, profile=profile, started=started,
-                                 steps_per_epoch=steps_per_epoch,
-                                 images_per_epoch=steps_per_epoch * recipe.batch_size if drop_last else len(train))
-        if progress:
-            print(plan.describe_plan())
-        epochs, recipe = plan.epochs, plan.fixed_recipe(recipe)
-        precision = resolve_precision(recipe, device)
-    optimizer = _sgd(parameter_groups(model, recipe.weight_decay, recipe.decay_norm_and_bias), recipe, device)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(epochs * steps_per_epoch, recipe.warmup))
-    scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_grad_scaler)
-    average = WeightAverage(model, recipe.ema) if recipe.ema > 0 else None
-
-    # The same share of the run at low resolution when the number of epochs is not the recipe's own.
-    low_res_epochs = _budget.low_res_epochs_for(recipe, epochs)
-    history = History()
-    trained, first_epoch = 0.0, 1
-    if resume is not None:
-        state = _resume.load_state(resume, identity)
-        if state is not None:
-            done, history, trained, pieces = _resume.restore(
-                state, model=model, average=average, optimizer=optimizer, schedule=schedule, scaler=scaler,
-                generator=generator, history_type=History)
-            history.pieces = pieces
-            first_epoch = done + 1
-            print(f"Resuming from {resume}: {done} of {epochs} epochs done ({trained:.0f} s of training).",
-                  flush=True)  # even without progress bars: where a long run picks up is worth a line
-        if first_epoch <= epochs:
-            history.pieces.append(_resume.piece(first_epoch, device))
-            changed = _resume.differences(history.pieces[-2], history.pieces[-1]) if len(history.pieces) > 1 else []
-            if changed:
-                warnings.warn(f"This stretch of the run differs from the one before ({'; '.join(changed)}): the run "
-                              "goes on from the same state, but is no longer bit-identical to an unbroken run (the "
-                              "stretches are recorded in history.pieces).", stacklevel=4)
-    for epoch in range(first_epoch, epochs + 1):
-        model.train()
-        synchronize(device)
-        start = time.perf_counter()
-        step_losses, loss_sum, correct, seen = [], None, None, 0
-        loop = tqdm(batches(train, recipe.batch_size, shuffle=True, augment_padding=recipe.augment_padding,
-                            generator=generator, device=device, drop_last=drop_last, cutout=recipe.cutout),
-                    total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
-        shrink = epoch <= low_res_epochs and recipe.low_res != train.images.shape[-1]
-        for step, (x, y) in enumerate(loop, 1):
-            if shrink:
-                x = F.interpolate(x, size=(recipe.low_res, recipe.low_res), mode="bilinear", antialias=True,
-                                  align_corners=False)
-            logits, loss = train_step(model, x, y, recipe, precision, optimizer, scaler, average, device)
-            history.lr.append(schedule.get_last_lr()[0])
-            schedule.step()
-            # Everything below stays on the device: no step waits for the host.
-            loss = loss.detach()
-            step_losses.append(loss)
-            hits = (logits.argmax(1) == y).sum()
-            loss_sum = loss * len(y) if loss_sum is None else loss_sum + loss * len(y)
-            correct = hits if correct is None else correct + hits
-            seen += len(y)
-            if progress and step % log_every == 0:
-                loop.set_postfix(loss=f"{loss.item():.3f}")  # one read every log_every steps, for the eye only
-        # One read per epoch: every step's loss and the epoch's sums together.
-        numbers = torch.cat([torch.stack(step_losses), torch.stack([loss_sum, correct.to(loss_sum.dtype)])])
-        numbers = numbers.tolist()
-        synchronize(device)
-        trained += time.perf_counter() - start
-        history.step_loss += numbers[:-2]
-        history.epoch.append(epoch)
-        history.train_loss.append(numbers[-2] / seen)
-        history.train_acc.append(numbers[-1] / seen)
-        history.seconds.append(trained)
-        if average is not None and epoch == epochs:
-            average.copy_to(model)
-        if test is not None:  # one view after each epoch (cheap); the recipe's test-time augmentation after the last
-            evaluated = average.model if average is not None and epoch < epochs else model
-            result = evaluate(evaluated, test, device=device, recipe=recipe if epoch == epochs else
-                              replace(recipe, tta="none"))
-            history.test_loss.append(result.loss)
-            history.test_acc.append(result.accuracy)
-        if progress:
-            msg = (f"epoch {epoch}/{epochs}: train loss {history.train_loss[-1]:.3f}, "
-                   f"train acc {history.train_acc[-1]:.1%}")
-            if test is not None:
-                msg += f", test acc {history.test_acc[-1]:.1%}"
-            print(msg + f" ({trained:.0f} s training so far)")
-        if resume is not None:
-            history.pieces[-1]["to_epoch"] = epoch
-            _resume.save_state(resume, identity, epoch=epoch, model=model, average=average, optimizer=optimizer,
-                               schedule=schedule, scaler=scaler, generator=generator, history=history,
-                               trained=trained, pieces=history.pieces)
-    if plan is not None:
-        history.plan = _budget.finish_plan(plan, started, trained)
+    frozen = []
+    try:
+        with device_settings(device, precision):  # on CUDA: cuDNN autotuning, and no TF32 in an fp32 run
+            model.to(device)
+            if recipe.channels_last:
+                model.to(memory_format=torch.channels_last)
+            train, test = on_device(train, test, device)
+            frozen = starting_weights(model, train, recipe)
+            steps = num_batches(len(train), recipe.batch_size, drop_last=len(train) > recipe.batch_size)
+            optimizer = make_optimizer(parameter_groups(model, recipe.weight_decay, recipe.decay_norm_and_bias),
+                                       recipe, device, fused=fused)
+            schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(epochs * steps, recipe.warmup))
+            scaler = torch.amp.GradScaler(device.type, enabled=precision.needs_grad_scaler)
+            average = WeightAverage(model, recipe.ema) if recipe.ema > 0 else None
+            state = TrainingState(model, optimizer, schedule, scaler, average, generator)
+            if on_start is not None:
+                on_start(state)  # e.g. a resumable run puts its saved state back
+            history = state.history
+            low_res_epochs = low_res_epochs_for(recipe, epochs)  # the recipe's share of epochs, at any length
+            for epoch in range(len(history.epoch) + 1, epochs + 1):
+                train_epoch(state, train, recipe, precision, device, low_res=epoch <= low_res_epochs,
+                            progress=progress, log_every=log_every, desc=f"epoch {epoch}/{epochs}")
+                if average is not None and epoch == epochs:
+                    average.copy_to(model)
+                if test is not None:  # one view after each epoch; the recipe's test-time augmentation after the last
+                    result = evaluate(average.model if average is not None and epoch < epochs else model, test,
+                                      device=device, recipe=recipe if epoch == epochs else replace(recipe, tta="none"))
+                    history.test_loss.append(result.loss)
+                    history.test_acc.append(result.accuracy)
+                if progress:
+                    print(f"epoch {epoch}/{epochs}: train loss {history.train_loss[-1]:.3f}, train acc "
+                          f"{history.train_acc[-1]:.1%}" + ("" if test is None else f", test acc {result.accuracy:.1%}")
+                          + f" ({history.train_seconds:.0f} s training so far)")
+                if on_epoch_end is not None:
+                    on_epoch_end(state)
+    finally:
+        for p in frozen:  # the weights frozen for this run train again afterwards, however the run ended
+            p.requires_grad_(True)
     return history
-
-
-def starting_weights(model: nn.Module, train: Cifar10Split, recipe: Recipe) -> None:
-    """Apply the recipe's starting weights (``whiten``, ``dirac``: :mod:`gapcourse.initialisation`) before the first
-    step, replacing what the model held there. The whitening filters of ``whiten="frozen"`` are left out of training
-    for the run (:func:`_releasing_frozen_weights` gives them back their gradient afterwards)."""
-    if recipe.whiten != "none":
-        if train.images.is_meta:  # the meta device (shapes only, the sync audits) has no pixels to measure
-            conv = next(iter(_init.convolutions(model)), None)
-        else:
-            conv = _init.whiten_first_conv(model, train.images)
-        if recipe.whiten == "frozen" and conv is not None and conv.weight.requires_grad:  # (one the caller froze
-            conv.weight.requires_grad_(False)  # stays frozen)
-            conv.weight._frozen_by_fit = True
-    if recipe.dirac:
-        _init.dirac_init(model)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -95,7 +95,6 @@ def load_shipped(head: str, *, folder: Path = WEIGHTS_DIR) -> tuple[CifarNet, di
 
 
 def describe(entry: dict[str, Any]) -> str:
-    """One sentence for a notebook: what network this is and where it came from."""
-    return (f"the course's trained '{entry['head']}' network, trained by `{entry['command']}` on {entry['device']} "
-            f"(torch {entry['torch']}, {entry['date'][:10]}, commit {entry['commit'][:10]}): "
-            f"{100 * entry['test_acc']:.1f} % test accuracy")
+    """One line for a notebook: which network this is and its test accuracy. Where it was trained (command,
+    machine, commit, date) stays in the manifest, which docs/RESULTS.md shows: not the learner's concern."""
+    return f"the course's trained '{entry['head']}' network: {100 * entry['test_acc']:.1f} % test accuracy"

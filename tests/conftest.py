@@ -93,3 +93,20 @@ def real_copy() -> str | None:
     """The real CIFAR-10 copy this machine has (GAPCOURSE_DATA or the shared folder), if any."""
     where = os.environ.get("GAPCOURSE_DATA")
     return where if where and where != "synthetic" and Path(where).exists() else None
+
+
+@pytest.fixture
+def committed_results_unchanged():
+    """Every committed results file and shipped weight, byte for byte, before and after the test; a changed one is
+    put back (atomically: a test run beside this one never reads a half-written file) and the test fails."""
+    from gapcourse.atomic import replacing
+    from gapcourse.config import PACKAGE_DIR
+
+    files = sorted((PACKAGE_DIR / "results").glob("*.json")) + sorted((PACKAGE_DIR / "weights").glob("*"))
+    before = {p: p.read_bytes() for p in files}
+    yield
+    changed = [p for p, b in before.items() if not p.exists() or p.read_bytes() != b]
+    for p in changed:
+        with replacing(p) as tmp:
+            tmp.write_bytes(before[p])
+    assert not changed, f"a committed file was changed: {[p.name for p in changed]}"

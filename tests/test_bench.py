@@ -4,16 +4,19 @@ logic here in a dry run, with the CUDA parts faked. No timing is asserted: speed
 from __future__ import annotations
 
 from dataclasses import replace
-
+from pathlib import Path
 import pytest
+
 import torch
 
-from gapcourse.studies import bench
 from gapcourse import train as train_module
 from gapcourse.__main__ import main
-from gapcourse.data import Cifar10Split
 from gapcourse.config import RESULTS_DIR
+from gapcourse.data import Cifar10Split
+from gapcourse.data import synthetic_cifar10
 from gapcourse.recipes import PRESETS
+from gapcourse.studies import bench
+from gapcourse.studies.bench import measure_throughput, peak_rss_mb
 
 
 def _random_split(n: int) -> Cifar10Split:
@@ -107,3 +110,51 @@ def test_the_verify_command_names_a_sync_in_the_step_and_fails(monkeypatch, caps
     failed = next(line for line in out.splitlines() if line.startswith("SYNC AUDIT FAILED"))
     assert "fp16: a sync stopped training in step 2 of 2" in failed and "train.py" in failed
     assert "cross_entropy" in failed
+
+
+
+
+def _fake_throughput(*_a, **_k):
+    return 1000.0, 2000.0, 1500.0, 0.1
+
+
+# 3 ------------------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_bench_throughput_runs_on_a_small_dataset():
+    small = synthetic_cifar10("train", per_class=30)  # 300 images: fewer than 15 batches of 256
+    recipe = replace(PRESETS["cpu"], precision="fp32")
+    train_ips, eval_ips, eval_tta_ips, share = measure_throughput(recipe, small, torch.device("cpu"), steps=4)
+    assert train_ips > 0 and eval_ips > 0 and eval_tta_ips > 0 and 0 <= share < 1
+
+
+def test_peak_memory_units_follow_the_platform():
+    assert peak_rss_mb(2048 * 1024, system="linux") == 2048  # KiB on Linux
+    assert peak_rss_mb(2048 * 2**20, system="darwin") == 2048  # bytes on macOS
+
+
+def test_a_fast_bench_record_never_replaces_the_committed_record(monkeypatch, capsys, isolated_cache,
+                                                                      committed_results_unchanged):
+    from gapcourse.studies import bench
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(bench, "measure_throughput", _fake_throughput)
+    monkeypatch.setattr(bench, "pil_vs_tensor", lambda data: (100.0, 800.0))
+    assert main(["bench", "--profile", "fast", "--device", "cpu", "--train", "--record"]) == 0
+    out = capsys.readouterr().out
+    recorded = Path(next(line for line in out.splitlines() if line.startswith("recorded:")).split(": ", 1)[1])
+    assert recorded.is_relative_to(isolated_cache)
+    import json
+
+    prov = json.loads(recorded.read_text())["provenance"]
+    assert prov["profile"] == "fast" and prov["synthetic"] is True and len(prov["train_sha256"]) == 64
+
+
+def test_bench_checks_both_outputs_before_measuring(tmp_path, monkeypatch, capsys):
+    from gapcourse.studies import bench
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(bench, "measure_throughput", lambda *a, **k: pytest.fail("measured before checking"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["bench", "--profile", "fast", "--record", "--output", str(blocker / "table.md")]) == 2
+    assert "Cannot write the Markdown table" in capsys.readouterr().err

@@ -33,8 +33,9 @@ except ImportError:  # pragma: no cover - depends on the machine
 missing = [what for what, ok in (("Chromium", CHROMIUM), ("Playwright", sync_playwright)) if not ok]
 if missing and REQUIRED:
     raise RuntimeError(f"GAPCOURSE_REQUIRE_BROWSER=1 but {' and '.join(missing)} is missing: the browser test must run.")
-pytestmark = pytest.mark.skipif(bool(missing), reason=f"SKIPPED the real-browser test: {' and '.join(missing)} not "
-                                                      "installed (apt-get install chromium; pip install playwright)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(bool(missing), reason=f"SKIPPED the real-browser test: {' and '.join(missing)} not "
+                                                       "installed (apt-get install chromium; pip install playwright)")]
 
 
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front

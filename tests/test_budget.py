@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from gapcourse import budget, recipes
-from gapcourse.budget import Costs, calibrate, low_res_share, plan_epochs
+from gapcourse.budget import calibrate, fit_to_budget
+from gapcourse.budget_plan import Costs, low_res_share, plan_epochs
 from gapcourse.config import profile
 from gapcourse.data import synthetic_cifar10
 from gapcourse.device import seed_everything
@@ -71,10 +72,12 @@ class FakeMachine:
 
 
 def run(machine, monkeypatch, data, recipe, **kwargs):
+    """Train on the fake machine: to the recipe's budget (fit_to_budget), or with fit when it has none."""
     train, test = data
     model = machine.net(monkeypatch)
-    history = fit(model, train, test, recipe, generator=torch.Generator().manual_seed(0), progress=False,
-                  **{"profile": FULL, **kwargs})
+    train_with = fit if recipe.budget_s is None else fit_to_budget
+    history = train_with(model, train, test, recipe, generator=torch.Generator().manual_seed(0), progress=False,
+                         **{"profile": FULL, **kwargs})
     return model, history
 
 
@@ -140,9 +143,12 @@ def test_slow_machine_plans_fewer_epochs_than_fast(data, monkeypatch):
     assert fast.epochs > slow.epochs >= 1
 
 
-def test_explicit_epochs_are_obeyed_and_nothing_is_planned(data, monkeypatch):
+def test_fit_refuses_a_budget_and_runs_its_epochs_without_planning(data, monkeypatch):
     machine = FakeMachine(2e-3)
-    _, history = run(machine, monkeypatch, data, replace(TINY, budget_s=1.0), epochs=3)
+    with pytest.raises(ValueError, match=r"has a time budget.*fit_to_budget"):
+        fit(machine.net(monkeypatch), *data, replace(TINY, budget_s=1.0), epochs=3, progress=False)
+    assert machine.now == 0.0  # refused before any work
+    _, history = run(machine, monkeypatch, data, TINY, epochs=3)
     assert history.plan is None and len(history.epoch) == 3 and len(history.step_loss) == 12
     # no calibration ran: only the 3 epochs' training and evaluation forwards advanced the clock
     expected = 100 * 2e-3 * (2 * (24 / 32) ** 2 + 1) + 20 * 2e-3 * (2 + 6)  # 2 of 3 epochs at 24 px
@@ -154,8 +160,8 @@ def test_overshoot_is_reported_not_silent(data, monkeypatch, capsys):
     train, test = data
     model = machine.net(monkeypatch)
     machine.slow_model = model
-    history = fit(model, train, test, replace(TINY, budget_s=BUDGET), generator=torch.Generator().manual_seed(0),
-                  profile=FULL, progress=False)
+    history = fit_to_budget(model, train, test, replace(TINY, budget_s=BUDGET),
+                            generator=torch.Generator().manual_seed(0), profile=FULL, progress=False)
     plan = history.plan
     assert plan.over_budget and plan.overshoot_s > 0.05 * BUDGET and plan.predicted_s <= BUDGET
     out = capsys.readouterr().out
@@ -238,6 +244,7 @@ def test_budget_field_is_checked_and_named_only_when_set():
 # ---- the budget table: command, results file, README table, plot --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_budget_table_command_writes_rows_with_provenance_and_resumes(tmp_path, capsys):
     import json
 
@@ -283,7 +290,8 @@ def _row(condition: str, budget_s: float, seed: int, acc: float, actual_s: float
 
 
 def test_budget_markdown_gives_each_seed_a_row_and_the_mean_over_seeds():
-    from gapcourse.studies.budget_table import budget_markdown
+    from gapcourse.stats import binomial_halfwidth
+    from gapcourse.studies.budget_table import budget_findings, budget_markdown
     from gapcourse.viz import plot_budget_curve
 
     rows = [_row("auto", 240.0, s, a, t) for s, a, t in [(2, 0.82, 236.0), (0, 0.80, 241.0), (1, 0.84, 239.0)]]
@@ -291,15 +299,20 @@ def test_budget_markdown_gives_each_seed_a_row_and_the_mean_over_seeds():
     table = budget_markdown({"rows": rows, "provenance": {"n_test": 10_000}})
     body = [line for line in table.splitlines() if line.startswith("| as notebook 03")]
     assert [line.split(" | ")[2] for line in body] == ["0", "1", "2"]  # one row per seed, in seed order
-    assert ("Mean over seeds 0, 1, 2, as notebook 03 runs it (precision timed when the CPU has native bf16), 240 s: "
-            "**82.00 %** (spread 4.00 points), actual 236–241 s.") in table
-    assert table.count("Mean over seeds") == 1  # fp32 at 60 s ran one seed: no mean line
-    assert "test images per class" not in table  # these rows record no learning-curve split
+    found = budget_findings({"rows": rows, "provenance": {"n_test": 10_000}})
+    (mean,) = found["means"]  # fp32 at 60 s ran one seed: no mean
+    assert (mean["condition"], mean["budget_s"], mean["seeds"], mean["told_by"]) == ("auto", 240.0, [0, 1, 2], None)
+    assert mean["mean"] == pytest.approx(0.82) and mean["spread"] == pytest.approx(0.04)
+    assert mean["actual_s"] == (236.0, 241.0)
+    assert table.count("Mean over seeds") == 1  # its one line
+    assert found["curve_images_per_class"] == []  # these rows record no learning-curve split
     rows_with_curve = [dict(r, curve_images=2500) if r["condition"] == "auto" else r for r in rows]
-    assert "use 250 test images per class" in budget_markdown({"rows": rows_with_curve,
-                                                                "provenance": {"n_test": 10_000}})
-    assert "±0.8 points" in table  # one accuracy near 77 % on 10 000 images
-    assert "±3.7 points" in budget_markdown({"rows": rows, "provenance": {"n_test": 500}})  # the noise follows n
+    assert budget_findings({"rows": rows_with_curve, "provenance": {"n_test": 10_000}})[
+        "curve_images_per_class"] == [250]
+    # one accuracy near the rows' mean (76.5 %) on 10 000 images: ±0.8 points; on 500: ±3.7 (the noise follows n)
+    assert found["halfwidth"] == pytest.approx(binomial_halfwidth(0.765, 10_000)) == pytest.approx(0.0083, abs=5e-5)
+    assert budget_findings({"rows": rows, "provenance": {"n_test": 500}})["halfwidth"] == pytest.approx(
+        binomial_halfwidth(0.765, 500))
     from gapcourse.measured import CONDITIONS
 
     fig = plot_budget_curve({"rows": rows})
@@ -324,6 +337,7 @@ def test_rows_added_by_a_later_run_keep_who_made_the_earlier_ones(tmp_path):
     assert payload["provenance"]["command"] == "second run"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("native_bf16", [True, False], ids=["cpu-with-native-bf16", "cpu-without"])
 def test_the_auto_condition_runs_as_notebook_03_does(tmp_path, monkeypatch, native_bf16):
     """On a CPU with native bf16 and on one without (the capability injected, so the test does not depend on the
@@ -463,7 +477,7 @@ def _budget_run_with(monkeypatch, tmp_path, during_training):
     (as another process, or the user, would act on the file meanwhile)."""
     from gapcourse.studies import budget_table
 
-    real_fit = budget_table.fit
+    real_fit = budget_table.fit_to_budget
     out = tmp_path / "table.json"
 
     def fit_and_meanwhile(*a, **k):
@@ -471,7 +485,7 @@ def _budget_run_with(monkeypatch, tmp_path, during_training):
         during_training(out)
         return history
 
-    monkeypatch.setattr(budget_table, "fit", fit_and_meanwhile)
+    monkeypatch.setattr(budget_table, "fit_to_budget", fit_and_meanwhile)
     with pytest.warns(Warning):
         train = synthetic_cifar10("train", per_class=2)
     return out, lambda: budget_table.run_budget_table(train, train, FAST, budgets=(1.0,), conditions=("fp32",),
@@ -481,8 +495,9 @@ def _budget_run_with(monkeypatch, tmp_path, during_training):
 def test_two_budget_table_runs_on_one_output_keep_both_rows(tmp_path, monkeypatch):
     import json
 
-    from gapcourse.studies.budget_table import _add_row
+    from gapcourse.studies.budget_table import SHAPE
     from gapcourse.studies.provenance import data_record
+    from gapcourse.studies.runner import Run, open_store
 
     other = {"condition": "one-thread", "budget_s": 1.0, "seed": 0, "recipe": "r", "train_sha256": "?",
              "test_acc": 0.5}
@@ -490,8 +505,9 @@ def test_two_budget_table_runs_on_one_output_keep_both_rows(tmp_path, monkeypatc
     def another_process_adds_its_row(out):  # (through the same locked read-add-write the other process runs)
         with pytest.warns(Warning):
             train = synthetic_cifar10("train", per_class=2)
-        _add_row(out, dict(other, train_sha256=train.fingerprint()), {"condition": "one-thread"},
-                 {"command": "the other run"}, data_record("fast", train))
+        store = open_store(out, SHAPE, data_record("fast", train), writer="budget-table")
+        store.add(Run({"condition": "one-thread"}, "one-thread, 1 s, seed 0"),
+                  dict(other, train_sha256=train.fingerprint()), lambda payload: {"command": "the other run"})
 
     out, run = _budget_run_with(monkeypatch, tmp_path, another_process_adds_its_row)
     payload = run()
@@ -515,15 +531,16 @@ def test_a_trained_row_is_kept_and_said_when_the_output_became_a_folder(tmp_path
 
 
 def test_rows_of_different_recipes_are_not_averaged_as_seeds():
-    from gapcourse.studies.budget_table import budget_markdown
+    from gapcourse.studies.budget_table import budget_findings, budget_markdown
 
     old, new = (dict(_row("auto", 240.0, s, a, 240.0), recipe=r) for s, a, r in [(0, 0.10, "old"), (0, 0.50, "new")])
-    table = budget_markdown({"rows": [old, new], "provenance": {"n_test": 10_000}})
-    assert "Mean over seeds" not in table  # one seed of each recipe: no mean
+    assert budget_findings({"rows": [old, new], "provenance": {"n_test": 10_000}})["means"] == []  # one seed each
     newer = dict(_row("auto", 240.0, 1, 0.70, 240.0), recipe="new")
-    table = budget_markdown({"rows": [old, new, newer], "provenance": {"n_test": 10_000}})
-    assert table.count("Mean over seeds") == 1 and "Mean over seeds 0, 1," in table
-    assert "(recipe `new`): **60.00 %** (spread" in table  # the new recipe's two seeds, not the old row
+    payload = {"rows": [old, new, newer], "provenance": {"n_test": 10_000}}
+    (mean,) = budget_findings(payload)["means"]  # the new recipe's two seeds, not the old row
+    assert (mean["recipe"], mean["seeds"], mean["mean"]) == ("new", [0, 1], pytest.approx(0.60))
+    assert mean["told_by"] == "recipe"  # the line names its recipe: the same condition and budget ran another
+    assert budget_markdown(payload).count("Mean over seeds") == 1
 
 
 def test_the_budget_curve_keeps_networks_of_two_widths_apart_and_rows_of_width_selects_one():

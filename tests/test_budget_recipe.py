@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from gapcourse import stats
-from gapcourse.budget import Plan
 from gapcourse.config import profile
 from gapcourse.data import synthetic_cifar10
 from gapcourse.outputs import ResultsError
@@ -89,12 +88,16 @@ def test_the_paired_verdict_uses_the_larger_of_the_per_image_and_the_seed_interv
                  train_img_per_s={"fp32@32px": 800.0}) for r in runs]
     plans = {f"{c} | r-{c}": {"epochs": 4, "low_res_epochs": 2} for c in ("current", "batch128")}
     table = study.study_markdown({"runs": runs, "plans": plans})
-    assert "| `batch128` |" in table and "Confirmation, `batch128`" in table
+    assert "| `batch128` |" in table
+    confirmed = study.confirmations(study.planned_runs({"runs": runs, "plans": plans}))
+    assert list(confirmed) == ["batch128"] and confirmed["batch128"]["seeds"] == [0, 1, 2]  # three seeds: confirmed
+    assert confirmed["batch128"] == study.paired(runs, "batch128") and confirmed["batch128"]["verdict"] == "better"
+    assert study.confirmations([r for r in runs if r["seed"] == 0]) == {}  # one seed is the screen's, not confirmed
     stale = dict(runs[0], epochs=5, test_acc=0.99)  # a run under another plan than the recorded one
     assert stale not in study.planned_runs({"runs": runs + [stale], "plans": plans})
     with_stale = study.study_markdown({"runs": runs + [stale], "plans": plans})
     assert with_stale.split("\n\n")[0] == table.split("\n\n")[0]  # the table itself: the recorded plan's runs only
-    assert "Left out of the table: `current` seed 0, 5 epochs, 99.00 %" in with_stale
+    assert "99.00 %" in with_stale and "99.00 %" not in table  # the left-out run is named, with its accuracy
 
 
 def test_plans_keep_each_settings_fastest_calibration_and_cost_free_changes_share_one(monkeypatch):
@@ -124,6 +127,7 @@ def test_plans_keep_each_settings_fastest_calibration_and_cost_free_changes_shar
     assert study.cost_shape(table["width0.25"]) != study.cost_shape(table["current"])
 
 
+@pytest.mark.slow
 def test_a_study_run_is_written_with_its_record_and_a_rerun_skips_it(tmp_path, capsys):
     with pytest.warns(Warning):
         train = synthetic_cifar10("train", per_class=4)

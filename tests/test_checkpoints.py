@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 import pytest
+
 import torch
 
 from gapcourse import build_net
@@ -61,3 +63,34 @@ def test_missing_and_foreign_files(tmp_path):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a gapcourse checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_a_failed_checkpoint_save_leaves_nothing_behind(tmp_path, monkeypatch):
+    from gapcourse import checkpoints
+
+    target = tmp_path / "net.pt"
+    target.write_bytes(b"the previous checkpoint")
+
+    def fail(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.torch, "save", fail)
+    with pytest.raises(CheckpointError, match="No space left"):
+        save_checkpoint(build_net(width=0.25), target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"]
+    assert target.read_bytes() == b"the previous checkpoint"
+
+
+def test_a_failing_cleanup_does_not_hide_the_checkpoint_error(tmp_path, monkeypatch):
+    from gapcourse import checkpoints
+
+    def read_only(*_a, **_k):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(checkpoints.torch, "save", read_only)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(CheckpointError, match="Read-only file system"):
+        save_checkpoint(build_net(width=0.25), tmp_path / "net.pt")
+    with pytest.raises(CheckpointError, match="Could not write the checkpoint"):  # its folder cannot be made
+        (tmp_path / "file").write_text("x")
+        save_checkpoint(build_net(width=0.25), tmp_path / "file" / "net.pt")

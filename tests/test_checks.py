@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import inspect
 import math
+import pytest
 import random
-import re
 import textwrap
 
-import numpy as np
-import pytest
-import torch
 from torch import nn
+import numpy as np
+import torch
 
 from gapcourse import checks
 from gapcourse.checks import CHECKS, CORRECT, NOT_ATTEMPTED, REFERENCES, WRONG, answer_or_reference
+from gapcourse.checks import exercises, sandbox
 
 
 def placeholder(*_args, **_kwargs):
@@ -32,11 +32,11 @@ def shift_right_down(images, shift):
 
 
 def answer(name):
-    """A right answer of the learner's own: the reference's code compiled anew, outside the checks module (the
+    """A right answer of the learner's own: the reference's code compiled anew, outside the checks' module (the
     shift reference calls the library's shift_images, so that one is written out)."""
     ref = REFERENCES[name]
     source = OWN_SHIFT if name == "shift_right_down" else textwrap.dedent(inspect.getsource(ref))
-    space = {**vars(checks), "__name__": "learner"}
+    space = {**vars(exercises), "__name__": "learner"}  # the names the references use (torch, nn, math)
     exec(compile(source.replace(f"def {ref.__name__}(", f"def {name}("), "<learner>", "exec"), space)  # noqa: S102
     return space[name]
 
@@ -242,7 +242,7 @@ def test_crashing_answers_are_reported_not_raised():
 
 def _settings_now():
     return (torch.get_default_dtype(), torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-            torch.is_grad_enabled(), torch.get_float32_matmul_precision(), checks._default_device())
+            torch.is_grad_enabled(), torch.get_float32_matmul_precision(), sandbox._default_device())
 
 
 def _generators_now():
@@ -406,22 +406,38 @@ def _tensor_sum_replaced(x):
 
 
 def _checks_own_name_replaced(x):
-    checks._allclose = lambda *a, **k: True
+    exercises.allclose = lambda *a, **k: True  # the name the checks compare with
     return x[:, :, 0, 0]
+
+
+def _sandbox_name_replaced(x):
+    sandbox.equal = lambda *a, **k: True  # the name the in-place test compares with
+    return x.mean((2, 3))
+
+
+def _package_name_replaced(x):
+    checks.answer_or_reference = lambda name, answer: answer  # what later cells of the notebook call
+    return x.mean((2, 3))
+
+
+def _course_names():
+    return exercises.allclose, sandbox.equal, checks.answer_or_reference
 
 
 @pytest.mark.parametrize("check, cheat, replaced", [
     ("global_avg_pool", _allclose_says_yes, "torch.allclose"),
     ("shift_right_down", _equal_says_yes, "torch.equal"),
     ("global_avg_pool", _tensor_sum_replaced, "torch.Tensor.sum"),
-    ("global_avg_pool", _checks_own_name_replaced, "gapcourse.checks._allclose"),
-], ids=["allclose", "equal", "Tensor.sum", "checks._allclose"])
+    ("global_avg_pool", _checks_own_name_replaced, "gapcourse.checks.exercises.allclose"),
+    ("global_avg_pool", _sandbox_name_replaced, "gapcourse.checks.sandbox.equal"),
+    ("global_avg_pool", _package_name_replaced, "gapcourse.checks.answer_or_reference"),
+], ids=["allclose", "equal", "Tensor.sum", "checks' allclose", "sandbox's equal", "package's name"])
 def test_an_answer_that_replaces_a_torch_function_is_wrong_named_and_put_back(check, cheat, replaced):
-    originals = torch.allclose, torch.equal, checks._allclose, vars(torch.Tensor).get("sum")
+    originals = torch.allclose, torch.equal, vars(torch.Tensor).get("sum"), _course_names()
     result = CHECKS[check](cheat)
     assert result.status == WRONG, result
     assert f"it replaces {replaced}:" in result.message and "put it back" in result.message, result.message
-    assert (torch.allclose, torch.equal, checks._allclose, vars(torch.Tensor).get("sum")) == originals
+    assert (torch.allclose, torch.equal, vars(torch.Tensor).get("sum"), _course_names()) == originals
     assert checks.global_avg_pool(lambda x: x.sum((2, 3))).status == WRONG  # a later wrong answer still fails
 
 
@@ -449,6 +465,21 @@ def test_a_torch_function_replaced_by_an_earlier_cell_is_put_back_before_the_che
     assert result.status == WRONG and "not each map's average" in result.message, result
     assert "an earlier cell had replaced torch.allclose, torch.Tensor.mean; the check put PyTorch's own back" \
         in result.message
+    assert put_back
+
+
+def test_a_course_name_replaced_by_an_earlier_cell_is_put_back_before_the_check():
+    real = _course_names()
+    exercises.allclose = lambda *a, **k: True  # an earlier cell of the notebook
+    checks.answer_or_reference = lambda name, answer: answer
+    try:
+        result = checks.global_avg_pool(lambda x: x[:, :, 0, 0])
+        put_back = _course_names() == real
+    finally:  # the check should have done this; if it did not, the other tests must not pay for it
+        exercises.allclose, sandbox.equal, checks.answer_or_reference = real
+    assert result.status == WRONG and "not each map's average" in result.message, result
+    assert ("an earlier cell had replaced gapcourse.checks.exercises.allclose, gapcourse.checks.answer_or_reference; "
+            "the check put PyTorch's own back") in result.message, result.message
     assert put_back
 
 
@@ -517,6 +548,7 @@ def test_an_answer_that_is_or_calls_the_reference_is_not_attempted(check, given,
     assert "not attempted yet" in checks.report(**{check: given()})
 
 
+@pytest.mark.slow
 def test_torch_wrapping_its_own_functions_is_not_taken_for_a_cheat():
     """Importing torch._dynamo (torch.compile, some optimizers) rewraps torch.manual_seed: in a fresh interpreter,
     an answer that does so, and a check after an earlier cell did, still pass without a note."""
@@ -536,11 +568,38 @@ def test_torch_wrapping_its_own_functions_is_not_taken_for_a_cheat():
 def test_python_caching_slotnames_on_a_torch_class_is_not_taken_for_a_cheat():
     """CI found `(Before this check, an earlier cell had replaced torch.Tensor.__slotnames__ ...)` on a plain wrong
     answer: copyreg caches __slotnames__ on a class the first time one of its instances is copied or pickled."""
-    before = checks._snapshot()
+    before = sandbox._snapshot()
     had = "__slotnames__" in vars(torch.nn.Linear)
     torch.nn.Linear.__slotnames__ = []  # as copyreg does for a class seen for the first time
     try:
-        assert checks._restore_namespaces(before) == [] or had
+        assert sandbox._restore_namespaces(before) == [] or had
     finally:
         if not had and "__slotnames__" in vars(torch.nn.Linear):
             del torch.nn.Linear.__slotnames__
+
+
+def test_an_answer_that_destroys_its_input_fails_its_check():
+    def zeroing(x):
+        out = x.detach().mean((2, 3))
+        x.data.zero_()
+        return out
+
+    result = checks.global_avg_pool(zeroing)
+    assert not result.passed and "in place" in result.message
+
+    def zeroing_counts(predictions, labels, k):  # the learner's own code (calling the reference is not an attempt)
+        out = [(predictions[labels == c] == c).float().mean().item() for c in range(k)]
+        labels.zero_()
+        return out
+
+    assert "in place" in checks.per_class_accuracy(zeroing_counts).message
+
+
+def test_a_float64_answer_is_told_about_its_dtype_not_that_it_raised():
+    result = checks.global_avg_pool(lambda x: x.double().mean((2, 3)))
+    assert not result.passed and "float64" in result.message and "raised" not in result.message
+
+
+def test_a_squeezing_answer_fails_on_a_batch_of_one():
+    result = checks.global_avg_pool(lambda x: x.mean((2, 3)).squeeze())
+    assert not result.passed and "squeeze" in result.message

@@ -3,12 +3,13 @@ nothing filled in, showing "not attempted" for each exercise."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-import nbformat
+import os
 import pytest
 
+import nbformat
+
+from gapcourse.__main__ import main
 from gapcourse.checks import CHECKS
 from gapcourse.classroom.copies import BEGIN_SOLUTION, MarkerError, exercise_count, make_student_copy, strip_cell, write_student_copies
 
@@ -65,6 +66,7 @@ def test_student_badge_and_note_point_at_the_copy():
     assert "Student copy" in nb.cells[0].source
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["01_gap_by_hand.ipynb", "02_adaptive_avg_pool.ipynb"])
 def test_a_fresh_student_copy_runs_through_and_says_not_attempted(name, tmp_path):
     from nbclient import NotebookClient
@@ -183,3 +185,9 @@ def test_a_copy_as_last_committed_is_the_generators_and_is_updated(tmp_path):
     new = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 2"), nbformat.v4.new_markdown_cell("new")])
     assert answered_cells(path, new, committed_sources(repo, "notebooks/student/01_x.ipynb")) == []
     assert answered_cells(path, new) == ["x = 1", "old"]  # without the committed copy, unknown cells are kept
+
+
+# 8 ------------------------------------------------------------------------------------------------------------------
+def test_student_copies_check_fails_when_there_is_nothing_to_check(tmp_path, capsys):
+    assert main(["student-copies", "--check", "--root", str(tmp_path)]) == 2
+    assert "No solution notebooks" in capsys.readouterr().err

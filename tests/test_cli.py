@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 import pytest
-from conftest import real_copy
 
+import torch
+
+from conftest import real_copy
+from gapcourse import data
 from gapcourse.__main__ import main
-from gapcourse.studies.bench import Row, format_table, time_to_accuracy
 from gapcourse.checkpoints import load_checkpoint
+from gapcourse.studies.bench import Row, format_table, time_to_accuracy
 
 
 def test_info_names_versions_device_and_data(capsys):
@@ -18,6 +20,7 @@ def test_info_names_versions_device_and_data(capsys):
     assert "gapcourse 0.1.0" in out and "torch" in out and "Device:" in out and "GAPCOURSE_DATA" in out
 
 
+@pytest.mark.slow
 def test_train_command_saves_a_loadable_checkpoint(tmp_path, capsys):
     if real_copy() is None:
         pytest.skip("no local CIFAR-10 copy")
@@ -86,16 +89,17 @@ def test_a_bad_output_is_refused_before_any_data_is_loaded(command, tmp_path, mo
 # ---- the output guard on the command line (gapcourse.outputs; every case of every writer: tests/test_outputs.py) ----
 
 def test_train_and_bench_refuse_committed_files_before_any_work(monkeypatch, capsys):
-    from gapcourse.studies import bench, provenance
+    from gapcourse.studies import bench
+    from gapcourse import config
     from gapcourse import data, train
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setattr(data, "load_cifar10", lambda *a, **k: pytest.fail("loaded data before refusing"))
     monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
     monkeypatch.setattr(bench, "load_cifar10", lambda *a, **k: pytest.fail("loaded data before refusing"))
-    weights = provenance.PACKAGE_DIR / "weights" / "gap_mlp.pt"
-    results = provenance.RESULTS_DIR / "heads.json"
-    record = provenance.RESULTS_DIR / "bench_cpu.json"
+    weights = config.PACKAGE_DIR / "weights" / "gap_mlp.pt"
+    results = config.RESULTS_DIR / "heads.json"
+    record = config.RESULTS_DIR / "bench_cpu.json"
     before = {p: p.read_bytes() for p in (weights, results, record)}
     for argv, said in ((["train", "--epochs", "1", "--output", str(weights)], "`train` may not change it"),
                        (["train", "--output", str(results)], "`train` may not change it"),
@@ -107,12 +111,13 @@ def test_train_and_bench_refuse_committed_files_before_any_work(monkeypatch, cap
 
 
 def test_an_ablation_into_a_budget_table_file_is_refused_before_training(tmp_path, monkeypatch, capsys):
-    from gapcourse.studies import ablation, provenance
+    from gapcourse.studies import ablation
+    from gapcourse import config
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
     table = tmp_path / "budget.json"
-    table.write_text((provenance.RESULTS_DIR / "budget_table.json").read_text())
+    table.write_text((config.RESULTS_DIR / "budget_table.json").read_text())
     before = table.read_bytes()
     for preset in (["--preset", "gpu", "--only", "baseline", "--seeds", "0"], ["--preset", "cpu-cutout"], []):
         assert main(["ablate", "--profile", "fast", *preset, "--output", str(table)]) == 2
@@ -127,7 +132,8 @@ def test_an_output_with_a_tilde_names_one_file_throughout(tmp_path, monkeypatch,
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setenv("HOME", str(tmp_path))
-    (tmp_path / "p.json").write_text(json.dumps({"runs": [{"step": "baseline", "seed": 0, "what": "x"}]}))
+    (tmp_path / "p.json").write_text(json.dumps({"runs": [{"step": "baseline", "seed": 0, "what": "x",
+                                                           "recipe": "name=gpu"}]}))
     seen = []
     monkeypatch.setattr(ablation, "run_gpu_study", lambda *a, output, **k: seen.append(output) or
                         json.loads(Path(output).read_text()))  # the run was recorded already: nothing new
@@ -150,3 +156,87 @@ def test_an_interrupt_promises_saved_epochs_only_where_they_are_saved(argv, save
         monkeypatch.setattr(cli, name, interrupted)
     assert main(argv) == 130
     assert ("finished epochs are saved" in capsys.readouterr().err) is saved
+
+
+# 4 ------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", ["0", "-2", "two"])
+def test_nonsense_epochs_are_refused(bad, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--epochs", bad])
+    assert stop.value.code == 2 and "whole number ≥ 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_explicit_epochs_are_obeyed_in_the_fast_profile(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")  # the epoch count is what is tested, not the data
+    out_file = tmp_path / "net.pt"
+    assert main(["train", "--profile", "fast", "--epochs", "2", "--head", "gap_linear",
+                 "--output", str(out_file)]) == 0
+    assert "(2 epochs" in capsys.readouterr().out
+
+
+def test_info_reports_a_bad_profile_instead_of_crashing(monkeypatch, capsys):
+    monkeypatch.setenv("GAPCOURSE_PROFILE", "quick")
+    assert main(["info"]) == 1
+    assert "profile: PROBLEM" in capsys.readouterr().out
+
+
+# Found while probing beyond the list ---------------------------------------------------------------------------------
+def test_an_unknown_head_is_refused_before_any_data_is_loaded(capsys, monkeypatch):
+    monkeypatch.setattr(data, "_load_real", lambda *a, **k: pytest.fail("data was loaded"))
+    assert main(["train", "--head", "resnet", "--profile", "fast"]) == 2
+    assert "Unknown head 'resnet'" in capsys.readouterr().err
+
+
+def test_missing_data_on_the_command_line_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GAPCOURSE_DATA", str(tmp_path / "nowhere"))
+    assert main(["prepare-data"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "does not exist" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["train"], ["compare-heads"], ["bench"], ["ablate"], ["ablate", "--preset", "gpu"]],
+                         ids=lambda a: " ".join(a))
+def test_an_unavailable_device_is_one_line_and_exit_2_in_every_command(argv, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(data, "_load_real", lambda *a, **k: pytest.fail("data was loaded"))
+    monkeypatch.setenv("GAPCOURSE_DEVICE", "cuda:1")
+    assert main([*argv, "--profile", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Device 'cuda:1'") and "not available here" in err and err.count("\n") == 1
+
+
+def test_train_refuses_an_unwritable_output_before_training(tmp_path, monkeypatch, capsys):
+    from gapcourse import train
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("trained before the output was checked"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["train", "--profile", "fast", "--output", str(blocker / "net.pt")]) == 2
+    assert "Cannot write the checkpoint" in capsys.readouterr().err
+    assert main(["train", "--profile", "fast", "--output", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_the_default_checkpoint_name_keeps_seed_epochs_and_data(monkeypatch, capsys, isolated_cache):
+    from types import SimpleNamespace
+
+    from gapcourse import train
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(train, "fit", lambda *a, epochs=None, **k: train.History(  # the name is tested, not training
+        epoch=list(range(1, (epochs or 1) + 1)), train_loss=[1.0] * (epochs or 1)))
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: SimpleNamespace(accuracy=0.5))
+    saved = []
+    for extra in (["--epochs", "3"], ["--epochs", "1"], ["--epochs", "1", "--seed", "1"]):
+        assert main(["train", "--profile", "fast", "--head", "gap_linear", *extra]) == 0
+        saved.append(next(line for line in capsys.readouterr().out.splitlines() if line.startswith("saved ")))
+    assert len(set(saved)) == 3, saved
+    assert "seed0_3ep" in saved[0] and "seed0_1ep" in saved[1] and "seed1_1ep" in saved[2]
+
+
+def test_compare_heads_seeds_without_a_value_is_refused(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["compare-heads", "--seeds"])
+    assert stop.value.code == 2 and "--seeds" in capsys.readouterr().err

@@ -29,6 +29,8 @@ from packaging.version import Version
 from gapcourse.classroom import colab
 from test_colab_rehearsal import colab_like, error_outputs, execute, warning_text, wheel  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.slow  # runs in Colab's runtime (`make test-colab`)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONSTRAINTS = ROOT / "constraints-colab.txt"
 WATCHED = ["torch", "torchvision", "numpy", "matplotlib", "ipykernel", "ipywidgets"]

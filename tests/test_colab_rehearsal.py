@@ -42,7 +42,7 @@ pathlib.Path("where.json").write_text(json.dumps({
     "installed": str(importlib.metadata.distribution("gapcourse").locate_file("gapcourse"))}))
 """
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout")]
 
 
 def has_build_backend() -> bool:

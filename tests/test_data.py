@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 import os
+import pytest
 import re
 import socket
+import subprocess
+import sys
 
-import pytest
 import torch
-from conftest import (expected_tensors, real_copy, write_batches, write_imagefolder, write_tarball)
 
+from conftest import expected_tensors, real_copy, write_batches, write_imagefolder, write_tarball
 from gapcourse import data
+from gapcourse.__main__ import main
+from gapcourse.config import CacheError
 from gapcourse.config import profile
 from gapcourse.data import DataError, load_cifar10
 
@@ -199,6 +204,7 @@ def test_normalize_checks_shape_and_inverts():
 needs_real = pytest.mark.skipif(real_copy() is None, reason="no local CIFAR-10 copy (set GAPCOURSE_DATA)")
 
 
+@pytest.mark.slow
 @needs_real
 def test_real_copy_is_complete_and_balanced():
     train = load_cifar10("train", source=real_copy(), profile=FULL)
@@ -210,6 +216,7 @@ def test_real_copy_is_complete_and_balanced():
     assert torch.allclose(mean, torch.tensor(data.MEAN), atol=0.01)
 
 
+@pytest.mark.slow
 @needs_real
 def test_fast_profile_takes_a_balanced_real_subset():
     fast = profile("fast", announce=False)
@@ -229,3 +236,117 @@ def test_19_8_spaces_around_the_data_path_are_removed_and_said(tmp_path, tiny_si
     monkeypatch.setenv("GAPCOURSE_DATA", f"{tmp_path / 'nowhere'} ")
     with pytest.raises(DataError, match=f"source '{tmp_path / 'nowhere'}' does not exist"):
         load_cifar10("test", profile=FULL)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# 5 ------------------------------------------------------------------------------------------------------------------
+def test_an_interrupted_tarball_extraction_is_repaired(tmp_path, tiny_sizes, monkeypatch, isolated_cache, capsys):
+    batches = write_batches(tmp_path / "build" / "cifar-10-batches-py", monkeypatch)
+    tarball = write_tarball(tmp_path / "cifar-10-python.tar.gz", batches, monkeypatch)
+    load_cifar10("train", source=tarball, profile=FULL)
+    extracted = next(isolated_cache.rglob("data_batch_1"))
+    extracted.write_bytes(extracted.read_bytes()[:500])  # as if Ctrl-C had stopped the extraction
+    data.clear_cache()
+    got = load_cifar10("train", source=tarball, profile=FULL)
+    assert torch.equal(got.images, expected_tensors("train")[0])
+    assert "extracting" in capsys.readouterr().out
+
+
+# 6 ------------------------------------------------------------------------------------------------------------------
+def test_a_truncated_image_is_named_with_what_to_do(tmp_path, tiny_sizes):
+    root = write_imagefolder(tmp_path / "jpg")
+    victim = sorted((root / "train" / "cat").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:60])
+    with pytest.raises(DataError) as err:
+        load_cifar10("train", source=root, profile=FULL)
+    assert str(victim) in str(err.value) and "damaged or truncated" in str(err.value)
+    assert victim.stat().st_size == 60, "the user's file is left as it was"
+
+
+# 7 ------------------------------------------------------------------------------------------------------------------
+def test_a_cache_path_that_is_a_file_is_explained_and_local_data_still_loads(tmp_path, tiny_sizes, monkeypatch,
+                                                                               capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("mine")
+    monkeypatch.setenv("GAPCOURSE_CACHE", str(blocker))
+    got = load_cifar10("test", source=write_imagefolder(tmp_path / "jpg"), profile=FULL)
+    assert torch.equal(got.images, expected_tensors("test")[0])
+    out = capsys.readouterr().out
+    assert str(blocker) in out and "GAPCOURSE_CACHE" in out and "without caching" in out
+    assert blocker.read_text() == "mine"
+    monkeypatch.delenv("GAPCOURSE_DATA", raising=False)
+    with pytest.raises(CacheError, match="is a file"):
+        load_cifar10("test", profile=FULL)  # a download needs the cache
+
+
+def test_a_cache_that_cannot_be_written_keeps_the_decoded_data(tmp_path, tiny_sizes, monkeypatch, isolated_cache,
+                                                                 capsys):
+    def refuse(*_args, **_kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(data.torch, "save", refuse)
+    got = load_cifar10("test", source=write_imagefolder(tmp_path / "jpg"), profile=FULL)
+    assert torch.equal(got.images, expected_tensors("test")[0])
+    out = capsys.readouterr().out
+    assert "Read-only file system" in out and "from memory" in out and "GAPCOURSE_CACHE" in out
+    assert not list(isolated_cache.rglob("*.tmp*")), "no temporary file is left behind"
+
+
+# 9 ------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [-1, 0, 2.5, True])
+def test_bad_per_class_is_refused(bad):
+    with pytest.raises(ValueError, match="per_class"):
+        load_cifar10("test", source="synthetic", per_class=bad)
+
+
+def test_a_second_corrupt_cache_does_not_overwrite_the_first(tmp_path, tiny_sizes, isolated_cache):
+    root = write_imagefolder(tmp_path / "jpg")
+    load_cifar10("test", source=root, profile=FULL)
+    cache = next((isolated_cache / "data").glob("cifar10-test-*.pt"))
+    for junk in (b"first", b"second"):
+        cache.write_bytes(junk)
+        load_cifar10("test", source=root, profile=FULL)
+    kept = sorted(p.read_bytes() for p in cache.parent.glob(cache.name + ".corrupt-*"))
+    assert kept == [b"first", b"second"]
+
+
+@pytest.mark.slow
+def test_two_processes_writing_the_same_cache_both_succeed(tmp_path, tiny_sizes, isolated_cache):
+    """Two notebooks decoding into one cache at once: each writes its own temporary file and renames it."""
+    root = write_imagefolder(tmp_path / "jpg")
+    code = ("import sys; sys.path.insert(0, {tests!r}); from conftest import TINY_SIZES; from gapcourse import data;"
+            "data.SPLIT_SIZES = dict(TINY_SIZES); from gapcourse.config import profile;"
+            "d = data.load_cifar10('test', source={root!r}, profile=profile('full', announce=False));"
+            "print(len(d))").format(tests=str(ROOT / "tests"), root=str(root))
+    env = dict(os.environ, GAPCOURSE_CACHE=str(isolated_cache))
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0] and all(o.strip().endswith("10") for o in outs)
+    assert not list(isolated_cache.rglob("*.tmp*"))
+    again = load_cifar10("test", source=root, profile=FULL)
+    assert torch.equal(again.images, expected_tensors("test")[0])
+
+
+def test_prepare_data_fails_when_nothing_could_be_cached(tmp_path, tiny_sizes, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("mine")
+    monkeypatch.setenv("GAPCOURSE_CACHE", str(blocker))
+    assert main(["prepare-data", "--source", str(write_imagefolder(tmp_path / "jpg"))]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bar
+    assert last.startswith("error: nothing could be cached") and "GAPCOURSE_CACHE" in last
+
+
+def test_a_webp_file_is_named_not_called_a_partial_copy(tmp_path, tiny_sizes):
+    from PIL import Image
+
+    root = write_imagefolder(tmp_path / "jpg")
+    victim = sorted((root / "train" / "cat").iterdir())[0]
+    Image.open(victim).save(victim.with_suffix(".webp"), lossless=True)
+    victim.unlink()
+    with pytest.raises(DataError) as err:
+        load_cifar10("train", source=root, profile=FULL)
+    message = str(err.value)
+    assert ".webp" in message and "does not read" in message and "partial" not in message

@@ -15,8 +15,8 @@ from gapcourse.data import Cifar10Split
 from gapcourse.canvas import FILLS, accuracy_with, dilution_test, fill_canvas, place_on_canvas, shift_images
 from gapcourse.measured import PARTS, differs, results_markdown
 from gapcourse.regimes import REGIMES, checkpoint_path
-from gapcourse.studies.heads import compare_heads, conclusions
-from gapcourse.train import PRESETS
+from gapcourse.studies.heads import accuracy_findings, compare_heads, conclusions, overfitting_findings, size_findings
+from gapcourse.recipes import PRESETS
 
 FAST = profile("fast", announce=False)
 
@@ -79,6 +79,7 @@ def test_regimes_differ_only_where_they_say():
     assert (plain.lr, plain.width, plain.batch_size) == (base.lr, base.width, base.batch_size)
 
 
+@pytest.mark.slow
 def test_comparison_writes_each_run_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     from gapcourse.data import load_cifar10
@@ -96,7 +97,8 @@ def test_comparison_writes_each_run_and_resumes(tmp_path, monkeypatch):
     assert "| flatten_fc |" in results_markdown(again, part="crop-shift") and "± " in table
     assert "| flatten_fc |" not in results_markdown(again, part="size")  # it cannot run there: no row of "cannot run"
     assert "| gap_linear |" in results_markdown(again, "no_augmentation")
-    assert conclusions(again, "overfitting")[-1].startswith("Best test accuracy: ")
+    found = overfitting_findings(again)
+    assert set(found["test"]) == {"gap_linear", "flatten_fc"} and found["best"] in found["test"]
     assert conclusions(again) == [line for part in PARTS for line in conclusions(again, part)]
 
 
@@ -136,40 +138,48 @@ def payload(spec):
 def test_conclusions_call_the_nin_case_of_issue_21_noise_and_a_larger_gap_real():
     base = {("gmp_linear", "augmented"): dict(test=0.8426), ("nin", "augmented"): dict(test=0.8353),
             ("flatten_fc_dropout", "augmented"): dict(test=0.807)}
-    line = conclusions(payload(base), "accuracy")[0]
-    assert "best gmp_linear 84.3 %" in line
-    assert "nin 83.5 % within the noise" in line  # 0.73 points < ±1.0: the old rule said "measurably lower"
-    assert "measurably lower: flatten_fc_dropout 80.7 %" in line
+    found = accuracy_findings(payload(base))
+    assert found["best"] == "gmp_linear" and found["acc"]["gmp_linear"][0] == pytest.approx(0.8426)
+    assert found["within_noise"] == ["nin"]  # 0.73 points < ±1.0: the old rule said "measurably lower"
+    assert found["lower"] == ["flatten_fc_dropout"] and found["noise"] == pytest.approx(0.0101, abs=5e-5)
     base[("nin", "augmented")] = dict(test=0.830)  # 1.26 points > ±1.0 (and > the seeds' spread)
-    line = conclusions(payload(base), "accuracy")[0]
-    assert "measurably lower: nin 83.0 %, flatten_fc_dropout 80.7 %" in line
+    found = accuracy_findings(payload(base))
+    assert found["within_noise"] == [] and found["lower"] == ["nin", "flatten_fc_dropout"]
 
 
 def test_overfitting_conclusions_say_what_the_table_shows():
     spec = {("gap_mlp", "no_augmentation"): dict(test=0.642), ("gap_linear", "no_augmentation"): dict(test=0.663),
             ("flatten_fc_dropout", "no_augmentation"): dict(test=0.643, train=0.96)}
-    lines = conclusions(payload(spec), "overfitting")
-    assert lines[0].startswith("Without augmentation, gap_mlp, gap_linear reach 100.0 % training accuracy")
-    assert "flatten_fc_dropout's smaller train − test" in lines[1] and "(96.0 %)" in lines[1]
-    assert "within the noise" in lines[1]  # 64.3 against gap_mlp's 64.2
-    assert "Best test accuracy: gap_linear 66.3 %; against gap_mlp (64.2 %): +2.1 points, beyond the noise" in lines[2]
+    found = overfitting_findings(payload(spec))
+    assert found["memorised"] == ["gap_mlp", "gap_linear"]  # 100.0 % training accuracy (seeds' mean 99.97 %)
+    assert min(found["train"][h][0] for h in found["memorised"]) == pytest.approx(1.0, abs=5e-4)
+    # flatten_fc_dropout's smaller train − test comes from its lower training accuracy (96.0 %)
+    assert list(found["not_memorised"]) == ["flatten_fc_dropout"]
+    assert found["train"]["flatten_fc_dropout"][0] == pytest.approx(0.96)
+    assert found["reference"] == "gap_mlp" and not found["not_memorised"]["flatten_fc_dropout"]["real"]  # 64.3 vs 64.2
+    best = found["best_against"]["gap_mlp"]
+    assert found["best"] == "gap_linear" and best["difference"] == pytest.approx(0.021) and best["real"]
     spec[("gap_linear", "no_augmentation")] = dict(test=0.650)  # +0.8 points: inside ±1.3
-    assert "+0.8 points, within the noise" in conclusions(payload(spec), "overfitting")[-1]
+    best = overfitting_findings(payload(spec))["best_against"]["gap_mlp"]
+    assert best["difference"] == pytest.approx(0.008) and not best["real"] and best["noise"] > 0.008
 
 
 def test_the_dilution_line_tells_a_holding_max_from_falling_averages():
     spec = {("gmp_linear", "augmented"): dict(canvas=(0.75, 0.712, 0.711)),
             ("gap_linear", "augmented"): dict(canvas=(0.71, 0.623, 0.389), resized=0.70),
             ("flatten_fc", "augmented"): {}}
-    size = conclusions(payload(spec), "size")
-    assert "gmp_linear 71.2 → 71.1 % holds (within the noise)" in size[2]
-    assert "gap_linear 62.3 → 38.9 % fall" in size[2]
-    assert "(−20.7 points from 32 px)" in size[0]  # the loss from 32 px is stated, not hidden
+    found = size_findings(payload(spec))
+    dilution = found["dilution"]  # from a 48 to a 64 px canvas
+    assert (dilution["from"], dilution["to"]) == (48, 64)
+    assert dilution["held"] == ["gmp_linear"] and dilution["acc"]["gmp_linear"] == pytest.approx((0.712, 0.711))
+    assert dilution["fell"] == ["gap_linear"] and dilution["acc"]["gap_linear"] == pytest.approx((0.623, 0.389))
+    # the loss from 32 px on the 48 px canvas (stated beside each head's accuracy there, not hidden)
+    assert found["at_32"]["gap_linear"] - found["on_canvas"]["gap_linear"] == pytest.approx(0.207)
     # gmp_linear: canvas 75 % against resized 50 % at 40 px, ahead; gap_linear: 71 against 70, inside ±2.8 points
-    assert "at 40 px canvas ahead for gmp_linear, within the noise for gap_linear;" in size[1]
-    assert "at 64 px canvas ahead for gmp_linear, resized ahead for gap_linear." in size[1]
+    assert found["canvas_vs_resized"][40] == {"canvas": ["gmp_linear"], "resized": [], "tied": ["gap_linear"]}
+    assert found["canvas_vs_resized"][64] == {"canvas": ["gmp_linear"], "resized": ["gap_linear"], "tied": []}
     spec[("gmp_linear", "augmented")] = dict(canvas=(0.75, 0.712, 0.60))  # now the max falls too
-    assert "no head holds" in conclusions(payload(spec), "size")[2]
+    assert size_findings(payload(spec))["dilution"]["held"] == []  # no head holds
     assert not any("flat borders" in line for line in conclusions(payload(spec)))  # the untested guess is gone
 
 

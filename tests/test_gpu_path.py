@@ -18,8 +18,8 @@ from gapcourse import train as train_module
 from gapcourse.studies.bench import HostSyncStandIn, audit_steps
 from gapcourse.data import Cifar10Split, normalize
 from gapcourse.pipeline import augment, batches
-from gapcourse.recipes import Precision
-from gapcourse.train import PRESETS, _sgd, choose_precision, device_settings, evaluate, fit, pick_recipe, predict_logits, tta_views
+from gapcourse.recipes import PRESETS, Precision, choose_precision, pick_recipe
+from gapcourse.train import device_settings, evaluate, fit, make_optimizer, predict_logits, tta_views
 
 
 # Precision by capability ---------------------------------------------------------------------------------------------
@@ -67,9 +67,9 @@ def test_info_prints_the_precision_that_will_be_used(capsys):
 
 def test_the_gpu_optimizer_is_fused_so_the_fp16_scaler_does_not_sync():
     params = [torch.nn.Parameter(torch.zeros(3, device="meta"))]
-    optimizer = _sgd([{"params": params, "weight_decay": 0.0}], PRESETS["gpu"], torch.device("cuda"))
+    optimizer = make_optimizer([{"params": params, "weight_decay": 0.0}], PRESETS["gpu"], torch.device("cuda"))
     assert optimizer.defaults.get("fused") is True
-    cpu = _sgd([{"params": [torch.nn.Parameter(torch.zeros(3))], "weight_decay": 0.0}], PRESETS["cpu"],
+    cpu = make_optimizer([{"params": [torch.nn.Parameter(torch.zeros(3))], "weight_decay": 0.0}], PRESETS["cpu"],
                torch.device("cpu"))
     assert not cpu.defaults.get("fused")
 
@@ -80,8 +80,8 @@ def test_without_fused_sgd_the_cuda_optimizer_says_so_once(monkeypatch):
     monkeypatch.setattr(train_module, "_said_unfused", False)
     groups = [{"params": [torch.nn.Parameter(torch.zeros(3, device="meta"))], "weight_decay": 0.0}]
     with pytest.warns(UserWarning, match="no fused SGD") as caught:
-        first = _sgd(groups, PRESETS["gpu"], torch.device("cuda"))
-        _sgd(groups, PRESETS["gpu"], torch.device("cuda"))
+        first = make_optimizer(groups, PRESETS["gpu"], torch.device("cuda"))
+        make_optimizer(groups, PRESETS["gpu"], torch.device("cuda"))
     assert len([w for w in caught if "fused" in str(w.message)]) == 1
     assert not first.defaults.get("fused")
 
@@ -118,8 +118,8 @@ def test_fp16_fused_sgd_survives_an_overflow_on_its_first_step(monkeypatch):
     monkeypatch.setattr(torch, "empty_like", lambda t, *a, **k: real_empty_like(t, *a, **k).fill_(float("nan")))
     recipe = replace(PRESETS["gpu"], lr=0.1)
     fused_net, plain_net = _tiny_net(), _tiny_net()
-    fused = _sgd([{"params": list(fused_net.parameters()), "weight_decay": 0.0}], recipe, torch.device("cpu"),
-                 fused=True)
+    fused = make_optimizer([{"params": list(fused_net.parameters()), "weight_decay": 0.0}], recipe,
+                           torch.device("cpu"), fused=True)
     assert fused.defaults.get("fused") is True
     plain = torch.optim.SGD(plain_net.parameters(), lr=0.1, momentum=0.9, nesterov=True)  # PyTorch's own first step
     scales = _scaled_steps(fused_net, fused, overflow_first=True)
@@ -136,8 +136,8 @@ def test_zero_momentum_buffers_give_pytorchs_own_first_step():
     """With dampening 0, momentum·0 + gradient = gradient: the same first step (bit for bit) as fused SGD's own."""
     recipe = replace(PRESETS["gpu"], lr=0.1)
     ours_net, theirs_net = _tiny_net(), _tiny_net()
-    ours = _sgd([{"params": list(ours_net.parameters()), "weight_decay": 0.0}], recipe, torch.device("cpu"),
-                fused=True)
+    ours = make_optimizer([{"params": list(ours_net.parameters()), "weight_decay": 0.0}], recipe,
+                          torch.device("cpu"), fused=True)
     assert all(torch.equal(s["momentum_buffer"], torch.zeros_like(p)) for p, s in ours.state.items())
     theirs = torch.optim.SGD(theirs_net.parameters(), lr=0.1, momentum=0.9, nesterov=True, fused=True)
     _scaled_steps(ours_net, ours, overflow_first=False, steps=3)
@@ -238,6 +238,7 @@ def test_the_gpu_study_candidates_starting_weights_add_no_traffic_per_step():
     assert short.reads == long.reads <= 2 and short.uploads == long.uploads, (short, long)
 
 
+@pytest.mark.slow
 def test_the_progress_bar_reads_one_loss_every_log_every_steps():
     traffic_of_training(16)
     quiet, chatty = traffic_of_training(64), traffic_of_training(64 * 7, progress=True)  # 8 and 56 steps per epoch
@@ -249,18 +250,35 @@ def _small(precision: str):
     return replace(PRESETS["gpu"], batch_size=8, width=0.25, precision=precision)
 
 
-@pytest.fixture
-def fused_on_cpu(monkeypatch):
-    """fit's optimizer as on CUDA (fused, zero momentum buffers), here with the CPU kernel."""
-    monkeypatch.setattr(train_module, "_sgd", lambda *a, **k: _sgd(*a, **k, fused=True))
-
-
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_the_16bit_step_never_waits_for_the_device(fused_on_cpu, precision):
+def test_the_16bit_step_never_waits_for_the_device(precision):
     """Every step of fit (autocast, GradScaler with the fused step, EMA, schedule, batches) runs with anything that
     would make a CPU wait for a GPU raising an error: scalar reads, device→host copies, tensors built from lists."""
-    audit = audit_steps(_small(precision), "cpu", steps=3, guard=HostSyncStandIn)
+    audit = audit_steps(_small(precision), "cpu", steps=3, guard=HostSyncStandIn, fused=True)  # as on CUDA
     assert audit.clean and audit.reached == 3 and audit.sync_at is None, audit.describe()
+
+
+def test_the_audit_takes_the_epochs_one_read_for_what_it_is(monkeypatch):
+    """On CUDA, fit's one read per epoch (``.tolist()`` after the last step) raises under the sync guard; the audit
+    must name it as that read, not as a sync in the step. Here ``.tolist()`` raises as it would there."""
+    import contextlib
+
+    guarded, real_tolist = [], torch.Tensor.tolist
+
+    def tolist(self):
+        if guarded:
+            raise RuntimeError("called a synchronizing CUDA operation (stand-in)")
+        return real_tolist(self)
+
+    @contextlib.contextmanager
+    def guard():
+        guarded.append(True)
+        yield
+
+    monkeypatch.setattr(torch.Tensor, "tolist", tolist)
+    audit = audit_steps(_small("fp32"), "cpu", steps=3, guard=guard)
+    assert audit.epoch_read and audit.clean and audit.reached == 3, audit.describe()
+    assert "gapcourse/train.py" in audit.sync_at and ".tolist()" in audit.sync_at
 
 
 def test_the_audit_catches_the_scalers_read_when_sgd_is_not_fused():
@@ -270,7 +288,7 @@ def test_the_audit_catches_the_scalers_read_when_sgd_is_not_fused():
     assert "gapcourse/train.py" in audit.sync_at and "scaler.step(optimizer)" in audit.sync_at, audit.describe()
 
 
-def test_a_tensor_built_from_a_list_in_the_step_is_caught_and_setup_is_not_blamed(fused_on_cpu, monkeypatch):
+def test_a_tensor_built_from_a_list_in_the_step_is_caught_and_setup_is_not_blamed(monkeypatch):
     """``torch.tensor(list, device=...)`` is a blocking copy on CUDA (on ``meta`` it is skipped, so the meta audit
     above cannot see it). One in the third step is caught there, with fit's line and the line that made it; the
     same sync in fit's setup (before the first step) is not blamed on training."""
@@ -284,7 +302,7 @@ def test_a_tensor_built_from_a_list_in_the_step_is_caught_and_setup_is_not_blame
         return real_cross_entropy(logits, y, **kwargs)
 
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", cross_entropy)
-    audit = audit_steps(_small("fp16"), "cpu", steps=4, guard=HostSyncStandIn)
+    audit = audit_steps(_small("fp16"), "cpu", steps=4, guard=HostSyncStandIn, fused=True)
     assert audit.reached == 3 and not audit.clean
     assert "gapcourse/train.py" in audit.sync_at and "cross_entropy" in audit.sync_at
     assert "test_gpu_path.py" in audit.origin and "the culprit" in audit.origin
@@ -298,7 +316,7 @@ def test_a_tensor_built_from_a_list_in_the_step_is_caught_and_setup_is_not_blame
 
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", real_cross_entropy)
     monkeypatch.setattr(train_module.WeightAverage, "__init__", average_with_a_sync)
-    audit = audit_steps(_small("fp16"), "cpu", steps=4, guard=HostSyncStandIn)
+    audit = audit_steps(_small("fp16"), "cpu", steps=4, guard=HostSyncStandIn, fused=True)
     assert audit.clean and audit.reached == 4, audit.describe()
 
 

@@ -96,6 +96,7 @@ def rows(class_folder, tmp_path_factory) -> dict[tuple[str, str], grade.Row]:
     return {(Path(r.submission).stem, r.exercise): r for r in result}
 
 
+@pytest.mark.slow
 def test_right_answers_pass(rows):
     for name in RIGHT:
         assert rows["right", name].status == grade.PASSED, rows["right", name]
@@ -145,6 +146,7 @@ def test_the_summary_has_one_line_per_submission(rows):
     assert by_status == [sum(r.status == s for r in rows.values()) for s in grade.MARKS]
 
 
+@pytest.mark.slow
 def test_endless_notebooks_cost_time_not_the_run(tmp_path, monkeypatch):
     monkeypatch.setattr(grade, "CHECK_SECONDS", 10)
     loops = small(answered(handout(), {**RIGHT, "global_avg_pool": "def global_avg_pool(x):\n"
@@ -243,6 +245,7 @@ def test_two_submissions_with_one_file_name_are_told_apart():
         "a/x/s.ipynb": "a/x/s.ipynb", "b/x/s.ipynb": "b/x/s.ipynb", "s.ipynb": "s.ipynb"}
 
 
+@pytest.mark.slow
 def test_a_notebook_that_timed_out_before_the_answers_says_so(tmp_path):
     slow = small(answered(handout(), RIGHT))
     slow.cells.insert(1, nbformat.v4.new_code_cell("import time\ntime.sleep(600)"))
@@ -255,6 +258,7 @@ def test_a_notebook_that_timed_out_before_the_answers_says_so(tmp_path):
             row.message and "comes later" in row.message and "after running the notebook" not in row.message, row
 
 
+@pytest.mark.slow
 def test_cheats_and_the_course_reference_do_not_pass_the_grader(tmp_path, capsys):
     cheat = answered(small(handout()), {
         "flatten_head_params": 'flatten_head_params = checks.answer_or_reference("flatten_head_params", None)',

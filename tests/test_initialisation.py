@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from gapcourse import build_net
 from gapcourse.data import Cifar10Split, normalize
 from gapcourse.initialisation import WHITEN_EPS, convolutions, dirac_init, patch_whitening, whiten_first_conv
-from gapcourse.train import PRESETS, Recipe, fit
+from gapcourse.recipes import PRESETS, Recipe
+from gapcourse.train import fit
 
 
 def correlated_images(n: int = 400, size: int = 16, seed: int = 0) -> torch.Tensor:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
+
 from torch import nn
+import torch
 
 from gapcourse.models import HEADS, build_net, count_parameters, format_trace, shape_trace
 
@@ -136,3 +137,8 @@ def test_shape_trace_records_every_layer():
     assert rows[-1].output_shape == (2, 10)
     assert sum(r.parameters for r in rows) == count_parameters(build_net())
     assert "1,167,666" in format_trace(rows)
+
+
+def test_uint8_images_into_the_network_say_call_normalize():
+    with pytest.raises(TypeError, match="normalize"):
+        build_net(width=0.25)(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))

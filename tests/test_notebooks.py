@@ -47,6 +47,7 @@ def test_opens_alone_on_colab(path):
         assert banned not in install.source
 
 
+@pytest.mark.slow
 def test_sync_tool_finds_nothing_to_change():
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "sync_notebooks.py"), "--check"],
                             capture_output=True, text=True)

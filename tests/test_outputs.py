@@ -23,25 +23,36 @@ BUDGET = ROOT / "gapcourse" / "results" / "budget_table.json"
 NOTEBOOK = next((ROOT / "notebooks").glob("01_*.ipynb"))
 STUDENT = ROOT / "notebooks" / "student" / NOTEBOOK.name
 README = ROOT / "README.md"
+RESULTS_PAGE = ROOT / "docs" / "RESULTS.md"  # tools/readme_tables.py's own file
 FULL_REAL = {"profile": "full", "n_train": 50_000, "synthetic": False, "train_sha256": "x" * 64}
 
 
 @pytest.fixture
 def committed_files_unchanged():
     """Every committed file a case may aim at, byte for byte, before and after (put back if changed)."""
-    files = [WEIGHT, HEADS, BUDGET, NOTEBOOK, STUDENT, README]
+    files = [WEIGHT, HEADS, BUDGET, NOTEBOOK, STUDENT, README, RESULTS_PAGE]
     before = {p: p.read_bytes() for p in files if p.exists()}
     yield
-    changed = [p.name for p, b in before.items() if p.read_bytes() != b]
-    for p, b in before.items():
-        p.write_bytes(b)
-    assert not changed, f"a committed file was changed: {changed}"
+    changed = [p for p, b in before.items() if p.read_bytes() != b]
+    for p in changed:  # only a changed file, atomically: rewriting every file in place let a test run beside this
+        put_back(p, before[p])  # one read a half-written file as "before", then put that back (truncated)
+    assert not changed, f"a committed file was changed: {[p.name for p in changed]}"
+
+
+def put_back(path: Path, content: bytes) -> None:
+    """Replace ``path`` with ``content`` atomically (a reader sees the old file or the new one, never half)."""
+    from gapcourse.atomic import replacing
+
+    with replacing(path) as tmp:
+        tmp.write_bytes(content)
 
 
 @pytest.mark.parametrize("writer, target, owner", [
     ("train", WEIGHT, "export-weights"), ("train", HEADS, "compare-heads"), ("bench", HEADS, "compare-heads"),
-    ("ablate", BUDGET, "budget-table"), ("grade", README, "readme-tables"), ("student-copies", NOTEBOOK, "sync-notebooks"),
-    ("readme-tables", STUDENT, "student-copies"), ("budget-table", ROOT / "gapcourse" / "models.py", None)])
+    ("ablate", BUDGET, "budget-table"), ("grade", RESULTS_PAGE, "readme-tables"),
+    ("readme-tables", README, "sync-notebooks"), ("readme-tables", ROOT / "docs" / "reference.md", None),
+    ("student-copies", NOTEBOOK, "sync-notebooks"), ("readme-tables", STUDENT, "student-copies"),
+    ("budget-table", ROOT / "gapcourse" / "models.py", None)])
 def test_a_committed_file_of_another_writers_role_is_refused(writer, target, owner, committed_files_unchanged):
     kind = {".pt": "checkpoint", ".json": "results", ".ipynb": "notebook", ".md": "markdown", ".py": "source"}
     with pytest.raises(OutputError, match="one of the course's committed files") as err:
@@ -58,7 +69,7 @@ def test_the_owner_of_committed_measurements_needs_a_full_run_on_the_real_data(c
     with pytest.raises(OutputError, match="synthetic stand-in may not change"):
         guard(WEIGHT, writer="export-weights", kind="checkpoint", data=dict(FULL_REAL, synthetic=True))
     # owners of files that hold no measurements: their own file is theirs to write
-    assert guard(README, writer="readme-tables", kind="markdown") == README
+    assert guard(RESULTS_PAGE, writer="readme-tables", kind="markdown") == RESULTS_PAGE
     assert guard(STUDENT, writer="student-copies", kind="notebook") == STUDENT
 
 
@@ -191,8 +202,8 @@ CASES = ["committed file of another role", "output is an input", "unwritable fol
                          ids=lambda v: v if isinstance(v, str) else f"{v[0]} {v[1]}")  # (inputs: grade's only)
 def test_every_command_that_takes_an_output_refuses_the_guards_cases(writer, case, tmp_path, monkeypatch, capsys,
                                                                      committed_files_unchanged):
-    from gapcourse.studies import ablation, bench, budget_table, experiments
-    from gapcourse import data, train
+    from gapcourse.studies import ablation, bench, budget_table, heads as experiments
+    from gapcourse import train
     from gapcourse.classroom import grade
     from gapcourse.__main__ import main
     from gapcourse.studies import budget_recipe
@@ -200,7 +211,7 @@ def test_every_command_that_takes_an_output_refuses_the_guards_cases(writer, cas
     argv, suffix = WRITERS[writer]
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     work = lambda *a, **k: pytest.fail(f"{writer} did its work before refusing its output ({case})")  # noqa: E731
-    for module, name in [(train, "fit"), (ablation, "fit"), (budget_table, "fit"), (budget_recipe, "fit"),
+    for module, name in [(train, "fit"), (ablation, "fit"), (budget_table, "fit_to_budget"), (budget_recipe, "fit"),
                          (budget_recipe, "calibrate"), (bench, "measure_throughput"),
                          (experiments, "train_or_load"), (grade, "grade_notebook")]:
         monkeypatch.setattr(module, name, work)
@@ -245,7 +256,7 @@ def test_export_weights_refuses_the_shipped_folder_without_a_full_run(tmp_path, 
 WRITES = re.compile(r"\.write_text\(|\.write_bytes\(|open\([^)]*[\"'][wax]b?[\"']|torch\.save\(")
 # Modules that write only their own files (the cache, a temporary folder, a kernel's scratch folder, the atomic
 # writers themselves; tools/colab_env.py: its build cache outside the clone): never a file a user names.
-OWN_FILES_ONLY = {"atomic.py", "outputs.py", "checkpoints.py", "data.py", "resume.py", "runlog.py", "grade.py",
+OWN_FILES_ONLY = {"atomic.py", "outputs.py", "config.py", "checkpoints.py", "data.py", "resume.py", "runlog.py", "grade.py",
                   "provenance.py", "colab_env.py"}
 
 
@@ -275,6 +286,26 @@ def test_the_checkouts_own_files_are_refused_to_every_writer(name):
         with pytest.raises(OutputError, match="committed files"):
             guard(path, writer=writer, kind=kind)
     assert committed_role(REPO_ROOT / "grades.csv") is None  # a new file in the checkout is the user's to write
+
+
+@pytest.mark.parametrize("name", ["docs/RESULTS.md", "docs/reference.md", "docs/studies/gpu-preset.md",
+                                  "docs/a-new-page.md"])
+def test_every_page_in_docs_is_a_committed_file(name):
+    """docs/ holds the course's pages: each one, committed or new, is refused to every writer but the owner of its
+    generated tables (tools/readme_tables.py writes docs/RESULTS.md and nothing else there)."""
+    from gapcourse.outputs import REPO_ROOT, committed_role, guard
+
+    path = REPO_ROOT / name
+    assert committed_role(path) == "docs"
+    writers = (("grade", "csv"), ("bench", "markdown"), ("sync-notebooks", "markdown"), ("train", "checkpoint"))
+    for writer, kind in writers:
+        with pytest.raises(OutputError, match=r"committed files \(docs; "):
+            guard(path, writer=writer, kind=kind)
+    if name == "docs/RESULTS.md":
+        assert guard(path, writer="readme-tables", kind="markdown") == path
+    else:
+        with pytest.raises(OutputError, match="`readme-tables` may not change it"):
+            guard(path, writer="readme-tables", kind="markdown")
 
 
 @pytest.mark.parametrize("kind", ["checkpoint", "results"])

@@ -3,7 +3,9 @@ from outside the repository (what a Colab user gets)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 import os
+import pytest
 import re
 import shutil
 import subprocess
@@ -11,10 +13,8 @@ import sys
 import sysconfig
 import tomllib
 import venv
-from pathlib import Path
 
 import nbformat
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"pytorch": "torch"}
@@ -106,6 +106,7 @@ def make_venv_reusing_this_environment(where: Path) -> Path:
     return python
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout")
 def test_wheel_runs_notebook_01_outside_the_repository(tmp_path):
     dist = tmp_path / "dist"
@@ -139,3 +140,9 @@ def test_wheel_runs_notebook_01_outside_the_repository(tmp_path):
     assert str(ROOT) not in module, f"gapcourse was imported from the repository: {module}"
     assert module.startswith(str(tmp_path / "venv")) and interpreter.startswith(str(tmp_path / "venv"))
     shutil.rmtree(dist)
+
+
+def test_the_license_file_exists_and_matches_pyproject():
+    license_text = (ROOT / "LICENSE").read_text()
+    assert license_text.startswith("MIT License")
+    assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text()

@@ -105,7 +105,7 @@ def test_recipe_strings_recorded_before_cutout_still_name_the_same_recipe():
     from pathlib import Path
 
     from gapcourse.recipes import CPU_HALF_WIDTH
-    from gapcourse.train import Recipe
+    from gapcourse.recipes import Recipe
 
     bench = json.loads((Path(__file__).parents[1] / "gapcourse/results/bench_cpu.json").read_text())
     recorded = next(r["recipe"] for r in bench["rows"] if r["recipe"].startswith("name=cpu,"))

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TOUCHED = ["README.md", "gapcourse/colab.py", "notebooks"]
+TOUCHED = ["README.md", "gapcourse/classroom/colab.py", "notebooks"]
 
 
 def digest(root: Path) -> str:
@@ -48,13 +48,14 @@ def run(copy: Path, *args: str) -> subprocess.CompletedProcess:
 
 def copy_colab(copy: Path) -> dict:
     """What the copy's gapcourse.classroom.colab says, asked in a process that imports the copy (not this checkout)."""
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from gapcourse import colab; "
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from gapcourse.classroom import colab; "
             "assert colab.__file__.startswith(sys.argv[1]); "
             "print(json.dumps({'repo': colab.GITHUB_REPO, 'ref': colab.REF, 'cell': colab.install_cell()}))")
     out = subprocess.run([sys.executable, "-c", code, str(copy)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
+@pytest.mark.slow
 def test_publish_rewrites_every_badge_install_cell_and_readme_link(copy):
     before = digest(ROOT)
     old = copy_colab(copy)
@@ -75,7 +76,7 @@ def test_publish_rewrites_every_badge_install_cell_and_readme_link(copy):
     readme = (copy / "README.md").read_text()
     assert "colab.research.google.com/github/alice/gap-course/blob/v1.0/notebooks/student/01_gap_by_hand.ipynb" \
         in readme
-    for text in [readme, (copy / "gapcourse" / "colab.py").read_text(), *(p.read_text() for p in notebooks)]:
+    for text in [readme, (copy / "gapcourse" / "classroom" / "colab.py").read_text(), *(p.read_text() for p in notebooks)]:
         assert f"{old['repo']}/blob/{old['ref']}" not in text and f"github.com/{old['repo']}@" not in text
     # the published copy is in step: the sync check (what tests/test_notebooks.py runs) and the student copies agree
     assert run(copy, "--check").returncode == 0
@@ -86,12 +87,14 @@ def test_publish_rewrites_every_badge_install_cell_and_readme_link(copy):
     assert digest(ROOT) == before, "the publish test changed the real repository"
 
 
+@pytest.mark.slow
 def test_publishing_twice_changes_nothing_the_second_time(copy):
     assert run(copy, "--repo", "alice/gap-course", "--ref", "v1.0").returncode == 0
     again = run(copy, "--repo", "alice/gap-course", "--ref", "v1.0")
     assert again.returncode == 0 and again.stdout == ""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, expected", [
     (["--repo", "not a repo"], "expected OWNER/NAME"),
     (["--repo", "alice/gap-course", "--ref", "v1..0"], "expected a branch or tag name"),
@@ -123,6 +126,7 @@ def test_the_sync_tool_names_its_options():
     assert "python tools/sync_notebooks.py --repo OWNER/NAME --ref" in (ROOT / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_notebook_that_cannot_be_read_stops_the_publish_before_anything_is_written(copy):
     broken = copy / "notebooks" / "student" / "03_cifar10_gap_cnn.ipynb"
     broken.write_text(broken.read_text()[:4000])  # truncated
@@ -132,9 +136,10 @@ def test_a_notebook_that_cannot_be_read_stops_the_publish_before_anything_is_wri
     assert result.stderr.startswith("error: notebooks/student/03_cifar10_gap_cnn.ipynb is not a readable notebook")
     assert "Nothing was written" in result.stderr and "Traceback" not in result.stderr
     assert digest(copy) == before  # not colab.py, not the README, not one notebook: no half-published tree
-    assert 'GITHUB_REPO = "alice/gapfork"' not in (copy / "gapcourse" / "colab.py").read_text()
+    assert 'GITHUB_REPO = "alice/gapfork"' not in (copy / "gapcourse" / "classroom" / "colab.py").read_text()
 
 
+@pytest.mark.slow
 def test_a_course_notebook_without_a_code_cell_gets_a_clear_error(copy):
     path = copy / "notebooks" / "05_class_activation_maps.ipynb"
     nb = nbformat.read(path, as_version=4)
@@ -147,6 +152,7 @@ def test_a_course_notebook_without_a_code_cell_gets_a_clear_error(copy):
                                      "after the title, then run again. Nothing was written.")
 
 
+@pytest.mark.slow
 def test_only_the_courses_own_notebooks_are_rewritten(copy):
     learner = nbformat.read(copy / "notebooks" / "student" / "01_gap_by_hand.ipynb", as_version=4)
     learner.cells[1].outputs = [nbformat.v4.new_output("stream", text="my run")]
@@ -160,6 +166,7 @@ def test_only_the_courses_own_notebooks_are_rewritten(copy):
     assert all((copy / "notebooks" / name).read_bytes() == text for name, text in mine.items())
 
 
+@pytest.mark.slow
 def test_a_learners_run_student_copy_is_skipped_not_stripped(copy):
     """Careless-user review: the sync stripped a learner's outputs from their student copy; it now leaves that copy
     as it is, says so, and exits 1, while every other notebook is published."""

@@ -13,7 +13,7 @@ from gapcourse import resume as resume_mod
 from gapcourse.data import synthetic_cifar10
 from gapcourse.device import seed_everything
 from gapcourse.recipes import Recipe
-from gapcourse.resume import ResumeError
+from gapcourse.resume import ResumeError, fit_resumable
 from gapcourse.train import fit
 
 # Every part of the state a resume must carry: momentum, weight average, schedule, augmentation draws (shift,
@@ -27,11 +27,13 @@ def data():
     return synthetic_cifar10("train", per_class=6), synthetic_cifar10("test", per_class=2)
 
 
-def _run(data, seed=0, recipe=RECIPE, **kwargs):
+def _run(data, seed=0, recipe=RECIPE, resume=None):
+    """One run as notebook 03 seeds it: with ``fit``, or with ``fit_resumable`` and the file ``resume``."""
     generator = seed_everything(seed)
     model = build_net(width=recipe.width)
-    history = fit(model, data[0], data[1], recipe, generator=generator, epochs=recipe.epochs, progress=False,
-                  **kwargs)
+    options = dict(generator=generator, epochs=recipe.epochs, progress=False)
+    history = fit(model, data[0], data[1], recipe, **options) if resume is None else \
+        fit_resumable(model, data[0], data[1], recipe, resume, **options)
     return model, history
 
 
@@ -127,8 +129,9 @@ def test_an_unreadable_or_changed_file_is_refused_and_left_as_it_is(data, tmp_pa
 
 def test_a_budgeted_run_cannot_be_resumed(data, tmp_path):
     with pytest.raises(ValueError, match="needs a fixed number of epochs"):
-        fit(build_net(width=0.25), data[0], None, replace(RECIPE, budget_s=30), resume=tmp_path / "r.pt",
-            progress=False)
+        fit_resumable(build_net(width=0.25), data[0], None, replace(RECIPE, budget_s=30), tmp_path / "r.pt",
+                      progress=False)
+    assert not (tmp_path / "r.pt").exists()
 
 
 def test_the_gpu_study_resumes_a_cut_off_run_and_removes_its_file_once_recorded(data, tmp_path, monkeypatch,
@@ -136,7 +139,7 @@ def test_the_gpu_study_resumes_a_cut_off_run_and_removes_its_file_once_recorded(
     from gapcourse.studies import ablation
     from gapcourse.config import profile
 
-    tiny = replace(RECIPE, name="tiny-gpu")
+    tiny = replace(RECIPE, name="gpu-tiny")  # (the gpu study's recipes are all named gpu…)
     monkeypatch.setattr(ablation, "gpu_steps", lambda: [("baseline", "tiny baseline", tiny)])
     study = dict(device=torch.device("cpu"), seeds=(0,), progress=False)  # one step: the final one, seed 0
     unbroken = ablation.run_gpu_study(data[0], data[1], profile("full", announce=False),
@@ -163,7 +166,7 @@ def test_a_gpu_study_run_claimed_by_another_process_is_skipped_not_trained_twice
     from gapcourse.studies import ablation
     from gapcourse.config import profile
 
-    tiny = replace(RECIPE, name="tiny-gpu")
+    tiny = replace(RECIPE, name="gpu-tiny")
     monkeypatch.setattr(ablation, "gpu_steps", lambda: [("baseline", "tiny baseline", tiny)])
     full = profile("full", announce=False)
     ident = {"step": "baseline", "seed": 0, "recipe": tiny.describe(), "profile": "full", "n_train": len(data[0]),
@@ -173,6 +176,7 @@ def test_a_gpu_study_run_claimed_by_another_process_is_skipped_not_trained_twice
     with open(lock, "w") as held:  # stands for another process training seed 0
         fcntl.flock(held, fcntl.LOCK_EX)
         monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained a run another process holds"))
+        monkeypatch.setattr(ablation, "fit_resumable", lambda *a, **k: pytest.fail("trained a run another holds"))
         payload = ablation.run_gpu_study(data[0], data[1], full, device=torch.device("cpu"), seeds=(0,),
                                          output=tmp_path / "study.json", progress=False)
     assert payload["runs"] == [] and "another process is training this run" in capsys.readouterr().out
@@ -184,7 +188,6 @@ from gapcourse import build_net, resume
 from gapcourse.data import synthetic_cifar10
 from gapcourse.device import seed_everything
 from gapcourse.recipes import Recipe
-from gapcourse.train import fit
 real = resume.save_state
 def save_then_die(*args, **kwargs):
     real(*args, **kwargs)
@@ -192,11 +195,13 @@ def save_then_die(*args, **kwargs):
 resume.save_state = save_then_die
 recipe = Recipe(**eval(sys.argv[2]))
 generator = seed_everything(0)
-fit(build_net(width=recipe.width), synthetic_cifar10("train", per_class=6), synthetic_cifar10("test", per_class=2),
-    recipe, generator=generator, epochs=recipe.epochs, progress=False, resume=sys.argv[1])
+resume.fit_resumable(build_net(width=recipe.width), synthetic_cifar10("train", per_class=6),
+                     synthetic_cifar10("test", per_class=2), recipe, sys.argv[1], generator=generator,
+                     epochs=recipe.epochs, progress=False)
 """
 
 
+@pytest.mark.slow
 def test_a_run_killed_in_one_process_goes_on_in_another_to_the_same_weights(data, tmp_path):
     import subprocess
     import sys
@@ -234,7 +239,8 @@ def test_another_test_split_or_an_already_trained_network_is_refused_with_what_t
     model = build_net(width=RECIPE.width)
     fit(model, data[0], None, RECIPE, generator=generator, epochs=1, progress=False)  # the cell ran once already
     with pytest.raises(ResumeError, match="build both afresh"):
-        fit(model, data[0], data[1], RECIPE, generator=generator, epochs=RECIPE.epochs, progress=False, resume=path)
+        fit_resumable(model, data[0], data[1], RECIPE, path, generator=generator, epochs=RECIPE.epochs,
+                      progress=False)
 
 
 def test_resuming_on_another_machine_warns_and_keeps_this_processs_optimizer_settings(data, tmp_path, monkeypatch):
@@ -244,8 +250,8 @@ def test_resuming_on_another_machine_warns_and_keeps_this_processs_optimizer_set
     monkeypatch.setattr(resume_mod, "piece", lambda *a: {**real_piece(*a), "threads": 99})
     import gapcourse.train as train_mod
 
-    real_sgd = train_mod._sgd
-    monkeypatch.setattr(train_mod, "_sgd", lambda *a, **k: _with_foreach_off(real_sgd(*a, **k)))
+    real_optimizer = train_mod.make_optimizer
+    monkeypatch.setattr(train_mod, "make_optimizer", lambda *a, **k: _with_foreach_off(real_optimizer(*a, **k)))
     seen = {}
     real_step = train_mod.train_step
     monkeypatch.setattr(train_mod, "train_step", lambda *a, **k: (
@@ -303,13 +309,13 @@ def test_a_resume_path_with_a_tilde_is_in_the_home_folder(data, tmp_path, monkey
 
 
 def test_a_run_started_in_another_precision_says_so(data, tmp_path, monkeypatch):
-    import gapcourse.train as train_mod
+    from gapcourse import recipes
     from gapcourse.recipes import Precision
 
     recipe = replace(RECIPE, precision="auto")  # each machine picks its own
-    monkeypatch.setattr(train_mod, "resolve_precision", lambda *a: Precision("fp32", "this machine"))
+    monkeypatch.setattr(recipes, "native_precision", lambda *a: Precision("fp32", "this machine"))
     _cut_off(monkeypatch, data, tmp_path / "run.pt", recipe=recipe)
-    monkeypatch.setattr(train_mod, "resolve_precision", lambda *a: Precision("bf16", "a machine with bf16"))
+    monkeypatch.setattr(recipes, "native_precision", lambda *a: Precision("bf16", "a machine with bf16"))
     with pytest.raises(ResumeError, match="trained in fp32, and this machine would go on in bf16.*left as it is"):
         _run(data, recipe=recipe, resume=tmp_path / "run.pt")
 
@@ -320,7 +326,7 @@ def test_the_study_names_a_saved_state_it_cannot_use_and_keeps_a_trained_run_whe
     from gapcourse.config import profile
     from gapcourse.outputs import ResultsError
 
-    tiny = replace(RECIPE, name="tiny-gpu", epochs=1)
+    tiny = replace(RECIPE, name="gpu-tiny", epochs=1)
     monkeypatch.setattr(ablation, "gpu_steps", lambda: [("baseline", "tiny baseline", tiny)])
     stranger = isolated_cache / "resume" / "gpu-study-baseline-seed0-000000000000.pt"
     stranger.parent.mkdir(parents=True)
@@ -329,7 +335,9 @@ def test_the_study_names_a_saved_state_it_cannot_use_and_keeps_a_trained_run_whe
     def results_fail(*a, **k):
         raise ResultsError("results.json cannot be written (test).")
 
-    monkeypatch.setattr(ablation, "write_results", results_fail)
+    from gapcourse.studies import runner
+
+    monkeypatch.setattr(runner, "write_results", results_fail)  # the one place every study writes its results
     with pytest.raises(ResultsError, match=r"The trained run is kept in .*\.pt: once the results file is fixed"):
         ablation.run_gpu_study(data[0], data[1], profile("full", announce=False), device=torch.device("cpu"),
                                seeds=(0,), output=tmp_path / "study.json", progress=False)
@@ -346,21 +354,30 @@ def test_the_gpu_study_trains_every_seed_of_the_steps_named_in_only(monkeypatch,
     from gapcourse.studies import ablation
     from gapcourse.__main__ import main
 
+    from types import SimpleNamespace
+
     trained = []
-    monkeypatch.setattr(ablation, "_record_run", lambda key, what, recipe, seed, *a: trained.append((key, seed)))
+
+    def train_and_measure(key, what, recipe, seed, *a, **k):  # what is trained is tested, not training
+        trained.append((key, seed))
+        history = SimpleNamespace(epoch=[1], train_seconds=1.0, test_acc=[0.5], train_acc=[0.5], pieces=[])
+        return history, {"none": 0.5, "flip": 0.5, "flip_shift": 0.5}
+
+    monkeypatch.setattr(ablation, "_train_and_measure", train_and_measure)
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
     monkeypatch.setenv("GAPCOURSE_CACHE", str(tmp_path / "cache"))
-    out = ["--profile", "fast", "--output", str(tmp_path / "s.json")]
-    assert main(["ablate", "--preset", "gpu", "--only", "baseline", "--seeds", "1", *out]) == 0
+    out = lambda name: ["--profile", "fast", "--output", str(tmp_path / name)]  # noqa: E731 (one file per command)
+    assert main(["ablate", "--preset", "gpu", "--only", "baseline", "--seeds", "1", *out("a.json")]) == 0
     assert trained == [("baseline", 1)]
     trained.clear()
-    assert main(["ablate", "--preset", "gpu", "--only", "cutout", "candidate", "--seeds", "2", "3", *out]) == 0
+    assert main(["ablate", "--preset", "gpu", "--only", "cutout", "candidate", "--seeds", "2", "3",
+                 *out("b.json")]) == 0
     assert trained == [("cutout", 2), ("cutout", 3), ("candidate", 2), ("candidate", 3)]
     trained.clear()
-    assert main(["ablate", "--preset", "gpu", "--seeds", "4", *out]) == 0
+    assert main(["ablate", "--preset", "gpu", "--seeds", "4", *out("c.json")]) == 0
     assert trained == [("baseline", 0), ("cutout", 0), ("candidate", 4)]
     trained.clear()  # --only without --seeds: the runs the whole study trains for those steps (the Made-by commands)
-    assert main(["ablate", "--preset", "gpu", "--only", "baseline", "candidate", *out]) == 0
+    assert main(["ablate", "--preset", "gpu", "--only", "baseline", "candidate", *out("d.json")]) == 0
     assert trained == [("baseline", 0), ("candidate", 0), ("candidate", 1)]
 
 

@@ -1,4 +1,6 @@
-"""gapcourse.train: the loop learns on real images, is repeatable on CPU, and its measurements add up."""
+"""gapcourse.train: the loop learns on real images, is repeatable on CPU, and its measurements add up; it is the
+loop it was before it became a plain function (a frozen copy, tests/legacy_fit.py), and its two wrappers (a time
+budget, a resumable run) train exactly what fit trains."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import torch
 from conftest import real_copy
 
 from gapcourse import build_net, load_cifar10, profile
-from gapcourse.train import PRESETS, evaluate, fit, one_cycle, pick_recipe
+from gapcourse.data import synthetic_cifar10
+from gapcourse.recipes import PRESETS, pick_recipe
+from gapcourse.train import evaluate, fit, one_cycle
 
 FAST = profile("fast", announce=False)
 TINY = replace(PRESETS["cpu"], batch_size=100, precision="fp32", ema=0.0)
@@ -22,6 +26,7 @@ def small_real_data():
         load_cifar10("test", source=real_copy(), profile=FAST)
 
 
+@pytest.mark.slow
 def test_training_on_real_images_lowers_the_loss_and_beats_chance():
     train, test = small_real_data()
     torch.manual_seed(0)
@@ -36,6 +41,7 @@ def test_training_on_real_images_lowers_the_loss_and_beats_chance():
     assert len(history.test_acc) == 4 and history.seconds == sorted(history.seconds)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_loss_history_on_cpu():
     train, _ = small_real_data()
     train = train.subset(30)
@@ -48,6 +54,7 @@ def test_same_seed_gives_the_same_loss_history_on_cpu():
     assert run() == run()
 
 
+@pytest.mark.slow
 def test_evaluation_counts_add_up():
     train, test = small_real_data()
     result = evaluate(build_net(width=0.25), test)
@@ -82,3 +89,90 @@ def test_presets_pick_by_device_and_keep_the_seed_structure():
 
 def test_fast_profile_runs_one_epoch_full_runs_all():
     assert FAST.epochs(8) == 1 and profile("full", announce=False).epochs(8) == 8
+
+
+# ---- the refactored loop against the old one, and its wrappers against fit (synthetic data, bit for bit) -----------
+
+# The cpu preset's shape (EMA, 24 px epochs, flip + shift TTA) with cutout and the gpu candidate's starting weights.
+SHAPE = replace(PRESETS["cpu"], batch_size=25, width=0.25, precision="fp32", epochs=4, low_res_epochs=2, cutout=8,
+                whiten="frozen", dirac=True)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    with pytest.warns(Warning):
+        return synthetic_cifar10("train", per_class=5), synthetic_cifar10("test", per_class=2)  # 2 steps an epoch
+
+
+def _trained(train_with, data, recipe, **kwargs):
+    torch.manual_seed(0)
+    model = build_net(width=recipe.width)
+    history = train_with(model, *data, recipe, generator=torch.Generator().manual_seed(0), **kwargs)
+    return model, history
+
+
+def _same(a, b) -> None:
+    """Bit-identical weights and buffers, and the same history (all but the measured seconds)."""
+    (model_a, history_a), (model_b, history_b) = a, b
+    for (name, x), y in zip(model_a.state_dict().items(), model_b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), f"{name} differs"
+    assert all(p.requires_grad for p in model_a.parameters()) and all(p.requires_grad for p in model_b.parameters())
+    for name in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "step_loss", "lr"):
+        assert getattr(history_a, name) == getattr(history_b, name), name
+
+
+@pytest.mark.parametrize("recipe", [SHAPE, replace(SHAPE, ema=0.0, whiten="none", dirac=False, tta="none")],
+                         ids=["ema-low-res-cutout-frozen-whiten-dirac", "plain"])
+def test_fit_trains_bit_for_bit_as_the_loop_before_the_refactor(synthetic, recipe):
+    from legacy_fit import legacy_fit
+
+    new = _trained(fit, synthetic, recipe, epochs=3, progress=False)
+    assert new[1].epoch == [1, 2, 3] and len(new[1].step_loss) == 6 and new[1].plan is None
+    _same(new, _trained(legacy_fit, synthetic, recipe, epochs=3))
+
+
+def test_fit_is_a_plain_function_and_refuses_a_budget_naming_the_wrapper(synthetic):
+    assert not hasattr(fit, "__wrapped__")  # no decorator between the learner and the loop
+    with pytest.raises(ValueError, match=r"time budget.*gapcourse\.budget\.fit_to_budget"):
+        fit(build_net(width=0.25), *synthetic, replace(SHAPE, budget_s=60.0), progress=False)
+
+
+def test_a_budget_run_is_fit_with_the_plans_epochs_and_fixed_recipe(synthetic, monkeypatch):
+    from test_budget import FakeMachine
+
+    from gapcourse.budget import fit_to_budget
+
+    def on(machine, train_with, recipe, **kwargs):
+        model = machine.net(monkeypatch)  # seeded as _trained seeds
+        history = train_with(model, *synthetic, recipe, generator=torch.Generator().manual_seed(0), progress=False,
+                             profile=profile("full", announce=False), **kwargs)
+        return model, history
+
+    recipe = replace(SHAPE, epochs=16, low_res_epochs=8, whiten="none", dirac=False, budget_s=4.0)
+    budgeted = on(FakeMachine(8e-3), fit_to_budget, recipe)
+    plan = budgeted[1].plan
+    assert plan.epochs >= 3 and plan.low_res_epochs >= 1 and plan.actual_s <= plan.budget_s  # a real plan
+    again = on(FakeMachine(8e-3), fit, plan.fixed_recipe(recipe), epochs=plan.epochs)
+    assert again[1].plan is None
+    _same(budgeted, again)
+
+
+def test_a_run_interrupted_after_epoch_2_and_resumed_ends_as_an_unbroken_one(synthetic, tmp_path, monkeypatch):
+    from gapcourse import resume
+
+    unbroken = _trained(fit, synthetic, SHAPE, epochs=4, progress=False)
+    real_save = resume.save_state
+
+    def save_then_stop(*args, **kwargs):
+        real_save(*args, **kwargs)
+        if kwargs["epoch"] == 2:
+            raise KeyboardInterrupt  # as a run stopped by hand after its second epoch
+
+    path = tmp_path / "run.pt"
+    with monkeypatch.context() as m:
+        m.setattr(resume, "save_state", save_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            _trained(resume.fit_resumable, synthetic, SHAPE, path=path, epochs=4, progress=False)
+    resumed = _trained(resume.fit_resumable, synthetic, SHAPE, path=path, epochs=4, progress=False)
+    assert [(p["from_epoch"], p["to_epoch"]) for p in resumed[1].pieces] == [(1, 2), (3, 4)]
+    _same(unbroken, resumed)

@@ -1,6 +1,6 @@
-"""Write the README's measured tables from the committed results files, never by hand.
+"""Write the measured tables of docs/RESULTS.md from the committed results files, never by hand.
 
-    python tools/readme_tables.py          # rewrite the generated sections of README.md
+    python tools/readme_tables.py          # rewrite the generated sections of docs/RESULTS.md
     python tools/readme_tables.py --check  # exit 1 if a section differs from its results file (the tests run this)
 
 A generated section sits between ``<!-- BEGIN GENERATED: name -->`` and ``<!-- END GENERATED: name -->``; each name
@@ -30,13 +30,14 @@ from gapcourse.recipes import CPU_HALF_WIDTH  # noqa: E402
 from gapcourse.studies.budget_recipe import RESULTS_FILE as BUDGET_RECIPE_FILE, study_markdown  # noqa: E402
 from gapcourse.weights import MANIFEST  # noqa: E402
 
-README = ROOT / "README.md"
+RESULTS_PAGE = ROOT / "docs" / "RESULTS.md"  # the page of measured tables (the README links to it)
+PAGE_NAME = "docs/RESULTS.md"
 SECTION = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END GENERATED: (?P=name) -->)",
                      re.S)
 
 
 class ResultsFileError(Exception):
-    """A results file that cannot make its README section: named, with what to do."""
+    """A results file that cannot make its section of docs/RESULTS.md: named, with what to do."""
 
 
 def _load(path: Path) -> dict | None:
@@ -47,10 +48,10 @@ def _load(path: Path) -> dict | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ResultsFileError(f"{path} is not a readable JSON results file ({err}); restore it with `git checkout -- "
                                f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}` or remake it "
-                               "with the command its README section names.") from None
+                               f"with the command its section of {PAGE_NAME} names.") from None
     if not isinstance(data, dict):
         raise ResultsFileError(f"{path} is not a results file (expected a JSON object, got a {type(data).__name__}); "
-                               "restore it from git or remake it with the command its README section names.")
+                               f"restore it from git or remake it with the command its section of {PAGE_NAME} names.")
     return data
 
 
@@ -208,15 +209,15 @@ def render(text: str) -> str:
     def fill(match: re.Match) -> str:
         name = match.group("name")
         if name not in GENERATORS:
-            raise KeyError(f"README section {name!r} has no generator")
+            raise KeyError(f"{PAGE_NAME} section {name!r} has no generator")
         try:
             body = GENERATORS[name]()
         except ResultsFileError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError) as err:
-            raise ResultsFileError(f"README section {name!r}: its results file lacks what the table needs "
+            raise ResultsFileError(f"{PAGE_NAME} section {name!r}: its results file lacks what the table needs "
                                    f"({type(err).__name__}: {err}); restore the file from git or remake it with "
-                                   "the command its README section names.") from None
+                                   f"the command its section of {PAGE_NAME} names.") from None
         return match.group(1) + body.rstrip() + "\n" + match.group(4)
 
     return SECTION.sub(fill, text)
@@ -246,13 +247,18 @@ def marker_problems(text: str) -> list[str]:
 
 def main(argv: list[str]) -> int:
     if argv not in ([], ["--check"]):
-        print("usage: python tools/readme_tables.py [--check]\n  (no argument: rewrite README.md's generated "
+        print(f"usage: python tools/readme_tables.py [--check]\n  (no argument: rewrite {PAGE_NAME}'s generated "
               "sections from the results files; --check: exit 1 if they differ, change nothing)", file=sys.stderr)
         return 0 if argv in (["-h"], ["--help"]) else 2
-    text = README.read_text()
+    try:
+        text = RESULTS_PAGE.read_text()
+    except OSError as err:
+        print(f"{RESULTS_PAGE} cannot be read ({err.strerror or err}): restore it with `git checkout -- {PAGE_NAME}`.",
+              file=sys.stderr)
+        return 1
     problems = marker_problems(text)
     if problems:
-        print("README.md's generated-section markers are damaged or missing, so its tables cannot be checked: "
+        print(f"{PAGE_NAME}'s generated-section markers are damaged or missing, so its tables cannot be checked: "
               + "; ".join(problems) + ". Restore the markers (see the git history), then run "
               "`python tools/readme_tables.py`.")
         return 1
@@ -263,17 +269,18 @@ def main(argv: list[str]) -> int:
         return 1
     if "--check" in argv:
         if new != text:
-            print("README.md's generated tables differ from the results files: run `python tools/readme_tables.py`")
+            print(f"{PAGE_NAME}'s generated tables differ from the results files: run "
+                  "`python tools/readme_tables.py`")
             return 1
-        print("README.md's generated tables match the results files.")
+        print(f"{PAGE_NAME}'s generated tables match the results files.")
         return 0
-    try:  # through the output guard: README.md is this tool's own file; anything else is refused
-        write_text(guard(README, writer="readme-tables", kind="markdown", what="README"), new)
+    try:  # through the output guard: docs/RESULTS.md is this tool's own file; anything else is refused
+        write_text(guard(RESULTS_PAGE, writer="readme-tables", kind="markdown", what="results page"), new)
     except (OutputError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print("README.md's generated tables rewritten from the results files." if new != text else
-          "README.md's generated tables already matched the results files: unchanged.")
+    print(f"{PAGE_NAME}'s generated tables rewritten from the results files." if new != text else
+          f"{PAGE_NAME}'s generated tables already matched the results files: unchanged.")
     return 0
 
 

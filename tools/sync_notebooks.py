@@ -1,10 +1,10 @@
-"""Write the Colab badge and install cell from gapcourse/colab.py into every notebook, and strip outputs.
+"""Write the Colab badge and install cell from gapcourse/classroom/colab.py into every notebook, and strip outputs.
 
     python tools/sync_notebooks.py          # rewrite in place
     python tools/sync_notebooks.py --check  # exit 1 if any notebook is out of step (what the tests check)
     python tools/sync_notebooks.py --repo OWNER/NAME --ref TAG   # publish: point everything at your copy
 
-``--repo``/``--ref`` rewrite ``GITHUB_REPO`` and ``REF`` in gapcourse/colab.py, then every notebook's badge and
+``--repo``/``--ref`` rewrite ``GITHUB_REPO`` and ``REF`` in gapcourse/classroom/colab.py, then every notebook's badge and
 install cell, and the Colab and install links in README.md. Commit, push, and tag TAG. Every file is read and
 rewritten in memory first: a notebook that cannot be read (or has no code cell for the install cell) stops the run
 before anything is written. Only the course's own notebooks are touched (``notebooks/NN_name.ipynb`` and their
@@ -70,7 +70,7 @@ def ref_problem(ref: str) -> str | None:
 
 
 def synced(path: Path) -> nbformat.NotebookNode:
-    """The notebook at ``path`` with the badge and install cell from gapcourse/colab.py, outputs stripped. Raises
+    """The notebook at ``path`` with the badge and install cell from gapcourse/classroom/colab.py, outputs stripped. Raises
     ValueError (naming the file) for a notebook that cannot be read or has no code cell to hold the install cell."""
     rel = path.relative_to(ROOT).as_posix()
     try:
@@ -97,7 +97,7 @@ def synced(path: Path) -> nbformat.NotebookNode:
 
 
 def publish(repo: str, ref: str) -> list[tuple[Path, str, str, str]]:
-    """Point the course at ``repo`` (OWNER/NAME on GitHub) and ``ref``: the new gapcourse/colab.py and README.md
+    """Point the course at ``repo`` (OWNER/NAME on GitHub) and ``ref``: the new gapcourse/classroom/colab.py and README.md
     (Colab badge, Colab links and install URL), as (file, new text, kind, what) for each file that changes; nothing
     is written here (the caller writes once every file is known). Notebooks are rewritten by the caller."""
     for option, value, problem in (("--repo", repo, repo_problem(repo)), ("--ref", ref, ref_problem(ref))):
@@ -105,7 +105,7 @@ def publish(repo: str, ref: str) -> list[tuple[Path, str, str, str]]:
             raise ValueError(f"{option} {value!r}: {problem}")
     old_repo, old_ref = colab.GITHUB_REPO, colab.REF
     changed = []
-    module = ROOT / "gapcourse" / "colab.py"
+    module = ROOT / "gapcourse" / "classroom" / "colab.py"
     text = module.read_text()
     new = re.sub(r'^GITHUB_REPO = "[^"]*"', f'GITHUB_REPO = "{repo}"', text, count=1, flags=re.M)
     new = re.sub(r'^REF = "[^"]*"', f'REF = "{ref}"', new, count=1, flags=re.M)

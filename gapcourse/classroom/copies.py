@@ -1,4 +1,4 @@
-"""Student copies from the solution notebooks. Introduced in the README's section for instructors.
+"""Student copies from the solution notebooks. Introduced in docs/instructors.md (in short: the README).
 
 The notebooks in ``notebooks/`` are the solutions and the source of truth. In their code cells, answers sit between
 nbgrader's markers::

@@ -1,6 +1,6 @@
 """Grading a class's notebooks: ``python -m gapcourse grade SUBMISSIONS… [--timeout S] [--csv out.csv]``.
 
-Introduced in the README's section for instructors. Each submitted student notebook runs in its own Jupyter kernel
+Introduced in docs/instructors.md. Each submitted student notebook runs in its own Jupyter kernel
 (a separate process, started in an empty temporary folder), never in the grader's process: it is the learners'
 code. Every cell runs in order, errors and all, within ``--timeout`` seconds for the whole notebook; then, for each
 exercise of that notebook, one extra cell calls the exercise's check from :mod:`gapcourse.checks` on the learner's
@@ -15,7 +15,7 @@ renames a function or raises ``SystemExit`` costs its own rows, never the run.
 What this does **not** protect against: the learners' code runs with the permissions of whoever runs the grader
 (it can read and write their files, use the network, start processes that outlive the kernel, or rewrite the checks
 in its own kernel to report success). Grade inside a container or virtual machine, without network access, as a
-separate user (see the README).
+separate user (see docs/instructors.md).
 """
 
 from __future__ import annotations

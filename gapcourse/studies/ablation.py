@@ -1,12 +1,13 @@
-"""The training-recipe ablation behind the README's table: ``python -m gapcourse ablate``. Introduced in notebook 03
-(which names every trick of the recipe); its results file is ``gapcourse/results/recipe_ablation.json``.
+"""The training-recipe ablation (a table of docs/RESULTS.md): ``python -m gapcourse ablate``. Introduced in notebook
+03 (which names every trick of the recipe); its results file is ``gapcourse/results/recipe_ablation.json``.
 
 Starting from the course's first cpu preset, one trick is added at a time, each run with the same seed, so each
 row's gain is that trick's (within the noise: one accuracy on 10 000 test images is good to about ±0.6 points, see
 :func:`gapcourse.stats.binomial_halfwidth`). Test-time augmentation changes no training, so every network is
 evaluated with each test-time mode. The final recipe is then trained with two more seeds, and so is a longer variant
 (20 epochs, the preset before notebook 03 had a 6-minute budget). Every finished network is written to the results
-file at once, so an interrupted run resumes where it stopped (a run is identified by its recipe, seed and data)."""
+file at once (by the study runner, :mod:`gapcourse.studies.runner`), so an interrupted run resumes where it stopped
+(a run is identified by its recipe, seed and data)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import time
 
 import torch
 
-from ..budget import low_res_epochs_for
+from ..budget_plan import low_res_epochs_for
 from ..config import Profile, cache_dir
 from ..config import RESULTS_DIR
 from ..data import Cifar10Split
@@ -29,24 +30,17 @@ from ..measured import described_at_any_precision
 from ..measured import longer_recipe
 from ..measured import steps
 from ..models import build_net
-from ..outputs import read_object
 from ..recipes import CPU_HALF_WIDTH, TTA_MODES, Recipe, resolve_precision
 from ..stats import T95, binomial_halfwidth, difference_halfwidth, mean_and_spread, noise_of_difference, paired_halfwidths
+from ..resume import fit_resumable
 from ..train import evaluate, fit
-from .provenance import check_output, data_record, provenance, write_results
+from .provenance import data_record, provenance
+from .runner import Run, Shape, open_store, run_plan
 
 
 RESULTS_FILE = ABLATION_RESULTS
 
-RUNS_KEYS = ("runs",)  # the top-level keys of a study's results file (and its provenance)
-
-def _load(path: Path) -> dict:
-    payload = read_object(Path(path), "ablation results file")  # ResultsError for a folder, bad JSON, a list...
-    if payload is None:
-        return {"runs": []}
-    if not isinstance(payload.get("runs", []), list):
-        raise ValueError(f"{path} has no 'runs' list: not a gapcourse ablation results file. Move it away.")
-    return payload
+SAME_RUN = ("seed", "recipe", "profile", "n_train", "train_sha256")  # a step's label changes no network
 
 def _train_and_measure(key: str, what: str, recipe: Recipe, seed: int, train: Cifar10Split, test: Cifar10Split,
                        profile: Profile, device: torch.device, progress: bool, resume: Path | None = None):
@@ -58,42 +52,51 @@ def _train_and_measure(key: str, what: str, recipe: Recipe, seed: int, train: Ci
               "from there", flush=True)
     generator = seed_everything(seed)
     model = build_net(width=recipe.width)
-    history = fit(model, train, test, recipe, device=device, generator=generator, profile=profile,
-                  progress=progress, epochs=profile.epochs(recipe.epochs), resume=resume)
+    options = dict(device=device, generator=generator, profile=profile, progress=progress,
+                   epochs=profile.epochs(recipe.epochs))
+    history = fit(model, train, test, recipe, **options) if resume is None else \
+        fit_resumable(model, train, test, recipe, resume, **options)
     tta_acc = {mode: evaluate(model, test, device=device, recipe=replace(recipe, tta=mode)).accuracy
                for mode in TTA_MODES}
     return history, tta_acc
+
+def _step_runs(plan: list[tuple[str, str, Recipe, int]], train: Cifar10Split, profile: Profile, device: torch.device,
+               data_id: dict, *, resumable: bool = False):
+    """The runs of a study of steps ((key, what changed, recipe, seed) each), as the study runner takes them: each
+    recipe at the precision this device trains it in, identified by its step, seed, recipe, profile and training
+    data (size and SHA-256 fingerprint); a step's label is left out of what makes two runs the same (:data:`SAME_RUN`).
+    ``resumable``: each run keeps its state between epochs in its :func:`resume_file`."""
+    for key, what, recipe, seed in plan:
+        recipe = replace(recipe, precision=resolve_precision(recipe, device).mode)
+        ident = {"step": key, "seed": seed, "recipe": recipe.describe(), "profile": profile.name,
+                 "n_train": len(train), "train_sha256": data_id["train_sha256"]}
+        yield Run(ident, f"{key} (seed {seed})", same=SAME_RUN, resume=resume_file(ident) if resumable else None,
+                  spec=(what, recipe))
 
 def run_ablation(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
                  output: Path = RESULTS_FILE, seeds: tuple[int, ...] = (0, 1, 2), progress: bool = True) -> dict:
     """Train every step (seed 0), then the final recipe and the longer variant with ``seeds``; write each run to
     ``output`` as it ends, and skip every run already there (a run is identified by its seed, recipe, profile and
-    training data: size and SHA-256 fingerprint). ``output`` is checked before any training and written through
-    :func:`gapcourse.studies.provenance.write_results` (never the committed file from a fast or synthetic run)."""
+    training data: size and SHA-256 fingerprint). ``output`` is checked before any training and written by the study
+    runner (:mod:`gapcourse.studies.runner`: never the committed file from a fast or synthetic run)."""
     data_id = data_record(profile.name, train)
-    output = check_output(output, data_id, own_run=lambda r: "step" in r and not _is_gpu_study_run(r),
-                          study="the cpu recipe's ablation", writer="ablate", keys=RUNS_KEYS)
-    payload = _load(output)
-    runs = payload.setdefault("runs", [])
+    store = open_store(output, ABLATION, data_id, writer="ablate")
     plan = [(key, what, recipe, 0) for key, what, recipe in steps()]
     plan += [("final", "cpu preset, another seed", steps()[-1][2], s) for s in seeds if s != 0]
     plan += [("longer", LONGER_WHAT, longer_recipe(), s) for s in seeds]
     started = time.perf_counter()
-    for key, what, recipe, seed in plan:
-        recipe = replace(recipe, precision=resolve_precision(recipe, device).mode)
-        ident = {"step": key, "seed": seed, "recipe": recipe.describe(), "profile": profile.name,
-                 "n_train": len(train), "train_sha256": data_id["train_sha256"]}
-        same_run = ("seed", "recipe", "profile", "n_train", "train_sha256")  # the step's label changes no network
-        if any(all(run.get(k) == ident[k] for k in same_run) for run in runs):
-            print(f"{key} (seed {seed}): already in {output.name}, skipped")
-            continue
-        history, tta_acc = _train_and_measure(key, what, recipe, seed, train, test, profile, device, progress)
-        runs.append({**ident, "what": what, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
-                     "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc})
-        payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started,
-                                           profile=profile.name, n_train=len(train), n_test=len(test))
-        write_results(output, payload, data_id, writer="ablate")
-    return payload
+
+    def train_one(run: Run) -> dict:
+        (what, recipe), ident = run.spec, run.identity
+        history, tta_acc = _train_and_measure(ident["step"], what, recipe, ident["seed"], train, test, profile,
+                                              device, progress)
+        return {**ident, "what": what, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
+                "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc}
+
+    return run_plan(store, _step_runs(plan, train, profile, device, data_id), train_one,
+                    provenance=lambda payload: provenance(device=device, seconds=time.perf_counter() - started,
+                                                          profile=profile.name, n_train=len(train),
+                                                          n_test=len(test)))
 
 GPU_RESULTS_FILE = RESULTS_DIR / "gpu_preset_study.json"
 
@@ -102,29 +105,18 @@ def _is_gpu_study_run(run: dict) -> bool:
     cpu-cutout check (keyed by arm): the studies never share a results file."""
     return "step" in run and "arm" not in run and str(run.get("recipe", "")).startswith("name=gpu")
 
-# The study's first candidate (step "cutout"), one step that changes three things (the study cannot credit a gain
-# to any one); measured with seed 0: 90.89 % against the baseline's 90.49 %, within the noise.
-# * cutout 12 px, as airbench96 uses at this scale (Jordan 2024, arXiv 2404.00498). The motivation, not evidence that
-#   it helps: in the baseline's curves (gpu_preset_study.json, seed 0) the gap between training accuracy (augmented
-#   images, live weights) and one-view test accuracy (averaged weights) widened from 1.0 to 6.3 points over epochs
-#   17-23 (89.3 → 95.6 % against 88.3 → 89.3 %): the network fits its training images faster than it generalises;
-# * 36 epochs instead of 24, of which the first 18 train on 24 px images (progressive resizing, as the cpu preset):
-#   in the half-width ablation (recipe_ablation.json) 8 of 16 epochs at 24 px gave 87.57 % against 87.63 % for 16 at
-#   32 px, one seed each, within the noise, for 78 % of the arithmetic. 18 + 18 × (24/32)² ≈ 28 epochs' worth of
-#   arithmetic, about 17 % more than the baseline's 24.
-# (Its recipe keeps the name it was recorded under, "gpu-candidate": the recorded run and its resume file are named by
-# the recipe; the step was called "candidate" when it ran, so its Made-by line says --only candidate.)
+# The files of the cpu ablation and of the gpu study (read and written by gapcourse.studies.runner): a list of runs
+# each, never shared (both key their runs by step; the gpu study's recipes are all named gpu…).
+ABLATION = Shape("ablation results file", "the cpu recipe's ablation",
+                 "a JSON object with a 'runs' list of the cpu ablation's runs",
+                 own=lambda run: "step" in run and not _is_gpu_study_run(run))
+GPU_STUDY = Shape("gpu study results file", "the gpu study", "a JSON object with a 'runs' list of the gpu study's runs",
+                  own=_is_gpu_study_run)
+
+# The study's first candidate (step "cutout"; its recipe keeps its recorded name): why: docs/studies/gpu-preset.md.
 GPU_CUTOUT_STEP = {"name": "gpu-candidate", "cutout": 12, "epochs": 36, "low_res_epochs": 18}
 
-# The candidate (step "candidate"): the cutout step, starting from data-aware weights (gapcourse.initialisation):
-# the first conv's filters are patch-whitening filters, kept fixed (as airbench keeps them), and the other convs start
-# with identity filters. Two changes in one step: the study cannot credit a gain to either alone. In airbench's
-# ablation (KellerJordan/cifar10-zoo, airbench_ablations/README.md) these two cut the epochs its network (BatchNorm
-# after every conv, 2×2 whitening) needs for 94 % from 35 to 18; that motivates them here, and predicts nothing for
-# the seed network. A hint before choosing them: scratch runs of the cpu preset's 4-minute plan (seed 0, half width,
-# 7 epochs; not committed, not reproducible from the repository) gave 84.92 % with fixed whitening + identity filters
-# and 84.73 % with trainable whitening + identity filters, against 84.11 % with neither (cpu_cutout_check.json):
-# +0.81 points, inside the ±1.02 that a difference of two accuracies on 10 000 images allows.
+# The candidate (step "candidate"): the cutout step from data-aware weights; why: docs/studies/gpu-preset.md.
 GPU_CANDIDATE = {**GPU_CUTOUT_STEP, "name": "gpu-candidate2", "whiten": "frozen", "dirac": True}
 
 # The gpu preset as it was when the study began (its starting point, frozen here so that the preset may change
@@ -155,8 +147,7 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
     the whole study would train for them. Each run is written as it ends (under a lock: several processes may share
     the file)."""
     data_id = data_record(profile.name, train)
-    output = check_output(output, data_id, own_run=_is_gpu_study_run, study="the gpu study", writer="ablate",
-                          keys=RUNS_KEYS)
+    store = open_store(output, GPU_STUDY, data_id, writer="ablate")
     steps_ = gpu_steps()
     if only and seeds is not None:  # the named steps, each with every seed given
         plan = [(key, what, recipe, s) for key, what, recipe in steps_ if key in only for s in seeds]
@@ -165,85 +156,36 @@ def run_gpu_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
         plan += [(steps_[-1][0], steps_[-1][1], steps_[-1][2], s) for s in (seeds or (0, 1))]
         plan = [p for p in plan if not only or p[0] in only]  # ... or those of the named steps
     started = time.perf_counter()
-    for key, what, recipe, seed in plan:
-        recipe = replace(recipe, precision=resolve_precision(recipe, device).mode)
-        ident = {"step": key, "seed": seed, "recipe": recipe.describe(), "profile": profile.name,
-                 "n_train": len(train), "train_sha256": data_id["train_sha256"]}
-        same_run = ("seed", "recipe", "profile", "n_train", "train_sha256")
-        recorded = lambda: any(all(run.get(k) == ident[k] for k in same_run)  # noqa: E731
-                               for run in _load(output).get("runs", []))
-        resume = resume_file(ident)
-        if recorded():
-            print(f"{key} (seed {seed}): already in {output.name}, skipped")
-            if resume.exists() and (held := _claim(resume)) is not None:  # a state no process is using: left
-                resume.unlink(missing_ok=True)  # by a run that ended between its results and its clean-up
-                held.close()
-            continue
-        claim = _claim(resume)
-        if claim is None:
-            print(f"{key} (seed {seed}): another process is training this run (it holds {resume.name}.claim), "
-                  "skipped; that process writes it to its own results file (the same command started in several "
-                  "terminals trains different runs)")
-            continue
+
+    def train_one(run: Run) -> dict:
+        """Train one run of the gpu study, resumable (its state is saved after every epoch in ``run.resume``)."""
+        (what, recipe), ident, resume = run.spec, run.identity, run.resume
+        key, seed = ident["step"], ident["seed"]
         for other in sorted(resume.parent.glob(f"gpu-study-{key}-seed{seed}-*.pt")):
             if other != resume:
                 print(f"   note: {other} holds a saved state of this step and seed from another recipe, precision "
                       "or data (e.g. started on a machine that picks another precision); it is left as it is, and "
                       "this run starts from epoch 1")
-        if recorded():  # another process finished it between the check above and the claim
-            claim.close()
-            print(f"{key} (seed {seed}): already in {output.name}, skipped")
-            continue
-        try:  # the claim is held until the run is in the results file: no other process can record it twice
-            _record_run(key, what, recipe, seed, ident, train, test, profile, device, progress, resume, output,
-                        data_id, started)
-        finally:
-            claim.close()
-    return _load(output)
+        run_started = time.perf_counter()
+        history, tta_acc = _train_and_measure(key, what, recipe, seed, train, test, profile, device, progress,
+                                              resume=resume)
+        made_by = provenance(device=device, seconds=time.perf_counter() - run_started)
+        return {**ident, "what": what, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
+                "threads": torch.get_num_threads(), "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc,
+                "train_acc_curve": history.train_acc,
+                "made_by": {k: made_by[k] for k in ("command", "commit", "device", "torch", "date", "seconds")},
+                "pieces": history.pieces}
 
-def _record_run(key: str, what: str, recipe: Recipe, seed: int, ident: dict, train: Cifar10Split,
-                test: Cifar10Split, profile: Profile, device: torch.device, progress: bool, resume: Path,
-                output: Path, data_id: dict, started: float) -> None:
-    """Train one run of the gpu study (resumable), then add it to ``output`` under the results file's lock and
-    remove its saved state."""
-    from ..outputs import locked
+    def made_by(payload: dict) -> dict:
+        return provenance(device=device, seconds=time.perf_counter() - started, profile=profile.name,
+                          n_train=len(train), n_test=len(test),
+                          note="accuracy measured on a CPU with the same code and arithmetic as on a GPU; time not "
+                               "measured on a GPU")
 
-    run_started = time.perf_counter()
-    history, tta_acc = _train_and_measure(key, what, recipe, seed, train, test, profile, device, progress,
-                                          resume=resume)
-    made_by = provenance(device=device, seconds=time.perf_counter() - run_started)
-    run = {**ident, "what": what, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
-           "threads": torch.get_num_threads(), "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc,
-           "train_acc_curve": history.train_acc,
-           "made_by": {k: made_by[k] for k in ("command", "commit", "device", "torch", "date", "seconds")},
-           "pieces": history.pieces}
-    try:
-        with locked(output):
-            payload = _load(output)
-            payload.setdefault("runs", []).append(run)
-            payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started,
-                                               profile=profile.name, n_train=len(train), n_test=len(test),
-                                               note="accuracy measured on a CPU with the same code and arithmetic "
-                                                    "as on a GPU; time not measured on a GPU")
-            write_results(output, payload, data_id, writer="ablate")
-    except ValueError as err:  # ResultsError and a broken file: the trained run is not lost
-        raise type(err)(f"{err} The trained run is kept in {resume}: once the results file is fixed or moved, the "
-                        "same command records it without training again.") from None
-    resume.unlink(missing_ok=True)  # the run is in the results file now
-
-def _claim(resume: Path):
-    """This process's claim on a run: an exclusive, non-blocking lock (POSIX ``flock``) on ``<resume file>.claim``,
-    held while it trains the run; None if another process holds it. The lock file stays (see outputs.locked).
-    (``fit`` holds ``<resume file>.lock`` itself, for any caller; this claim also covers the results check.)"""
-    from ..resume import ResumeError, try_lock
-
-    try:
-        resume.parent.mkdir(parents=True, exist_ok=True)
-        return try_lock(Path(str(resume) + ".claim"))
-    except OSError as err:
-        raise ResumeError(f"Cannot create or write in the study's resume folder {resume.parent} "
-                          f"({type(err).__name__}: {err.strerror or err}). Set GAPCOURSE_CACHE to a writable "
-                          "folder; nothing was trained.") from None
+    # (a run is claimed while it trains and until it is in the results file, and removed from the resume folder then:
+    # several processes may share the file and no run is recorded twice; see gapcourse.studies.runner.run_plan)
+    return run_plan(store, _step_runs(plan, train, profile, device, data_id, resumable=True), train_one,
+                    provenance=made_by)
 
 def resume_file(ident: dict) -> Path:
     """Where a gpu-study run keeps its state between epochs (``<cache>/resume``), named by its step, seed and a
@@ -263,7 +205,7 @@ def gpu_step_of(run: dict) -> str:
     return run["step"]
 
 def gpu_study_markdown(payload: dict) -> str:
-    """The README's table of the gpu study: one row per run (step, seed) with its precision, epochs and test
+    """The gpu study's table in docs/RESULTS.md: one row per run (step, seed) with its precision, epochs and test
     accuracy per test-time mode, then each step's mean over seeds where it ran with several. Every row is labelled
     with :data:`GPU_STUDY_LABEL`: the accuracy is the GPU route's, the seconds are the measuring machine's."""
     runs = [{**r, "step": gpu_step_of(r)} for r in payload.get("runs", [])]
@@ -285,12 +227,12 @@ def gpu_study_markdown(payload: dict) -> str:
         lines.append(f"| {labels.get(r['step'], r['what'])} | {r['seed']} | {precision} | {r['epochs']} | "
                      f"{100 * acc['flip_shift']:.2f} % | {100 * acc['flip']:.2f} % | {100 * acc['none']:.2f} % | "
                      f"{took} |")
+    steps = gpu_study_findings(runs, n_test)["steps"]
     for key, what, _ in gpu_steps():
-        accs = list(accuracies_by_seed(runs, key).values())
-        if len(accs) > 1:
-            spread = mean_and_spread(accs)[1]
+        accs = list(steps[key]["by_seed"].values()) if key in steps else []
+        if len(accs) > 1:  # a step's mean over its seeds (one seed: its row says it all)
             lines.append(f"\n{what}, {len(accs)} seeds: mean **{mean_percent(accs, n_test)} %** "
-                         f"(spread {100 * spread:.2f} "
+                         f"(spread {100 * steps[key]['spread']:.2f} "
                          "points).")
     p = runs[-1]["test_acc_by_tta"]["flip_shift"]
     lines.append(f"\nOne accuracy on {n_test:,} test images is good to ±{100 * binomial_halfwidth(p, n_test):.1f} "
@@ -324,67 +266,103 @@ def mean_percent(accs: list[float], n_test: int) -> str:
     text = f"{mean:.2f}"
     return text if abs(float(text) - mean) < 1e-9 else f"{mean:.3f}"
 
-def gpu_study_verdict(runs: list[dict], n_test: int) -> list[str]:
-    """What the gpu study's runs show, as README lines (part of :func:`gpu_study_markdown`; ``runs`` carry their
-    step): each step against the step above it and against the baseline, on the seeds both ran (one seed: the 95 %
-    interval of a difference of two accuracies, which holds the test set's noise only; several: the paired test of
-    :mod:`gapcourse.stats`); then the preset's mean over its seeds, and whether a candidate step has met
-    :data:`GPU_PRESET_BAR`, or what a second seed of each would need."""
+def gpu_study_findings(runs: list[dict], n_test: int) -> dict:
+    """What the gpu study's runs show, as data (:func:`gpu_study_verdict` writes it out; ``runs`` carry their step,
+    see :func:`gpu_step_of`):
+
+    * ``steps``: each step that ran, with its flip + shift accuracy per seed (``by_seed``), their ``mean`` counted in
+      whole test images and their ``spread``;
+    * ``comparisons``: each step against the step above it and against the baseline, on the seeds both ran: the mean
+      per-seed ``difference``, the ``interval`` that decides it (``"difference"``: the 95 % interval of a difference
+      of two accuracies, test-set noise only, for one seed; ``"paired"``: the larger of the seeds' t-interval
+      ``t_half`` and that interval ``d_half``, for several; ``"half-spreads"``: the seeds' half-spreads and that
+      interval, for more seeds than :data:`gapcourse.stats.T95` holds), its half-width ``half``, and ``real`` when
+      the difference is outside it;
+    * ``candidates``: each candidate step that ran (never the baseline), whether it ``meets_bar``
+      (:func:`meets_gpu_bar`), and with one seed the accuracy a second seed needs to lift the mean to the bar
+      (``second_seed_needs``; above 1 when none can);
+    * ``met``: the candidates that meet :data:`GPU_PRESET_BAR`."""
     keys = [key for key, _, _ in gpu_steps()]
     acc = {key: accuracies_by_seed(runs, key) for key in keys}
-    pct = lambda x: f"{100 * x:.2f}"  # noqa: E731
-    lines = ["", "What these runs show (flip + shift TTA; generated from the runs above):"]
-    comparisons = [(key, ref) for i, key in enumerate(keys[1:], 1)
-                   for ref in dict.fromkeys((keys[i - 1], "baseline"))]  # the step above it, and the baseline
-    for key, ref in comparisons:
+    steps = {key: {"by_seed": acc[key],
+                   "mean": round(sum(acc[key].values()) * n_test) / (n_test * len(acc[key])),
+                   "spread": mean_and_spread(list(acc[key].values()))[1]} for key in keys if acc[key]}
+    comparisons = []
+    pairs = [(key, ref) for i, key in enumerate(keys[1:], 1)
+             for ref in dict.fromkeys((keys[i - 1], "baseline"))]  # the step above it, and the baseline
+    for key, ref in pairs:
         seeds = sorted(set(acc[key]) & set(acc[ref]))
         if not seeds:
             continue
         a, b = [acc[key][s] for s in seeds], [acc[ref][s] for s in seeds]
         diff = sum(x - y for x, y in zip(a, b)) / len(seeds)
-        head = f"- `{key}` against `{ref}`, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: " \
-               f"{100 * diff:+.2f} points"
+        t_half = d_half = None
         if len(seeds) == 1:
-            half = difference_halfwidth(a[0], b[0], n_test)
-            lines.append(f"{head}, {'inside' if abs(diff) <= half else 'outside'} the 95 % interval of a difference "
-                         f"of two accuracies on {n_test:,} images (±{100 * half:.2f})" + (
-                ": too small to tell from the noise (which shows neither a gain nor its absence; one seed leaves out "
-                "how much seeds differ)." if abs(diff) <= half else
-                "; one seed leaves out how much seeds differ, so another seed must confirm it."))
-            continue
-        if len(seeds) - 1 in T95:
+            interval, half = "difference", difference_halfwidth(a[0], b[0], n_test)
+        elif len(seeds) - 1 in T95:
             t_half, d_half = paired_halfwidths(a, b, n_test)
-            half = max(t_half, d_half)
-            how = (f"the larger of the seeds' 95 % t-interval (±{100 * t_half:.2f}; paired by seed number, though "
-                   f"the steps draw different random numbers) and the interval of a difference of two accuracies "
-                   f"(±{100 * d_half:.2f})")
+            interval, half = "paired", max(t_half, d_half)
         else:  # more seeds than the t table holds: the seeds' half-spreads and the interval of a difference
+            interval = "half-spreads"
             half = noise_of_difference((sum(a) / len(a), max(a) - min(a), len(a)),
                                        (sum(b) / len(b), max(b) - min(b), len(b)), n_test)
+        comparisons.append({"step": key, "against": ref, "seeds": seeds, "difference": diff, "interval": interval,
+                            "half": half, "t_half": t_half, "d_half": d_half, "real": abs(diff) > half})
+    candidates = {key: {"meets_bar": meets_gpu_bar(list(acc[key].values()), n_test),
+                        "second_seed_needs": (2 * GPU_PRESET_BAR - next(iter(acc[key].values()))
+                                              if len(acc[key]) == 1 else None)}
+                  for key in keys[1:] if acc[key]}
+    return {"steps": steps, "comparisons": comparisons, "candidates": candidates,
+            "met": [key for key, c in candidates.items() if c["meets_bar"]]}
+
+def gpu_study_verdict(runs: list[dict], n_test: int) -> list[str]:
+    """What the gpu study's runs show, as docs/RESULTS.md lines (part of :func:`gpu_study_markdown`; ``runs`` carry
+    their step), written from :func:`gpu_study_findings`: each step against the step above it and against the
+    baseline, on the seeds both ran (one seed: the 95 % interval of a difference of two accuracies, which holds the
+    test set's noise only; several: the paired test of :mod:`gapcourse.stats`); then the preset's mean over its seeds,
+    and whether a candidate step has met :data:`GPU_PRESET_BAR`, or what a second seed of each would need."""
+    found = gpu_study_findings(runs, n_test)
+    pct = lambda x: f"{100 * x:.2f}"  # noqa: E731
+    lines = ["", "What these runs show (flip + shift TTA; generated from the runs above):"]
+    for c in found["comparisons"]:
+        seeds, diff, half = c["seeds"], c["difference"], c["half"]
+        head = f"- `{c['step']}` against `{c['against']}`, seed{'s' if len(seeds) > 1 else ''} " \
+               f"{', '.join(map(str, seeds))}: {100 * diff:+.2f} points"
+        if c["interval"] == "difference":
+            lines.append(f"{head}, {'outside' if c['real'] else 'inside'} the 95 % interval of a difference "
+                         f"of two accuracies on {n_test:,} images (±{100 * half:.2f})" + (
+                "; one seed leaves out how much seeds differ, so another seed must confirm it." if c["real"] else
+                ": too small to tell from the noise (which shows neither a gain nor its absence; one seed leaves out "
+                "how much seeds differ)."))
+            continue
+        if c["interval"] == "paired":
+            how = (f"the larger of the seeds' 95 % t-interval (±{100 * c['t_half']:.2f}; paired by seed number, "
+                   f"though the steps draw different random numbers) and the interval of a difference of two "
+                   f"accuracies (±{100 * c['d_half']:.2f})")
+        else:
             how = f"the larger of the seeds' half-spreads added and the interval of a difference (±{100 * half:.2f})"
         lines.append(f"{head} (mean per-seed difference), " + (
-            f"inside {how}: too small to tell from the noise." if abs(diff) <= half else
-            f"outside {how}: a real difference."))
-    if acc["baseline"]:
-        values = list(acc["baseline"].values())
-        spread = mean_and_spread(values)[1]
+            f"outside {how}: a real difference." if c["real"] else
+            f"inside {how}: too small to tell from the noise."))
+    values_of = {key: list(step["by_seed"].values()) for key, step in found["steps"].items()}
+    if "baseline" in found["steps"]:
+        values = values_of["baseline"]
         lines.append(f"- The gpu preset as it ships (`baseline`): {mean_percent(values, n_test)} % over {len(values)} "
-                     + (f"seeds (spread {100 * spread:.2f} points)." if len(values) > 1 else "seed."))
-    candidates = [key for key in keys[1:] if acc[key]]
+                     + (f"seeds (spread {100 * found['steps']['baseline']['spread']:.2f} points)." if len(values) > 1
+                        else "seed."))
     bar = (f"The bar for a candidate to become the preset (a mean of at least {pct(GPU_PRESET_BAR)} % over at least "
            "two seeds, set before the runs)")
-    met = [key for key in candidates if meets_gpu_bar(list(acc[key].values()), n_test)]
-    if met:
+    if found["met"]:
         lines.append(f"- {bar} is met by " + ", ".join(
-            f"`{key}` ({mean_percent(list(acc[key].values()), n_test)} % over {len(acc[key])} seeds)"
-            for key in met) + ".")
-    elif candidates:
+            f"`{key}` ({mean_percent(values_of[key], n_test)} % over {len(values_of[key])} seeds)"
+            for key in found["met"]) + ".")
+    elif found["candidates"]:
         parts = []
-        for key in candidates:
-            values = list(acc[key].values())
+        for key, candidate in found["candidates"].items():
+            values = values_of[key]
             part = f"`{key}` {mean_percent(values, n_test)} % over {len(values)} seed{'s' if len(values) > 1 else ''}"
-            if len(values) == 1:
-                need = 2 * GPU_PRESET_BAR - values[0]
+            need = candidate["second_seed_needs"]
+            if need is not None:
                 part += (" (no second seed can lift the mean to the bar)" if need > 1 else
                          f" (a second seed of at least {pct(need)} % would do)" if need <= values[0] else
                          f" (a second seed would need at least {pct(need)} %, {100 * (need - values[0]):.2f} points "
@@ -427,6 +405,10 @@ CPU_CUTOUT_PLAN = {"epochs": 7, "precision": "fp32"}
 
 CUTOUT_ARMS = ("without", "with")
 
+CUTOUT_CHECK = Shape("cpu-cutout check results file", "the cpu-cutout check",
+                     "a JSON object with a 'runs' list of the check's runs, each with its arm",
+                     own=lambda run: "arm" in run)
+
 def cutout_check_recipe(arm: str) -> Recipe:
     """The cpu preset as notebook 03's budget plan trains it, without cutout or with :data:`CPU_CUTOUT`."""
     if arm not in CUTOUT_ARMS:
@@ -442,39 +424,41 @@ def run_cutout_check(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
     first epoch; the cutout draws then shift the random stream: a paired comparison, looser after epoch 1); write each
     run as it ends and skip the runs already in ``output``."""
     data_id = data_record(profile.name, train)
-    output = check_output(output, data_id, own_run=lambda r: "arm" in r, study="the cpu-cutout check",
-                          writer="ablate", keys=RUNS_KEYS)
+    store = open_store(output, CUTOUT_CHECK, data_id, writer="ablate")
     started = time.perf_counter()
-    for seed in seeds:
-        for arm in CUTOUT_ARMS:
-            recipe = cutout_check_recipe(arm)
-            ident = {"arm": arm, "seed": seed, "recipe": recipe.describe(), "profile": profile.name,
-                     "n_train": len(train), "train_sha256": data_id["train_sha256"]}
-            if any(all(run.get(k) == v for k, v in ident.items()) for run in _load(output)["runs"]):
-                print(f"{arm} cutout (seed {seed}): already in {output.name}, skipped")
-                continue
-            what = f"cpu preset, {recipe.epochs} epochs" + (f", cutout {recipe.cutout} px" if recipe.cutout else "")
-            run_started = time.perf_counter()
-            history, tta_acc = _train_and_measure(arm, what, recipe, seed, train, test, profile, device, progress)
-            made_by = provenance(device=device, seconds=time.perf_counter() - run_started)
-            payload = _load(output)
-            payload["runs"].append({**ident, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
-                                    "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc,
-                                    "train_acc_curve": history.train_acc,
-                                    "made_by": {k: made_by[k] for k in ("command", "commit", "device", "torch",
-                                                                        "date", "seconds")}})
-            payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started,
-                                               profile=profile.name, n_train=len(train), n_test=len(test))
-            write_results(output, payload, data_id, writer="ablate")
-    return _load(output)
 
-def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = None) -> str:
-    """The README's table: per seed, the cpu preset's budget plan without and with cutout (flip + shift TTA, the
-    preset's test-time mode) and their difference, then the paired verdict over the seeds with the smallest mean
-    difference it could have told from noise. ``reference`` (seed → accuracy): the budget table's runs of the same
-    plan, shown beside the "without" arm, which repeats them."""
-    from ..stats import paired_halfwidths
+    def plan():
+        for seed in seeds:
+            for arm in CUTOUT_ARMS:
+                recipe = cutout_check_recipe(arm)
+                ident = {"arm": arm, "seed": seed, "recipe": recipe.describe(), "profile": profile.name,
+                         "n_train": len(train), "train_sha256": data_id["train_sha256"]}
+                yield Run(ident, f"{arm} cutout (seed {seed})", spec=recipe)
 
+    def train_one(run: Run) -> dict:
+        recipe, arm, seed = run.spec, run.identity["arm"], run.identity["seed"]
+        what = f"cpu preset, {recipe.epochs} epochs" + (f", cutout {recipe.cutout} px" if recipe.cutout else "")
+        run_started = time.perf_counter()
+        history, tta_acc = _train_and_measure(arm, what, recipe, seed, train, test, profile, device, progress)
+        made_by = provenance(device=device, seconds=time.perf_counter() - run_started)
+        return {**run.identity, "epochs": len(history.epoch), "train_seconds": history.train_seconds,
+                "test_acc_by_tta": tta_acc, "test_acc_curve": history.test_acc, "train_acc_curve": history.train_acc,
+                "made_by": {k: made_by[k] for k in ("command", "commit", "device", "torch", "date", "seconds")}}
+
+    return run_plan(store, plan(), train_one,
+                    provenance=lambda payload: provenance(device=device, seconds=time.perf_counter() - started,
+                                                          profile=profile.name, n_train=len(train),
+                                                          n_test=len(test)))
+
+def cutout_check_findings(payload: dict) -> dict:
+    """What the cpu-cutout check's runs show, as data (:func:`cutout_check_markdown` writes it out): the ``seeds``
+    trained both ways, each arm's flip + shift accuracy per seed (``without``, ``with``), the per-seed
+    ``differences`` (with − without) and their ``mean_difference``; the ``interval`` that judges it (two or more
+    seeds: ``"paired"``, the larger ``half`` of the seeds' t-interval ``t_half`` and the interval of a difference of
+    two accuracies ``d_half``, as :func:`gapcourse.stats.paired_differs` decides; one seed: ``"difference"``, the
+    test set's noise only) and the ``verdict`` (``"helps"``, ``"hurts"``, ``"noise"``; None for one seed, which
+    gives none); the epochs the runs trained (``trained_epochs``), ``n_test``, and each arm's last-epoch training
+    accuracy over the seeds (``train_acc``; None unless every run recorded its curve)."""
     runs = payload.get("runs", [])
     by = {(r["arm"], r["seed"]): r["test_acc_by_tta"]["flip_shift"] for r in runs}
     seeds = sorted(s for (arm, s) in by if arm == "without" and ("with", s) in by)
@@ -482,9 +466,37 @@ def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = No
         raise ValueError("cutout_check_markdown needs at least one seed trained both without and with cutout, e.g. "
                          "from `python -m gapcourse ablate --preset cpu-cutout`.")
     n_test = payload.get("provenance", {}).get("n_test", 10_000)
+    without, with_ = [by[("without", s)] for s in seeds], [by[("with", s)] for s in seeds]
+    diffs = [b - a for a, b in zip(without, with_)]
+    mean = sum(diffs) / len(diffs)
+    t_half = d_half = verdict = None
+    if len(seeds) >= 2:
+        t_half, d_half = paired_halfwidths(with_, without, n_test)
+        interval, half = "paired", max(t_half, d_half)
+        verdict = "noise" if abs(mean) <= half else "helps" if mean > 0 else "hurts"
+    else:
+        p = (without[0] + with_[0]) / 2
+        interval, half = "difference", difference_halfwidth(p, p, n_test)
+    curves = {arm: [r["train_acc_curve"][-1] for r in runs if r["arm"] == arm and r["seed"] in seeds
+                    and r.get("train_acc_curve")] for arm in CUTOUT_ARMS}
+    train_acc = ({arm: sum(v) / len(v) for arm, v in curves.items()}
+                 if all(len(v) == len(seeds) for v in curves.values()) else None)
+    return {"seeds": seeds, "without": without, "with": with_, "differences": diffs, "mean_difference": mean,
+            "interval": interval, "half": half, "t_half": t_half, "d_half": d_half, "verdict": verdict,
+            "trained_epochs": sorted({r.get("epochs", cutout_check_recipe("with").epochs) for r in runs
+                                      if r["seed"] in seeds}),
+            "n_test": n_test, "train_acc": train_acc}
+
+def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = None) -> str:
+    """The results page's table: per seed, the cpu preset's budget plan without and with cutout (flip + shift TTA, the
+    preset's test-time mode) and their difference, then the paired verdict over the seeds with the smallest mean
+    difference it could have told from noise. ``reference`` (seed → accuracy): the budget table's runs of the same
+    plan, shown beside the "without" arm, which repeats them. The numbers come from :func:`cutout_check_findings`."""
+    runs = payload.get("runs", [])
+    found = cutout_check_findings(payload)
+    seeds, n_test, trained = found["seeds"], found["n_test"], found["trained_epochs"]
     plan = cutout_check_recipe("with")
     ref = reference or {}
-    trained = sorted({r.get("epochs", plan.epochs) for r in runs if r["seed"] in seeds})
     length = (f"{plan.epochs} epochs, the first {plan.low_res_epochs} at {plan.low_res} px" if trained == [plan.epochs]
               else f"its plan of {plan.epochs} epochs, of which these runs trained "
                    f"{' or '.join(map(str, trained))} (a shortened run, e.g. the fast profile)")
@@ -496,33 +508,23 @@ def cutout_check_markdown(payload: dict, reference: dict[int, float] | None = No
              f"| seed | without cutout | with cutout {plan.cutout} px | difference |"
              + (" the budget table's run of the same plan |" if ref else ""),
              "|---|---|---|---|" + ("---|" if ref else "")]
-    diffs = []
-    for s in seeds:
-        a, b = by[("without", s)], by[("with", s)]
-        diffs.append(b - a)
+    for s, a, b in zip(seeds, found["without"], found["with"]):
         lines.append(f"| {s} | {100 * a:.2f} % | {100 * b:.2f} % | {100 * (b - a):+.2f} |"
                      + ((f" {100 * ref[s]:.2f} % |" if s in ref else " – |") if ref else ""))
-    mean = sum(diffs) / len(diffs)
-    if len(seeds) >= 2:
-        without, with_ = [by[("without", s)] for s in seeds], [by[("with", s)] for s in seeds]
-        t_half, d_half = paired_halfwidths(with_, without, n_test)
-        if abs(mean) > max(t_half, d_half):  # what stats.paired_differs decides
-            verdict = "larger than the noise: cutout " + ("helps" if mean > 0 else "hurts") + " this run"
-        else:
-            verdict = "too small to tell from the noise (which says neither that cutout helps nor that it does not)"
+    mean = found["mean_difference"]
+    if found["interval"] == "paired":
+        verdict = ("too small to tell from the noise (which says neither that cutout helps nor that it does not)"
+                   if found["verdict"] == "noise" else f"larger than the noise: cutout {found['verdict']} this run")
         lines.append(f"\nMean difference over {len(seeds)} seeds: **{100 * mean:+.2f} points**, {verdict}. The "
-                     f"paired test calls a mean difference real beyond ±{100 * max(t_half, d_half):.2f} points: the "
-                     f"larger of the seeds' 95 % t-interval (±{100 * t_half:.2f}) and the interval of a difference "
-                     f"of two accuracies on {n_test:,} images (±{100 * d_half:.2f}).")
+                     f"paired test calls a mean difference real beyond ±{100 * found['half']:.2f} points: the "
+                     f"larger of the seeds' 95 % t-interval (±{100 * found['t_half']:.2f}) and the interval of a "
+                     f"difference of two accuracies on {n_test:,} images (±{100 * found['d_half']:.2f}).")
     else:
-        p = (by[("without", seeds[0])] + by[("with", seeds[0])]) / 2
         lines.append(f"\nOne seed: a difference of two accuracies on {n_test:,} images is good to about "
-                     f"±{100 * difference_halfwidth(p, p, n_test):.1f} points.")
-    train_acc = {arm: [r["train_acc_curve"][-1] for r in runs if r["arm"] == arm and r["seed"] in seeds
-                       and r.get("train_acc_curve")] for arm in CUTOUT_ARMS}
-    if all(len(v) == len(seeds) for v in train_acc.values()):
+                     f"±{100 * found['half']:.1f} points.")
+    if found["train_acc"] is not None:
         lines.append("\nTraining accuracy in the last epoch (augmented images, mean over the seeds): "
-                     + ", ".join(f"{arm} cutout {100 * sum(v) / len(v):.1f} %" for arm, v in train_acc.items())
+                     + ", ".join(f"{arm} cutout {100 * v:.1f} %" for arm, v in found["train_acc"].items())
                      + ".")
     made: dict[tuple, list[dict]] = {}  # one invocation (command, commit, machine) -> its runs' records
     for r in runs:

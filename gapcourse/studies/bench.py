@@ -4,7 +4,7 @@ For every preset: training and evaluation images/s and the data pipeline's share
 a few steps); for the presets trained to the end: time to 70/80/90 % test accuracy (at epoch resolution), final
 accuracy, training seconds and peak memory. In the same run, a per-sample PIL ``DataLoader`` (torchvision
 transforms, the classic tutorial pipeline) against the course's batched tensor pipeline, as images/s and a ratio.
-The README quotes its output from real runs.
+docs/RESULTS.md shows its output from real runs.
 
 Training speed is the speed of :func:`~gapcourse.train.fit` itself (its step: EMA, gradient scaler, fused
 optimizer, parameter groups, batches built on the device from images kept there), timed with one synchronisation per
@@ -15,14 +15,13 @@ under ``torch.cuda.set_sync_debug_mode("error")``, switched on after setup and t
 any sync (:func:`audit_steps`); (b) ``fit``'s step timed; (c) the gpu preset trained to the end, with its time to
 90/92/93 % and its test-time-augmented accuracy; (d) on a bf16 GPU the same in forced fp16, standing in for a T4.
 ``--dry-run`` runs the same logic on the CPU with the CUDA parts faked (:class:`HostSyncStandIn`), which is how CI
-tests it. Introduced in no notebook: the README's "Speed: the benchmark" section.
+tests it. Introduced in no notebook: docs/RESULTS.md, "Speed: the benchmark".
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import os
 import platform
 import resource
@@ -30,12 +29,10 @@ import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, replace
-from unittest import mock
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .. import train as train_module
 from ..config import PACKAGE_DIR, profile as active_profile
 from ..data import MEAN, STD, Cifar10Split, load_cifar10, normalize
 from ..device import describe_device, pick_device, seed_everything
@@ -84,7 +81,7 @@ def _head(data: Cifar10Split, n: int) -> Cifar10Split:
 
 
 def measure_throughput(recipe: Recipe, data: Cifar10Split, device: torch.device, steps: int = 12, *,
-                       warmup: int = WARMUP_STEPS) -> tuple[float, float, float, float]:
+                       warmup: int = WARMUP_STEPS, fused: bool | None = None) -> tuple[float, float, float, float]:
     """(train images/s, eval images/s with one view, eval images/s with the preset's test-time augmentation,
     share of a training step spent making the batch).
 
@@ -92,7 +89,8 @@ def measure_throughput(recipe: Recipe, data: Cifar10Split, device: torch.device,
     epochs of the first ``steps`` batches of ``data``, repeated if ``data`` is smaller) timed by ``fit``'s own clock,
     which synchronises once per epoch. Full-resolution steps (no progressive resizing). The data share: the same
     epochs' batches made alone, one synchronisation at the end. Evaluation: :func:`predict_logits` on up to 4 000
-    images resident on the device, warmed up on exactly those images (same batch shapes) before it is timed."""
+    images resident on the device, warmed up on exactly those images (same batch shapes) before it is timed.
+    ``fused``: fit's choice of optimizer (default: the device's; see :func:`gapcourse.train.make_optimizer`)."""
     device = torch.device(device)
     recipe = replace(recipe, low_res_epochs=0)
     data = resident(data, device)
@@ -103,7 +101,7 @@ def measure_throughput(recipe: Recipe, data: Cifar10Split, device: torch.device,
     per_epoch = num_batches(n, recipe.batch_size, drop_last=drop_last)
     epochs = -(-steps // per_epoch)
     images = epochs * (per_epoch * recipe.batch_size if drop_last else n)
-    quiet = dict(device=device, progress=False, generator=torch.Generator().manual_seed(0))
+    quiet = dict(device=device, progress=False, generator=torch.Generator().manual_seed(0), fused=fused)
     fit(model, _head(data, min(len(data), warmup * recipe.batch_size)), None, recipe, epochs=1, **quiet)
     train_s = fit(model, _head(data, n), None, recipe, epochs=epochs, **quiet).train_seconds
 
@@ -296,7 +294,7 @@ def _sync_location(tb) -> tuple[traceback.FrameSummary | None, traceback.FrameSu
 
 
 def audit_steps(recipe: Recipe, device: torch.device | str, steps: int = VERIFY_STEPS, *, guard=None,
-                guard_from: int = 2, seed: int = 0) -> SyncAudit:
+                guard_from: int = 2, seed: int = 0, fused: bool | None = None) -> SyncAudit:
     """Train ``steps`` steps of :func:`fit` (one epoch of random images) with every synchronisation turned into an
     error from step ``guard_from`` on, and say where the first one came from.
 
@@ -307,7 +305,7 @@ def audit_steps(recipe: Recipe, device: torch.device | str, steps: int = VERIFY_
     does one-time work (cuDNN autotuning, cuBLAS handles, the gradient scaler's and optimizer's state), the second is
     the first ordinary one. So a setup copy cannot be blamed on training, and the line that synchronised is read
     from the traceback. On CUDA, ``fit``'s one read per epoch (after the last step) is expected to raise; anything
-    earlier is a per-step sync."""
+    earlier is a per-step sync. ``fused``: fit's choice of optimizer (``True`` on a CPU stands in for CUDA's)."""
     if not 1 <= guard_from <= steps:
         raise ValueError(f"guard_from={guard_from}: expected a step from 1 to steps={steps}.")
     device = torch.device(device)
@@ -334,32 +332,29 @@ def audit_steps(recipe: Recipe, device: torch.device | str, steps: int = VERIFY_
     hook = model.register_forward_pre_hook(start)
     try:
         with guarded:
-            fit(model, data, None, recipe, device=device, epochs=1, progress=False, generator=gen)
+            fit(model, data, None, recipe, device=device, epochs=1, progress=False, generator=gen, fused=fused)
     except RuntimeError as err:
         if "synchroniz" not in str(err):
             raise
         course, outside = _sync_location(err.__traceback__)
         audit.sync_at = _where(course) if course else None
         audit.origin = _where(outside) if outside else None
-        audit.epoch_read = (audit.reached == steps and course is not None and course.name == "fit"
+        audit.epoch_read = (audit.reached == steps and course is not None and course.name == "train_epoch"
                             and "tolist()" in (course.line or ""))
     finally:
         hook.remove()
     return audit
 
 
-def _cpu_fused_optimizer():
-    """For the dry run: fit's optimizer as on CUDA (fused, with its zero momentum buffers), here the CPU kernel."""
-    return mock.patch.object(train_module, "_sgd", functools.partial(train_module._sgd, fused=True))
-
-
 def verify_gpu(train: Cifar10Split, test: Cifar10Split, device: torch.device, *, recipe: Recipe | None = None,
                capability: tuple[int, int] | None = None, steps: int = VERIFY_STEPS, warmup: int = WARMUP_STEPS,
-               epochs: int | None = None, profile=None, guard=None) -> tuple[list[Row], list[SyncAudit]]:
+               epochs: int | None = None, profile=None, guard=None, fused: bool | None = None
+               ) -> tuple[list[Row], list[SyncAudit]]:
     """(a) :func:`audit_steps`, (b) :func:`measure_throughput` (fit's own step), (c) the recipe (default: the gpu
     preset) trained to the end with its time to :data:`VERIFY_THRESHOLDS` and its test-time-augmented accuracy, in
     the GPU's native precision, and (d) on a bf16 GPU all of it again in forced fp16, standing in for a T4.
-    ``capability`` overrides the device's (the dry run uses (9, 0))."""
+    ``capability`` overrides the device's (the dry run uses (9, 0)), and ``fused=True`` gives a CPU fit's optimizer
+    as on CUDA (fused, with its zero momentum buffers)."""
     base = recipe or PRESETS["gpu"]
     native = native_precision(device) if capability is None else choose_precision("cuda", capability)
     modes = [native.mode] + (["fp16"] if native.mode == "bf16" else [])
@@ -367,15 +362,16 @@ def verify_gpu(train: Cifar10Split, test: Cifar10Split, device: torch.device, *,
     for mode in modes:
         run = replace(base, precision=mode)
         label = run.name if mode == native.mode else f"{run.name} (fp16, T4 stand-in)"
-        audit = audit_steps(run, device, steps, guard=guard)
+        audit = audit_steps(run, device, steps, guard=guard, fused=fused)
         audits.append(audit)
         print(("sync audit ok: " if audit.clean else "SYNC AUDIT FAILED: ") + audit.describe(), flush=True)
-        train_ips, eval_ips, eval_tta_ips, share = measure_throughput(run, train, device, steps=steps, warmup=warmup)
+        train_ips, eval_ips, eval_tta_ips, share = measure_throughput(run, train, device, steps=steps, warmup=warmup,
+                                                                      fused=fused)
         row = Row(label, run.width, mode, train_ips, eval_ips, eval_tta_ips, share, recipe=run.describe())
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         history = fit(build_net(width=run.width), train, test, run, device=device, generator=seed_everything(0),
-                      profile=profile, epochs=epochs, progress=False)
+                      profile=profile, epochs=epochs, progress=False, fused=fused)
         row.to_threshold = {th: time_to_accuracy(history.seconds, history.test_acc, th) for th in THRESHOLDS}
         row.final_acc, row.train_s, row.peak_mem_mb = history.test_acc[-1], history.train_seconds, _peak_mem_mb(device)
         reached = ", ".join(f"{100 * th:.0f} % " + ("–" if row.to_threshold[th] is None else
@@ -421,9 +417,9 @@ def _verify_main(args: argparse.Namespace, started: float) -> int:
         device, prof = torch.device("cpu"), active_profile("fast", announce=False)
         train, test = _dry_run_data()
         recipe = replace(PRESETS["gpu"], width=0.25, batch_size=8, epochs=1)
-        with _cpu_fused_optimizer():  # (this CPU has no fast fp16: keep the dry run small)
-            rows, audits = verify_gpu(train, test, device, recipe=recipe, capability=(9, 0), steps=2, warmup=1,
-                                      epochs=1, profile=prof, guard=HostSyncStandIn)
+        # fit's optimizer as on CUDA (fused), here the CPU kernel; this CPU has no fast fp16: keep the dry run small
+        rows, audits = verify_gpu(train, test, device, recipe=recipe, capability=(9, 0), steps=2, warmup=1,
+                                  epochs=1, profile=prof, guard=HostSyncStandIn, fused=True)
         where = "DRY RUN on the CPU (random images; sync guard, fused optimizer and bf16 capability faked)"
         record_path = None
     else:
@@ -532,7 +528,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def table_from_record(payload: dict) -> str:
-    """The Markdown table of a recorded run (the README's benchmark table is generated from it)."""
+    """The Markdown table of a recorded run (docs/RESULTS.md's benchmark table is generated from it)."""
     rows = []
     for r in payload["rows"]:
         r = dict(r)

@@ -1,6 +1,6 @@
 """The budget-recipe study: which recipe trains the best network in notebook 03's four minutes on a CPU.
 
-``python -m gapcourse budget-recipe`` (or ``python -m gapcourse.studies.budget_recipe``). Notebook 03 trains the cpu
+``python -m gapcourse budget-recipe``. Notebook 03 trains the cpu
 preset to a budget of :data:`BUDGET_S` seconds; the preset was tuned for 16 fixed epochs, while four minutes buy 3–7
 epochs on a 2-core CPU. Each candidate here changes the preset in one named way (or combines winners), and is trained
 as notebook 03 trains it: the budget planner (:mod:`gapcourse.budget`) measures this machine and plans the epochs that
@@ -18,14 +18,13 @@ Accuracy is then independent of the load; each run records its plan (measured im
 ``confirm``: the adopted recipe and the current preset on seeds 0, 1, 2. Verdicts use the per-image paired interval
 (:func:`gapcourse.stats.paired_halfwidth`: the two networks are scored on the same test images) and, over seeds, the
 t-interval of the per-seed differences; the larger decides. Each run is written as it finishes, with the per-image
-correctness bit-packed, and a rerun skips what is recorded (identity: candidate, recipe, seed, budget, data).
+correctness bit-packed (by the study runner, :mod:`gapcourse.studies.runner`), and a rerun skips what is recorded
+(identity: candidate, recipe, seed, budget, data).
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..budget import Calibration, Plan, calibrate, clock, make_plan
+from ..budget import Calibration, calibrate, clock, make_plan
+from ..budget_plan import Plan
 from ..config import Profile
 from ..data import Cifar10Split
 from ..device import seed_everything
@@ -41,7 +41,8 @@ from ..models import build_net
 from ..pipeline import num_batches
 from ..config import RESULTS_DIR
 from ..outputs import ResultsError
-from .provenance import check_output, data_record, provenance, write_results
+from .provenance import data_record, provenance
+from .runner import ResultsStore, Run, Shape, open_store, run_plan
 from ..recipes import CPU_HALF_WIDTH, DEFAULT_BUDGET_S, Recipe, measures_precision, resolve_precision
 from ..measured import curve_split
 from ..stats import paired_halfwidth, paired_halfwidths
@@ -132,7 +133,7 @@ def plan_quietly(recipes: dict[str, Recipe], train: Cifar10Split, curve: Cifar10
     """The budget plan ``fit`` would make for each recipe on this machine when nothing else runs. Recipes of one
     :func:`cost_shape` share one plan. Each shape is calibrated ``tries`` times, the shapes taking turns (so a busy
     moment of the machine falls on all of them alike), and each setting keeps its fastest measurement: the least
-    disturbed one. The plan is then made from that calibration as ``fit`` makes it (the starting weights and the
+    disturbed one. The plan is then made from that calibration as ``fit_to_budget`` makes it (the starting weights and the
     calibration's time counted against the budget)."""
     shapes: dict[str, Recipe] = {}
     for recipe in recipes.values():
@@ -161,19 +162,19 @@ def _plan_key(key: str, recipe: Recipe) -> str:
 
 
 def _plans_for(table: dict[str, tuple[str, Recipe]], keys: list[str], train: Cifar10Split, curve: Cifar10Split, *,
-               device: torch.device, profile: Profile, output: Path, data: dict, command: str | None) -> None:
+               device: torch.device, profile: Profile, store: ResultsStore, command: str | None) -> None:
     """Make (:func:`plan_quietly`) and record in the results file the plans of ``keys`` not recorded yet, so every
     seed of a candidate trains the same epochs, as notebook 03 would on one machine."""
-    payload = load_results(output)
-    plans = payload.setdefault("plans", {})
-    missing = {k: table[k][1] for k in keys if _plan_key(k, table[k][1]) not in plans}
+    recorded = store.read()["plans"]
+    missing = {k: table[k][1] for k in keys if _plan_key(k, table[k][1]) not in recorded}
     if not missing:
         return
-    for key, plan in plan_quietly(missing, train, curve, device=device, profile=profile).items():
+    made = plan_quietly(missing, train, curve, device=device, profile=profile)
+    for key, plan in made.items():
         print(f"plan for {key} (fastest of {PLAN_TRIES} calibrations): {plan.describe_plan()}", flush=True)
-        plans[_plan_key(key, missing[key])] = plan.to_dict()
-    payload["provenance"] = provenance(command, device=device, seconds=0.0, n_test=len(curve))
-    write_results(output, payload, data, writer="budget-recipe")
+    store.update(lambda payload: payload["plans"].update({_plan_key(k, missing[k]): p.to_dict()
+                                                          for k, p in made.items()}),
+                 provenance=lambda payload: provenance(command, device=device, seconds=0.0, n_test=len(curve)))
 
 
 def run_identity(key: str, recipe: Recipe, seed: int, data: dict, plan: Plan) -> dict:
@@ -183,72 +184,58 @@ def run_identity(key: str, recipe: Recipe, seed: int, data: dict, plan: Plan) ->
             "train_sha256": data["train_sha256"]}
 
 
-def _own_run(run: dict) -> bool:
-    return "candidate" in run and "correct" in run
-
-
-def load_results(path: Path) -> dict:
-    """The study's results (``runs`` and ``provenance``), or an empty payload when the file does not exist yet."""
-    if not path.exists():
-        return {"runs": [], "plans": {}}
-    payload = json.loads(path.read_text())
-    if not isinstance(payload, dict) or not isinstance(payload.get("runs"), list) or \
-            not all(isinstance(r, dict) and _own_run(r) for r in payload["runs"]) or \
-            not isinstance(payload.setdefault("plans", {}), dict):
-        raise ResultsError(f"{path} is not a budget-recipe study file (expected 'runs' with candidates and per-image "
-                           "records); give another --output, or move it away to start afresh.")
-    return payload
+# The study's file (read and written by gapcourse.studies.runner): its runs, each with its per-image record, and the
+# plans every seed of a candidate shares.
+SHAPE = Shape("budget-recipe study file", "the budget-recipe study",
+              "'runs' with candidates and per-image records, and the 'plans' they trained",
+              own=lambda run: "candidate" in run and "correct" in run, extra=("plans",))
 
 
 def run_study(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
               plan: list[tuple[str, int]], output: Path, command: str | None = None, progress: bool = True,
               precision: str = "fp32") -> dict:
     """Train each ``(candidate, seed)`` of ``plan`` as notebook 03 does (see the module's docstring), skipping runs
-    already recorded in ``output``; write each run as it ends. Returns the payload."""
-    from ..resume import try_lock
-
+    already recorded in ``output``; write each run as it ends. One run of the study writes ``output`` at a time
+    (another is refused: the plans are made once for every seed). Returns the payload."""
     data = data_record(profile.name, train)
-    output = check_output(output, data, own_run=_own_run, study="the budget-recipe study", writer="budget-recipe")
-    lock = try_lock(Path(str(output) + ".lock"))
-    if lock is None:
-        raise ResultsError(f"Another budget-recipe run is writing {output}; wait for it, or pass another --output.")
-    try:
-        curve = curve_split(test)  # notebook 03's learning-curve images
-        table = candidates(precision)
-        _plans_for(table, list(dict.fromkeys(k for k, _ in plan)), train, curve, device=device, profile=profile,
-                   output=output, data=data, command=command)  # every plan first, the calibrations taking turns
+    store = open_store(output, SHAPE, data, writer="budget-recipe", exclusive=True)
+    curve = curve_split(test)  # notebook 03's learning-curve images
+    table = candidates(precision)
+
+    def runs():
         for key, seed in plan:
             what, recipe = table[key]
-            payload = load_results(output)  # re-read: another stage may have added runs
-            chosen = Plan.from_dict(payload["plans"][_plan_key(key, recipe)])
-            ident = run_identity(key, recipe, seed, data, chosen)
-            if any(all(r.get(k) == v for k, v in ident.items()) for r in payload["runs"]):
-                print(f"{key}, seed {seed}: already in {output.name}, skipped", flush=True)
-                continue
-            print(f"== {key}, seed {seed}: {what}", flush=True)
-            started = time.perf_counter()
-            generator = seed_everything(seed)
-            model = build_net(width=recipe.width)
-            fixed = chosen.fixed_recipe(recipe)
-            history = fit(model, train, curve, fixed, device=device, generator=generator, profile=profile,
-                          epochs=chosen.epochs, progress=progress)
-            result = evaluate(model, test, device=device, recipe=fixed)
-            correct = result.predictions == result.labels
-            run = {**ident, "what": what, "profile": profile.name, "precision": chosen.precision, "train_img_per_s": chosen.train_img_per_s,
-                   "calibration_s": chosen.calibration_s, "predicted_s": chosen.predicted_s,
-                   "train_seconds": round(history.train_seconds, 1), "train_acc": history.train_acc[-1],
-                   "test_acc": result.accuracy, "n_test": len(test), "correct": pack_correct(correct),
-                   "seconds": round(time.perf_counter() - started, 1)}
-            payload["runs"].append(run)
-            payload["provenance"] = provenance(command, device=device, n_test=len(test),
-                                               seconds=sum(r["seconds"] for r in payload["runs"]))
-            run["made_by"] = {k: payload["provenance"].get(k) for k in ("command", "commit", "date", "device", "torch")}
-            write_results(output, payload, data, writer="budget-recipe")
-            print(f"{key}, seed {seed}: {chosen.epochs} epochs, test accuracy {result.accuracy:.2%} "
-                  f"({run['seconds']:.0f} s with planning)", flush=True)
-    finally:
-        lock.close()
-    return load_results(output)
+            chosen = Plan.from_dict(store.read()["plans"][_plan_key(key, recipe)])
+            yield Run(run_identity(key, recipe, seed, data, chosen), f"{key}, seed {seed}", spec=(what, recipe, chosen))
+
+    def train_one(run: Run) -> dict:
+        (what, recipe, chosen), key, seed = run.spec, run.identity["candidate"], run.identity["seed"]
+        print(f"== {key}, seed {seed}: {what}", flush=True)
+        started = time.perf_counter()
+        generator = seed_everything(seed)
+        model = build_net(width=recipe.width)
+        fixed = chosen.fixed_recipe(recipe)
+        history = fit(model, train, curve, fixed, device=device, generator=generator, profile=profile,
+                      epochs=chosen.epochs, progress=progress)
+        result = evaluate(model, test, device=device, recipe=fixed)
+        correct = result.predictions == result.labels
+        record = {**run.identity, "what": what, "profile": profile.name, "precision": chosen.precision,
+                  "train_img_per_s": chosen.train_img_per_s, "calibration_s": chosen.calibration_s,
+                  "predicted_s": chosen.predicted_s, "train_seconds": round(history.train_seconds, 1),
+                  "train_acc": history.train_acc[-1], "test_acc": result.accuracy, "n_test": len(test),
+                  "correct": pack_correct(correct), "seconds": round(time.perf_counter() - started, 1)}
+        made = provenance(command, device=device, n_test=len(test), seconds=0.0)
+        record["made_by"] = {k: made.get(k) for k in ("command", "commit", "date", "device", "torch")}
+        print(f"{key}, seed {seed}: {chosen.epochs} epochs, test accuracy {result.accuracy:.2%} "
+              f"({record['seconds']:.0f} s with planning)", flush=True)
+        return record
+
+    with store.session():  # (refused at once when another run of the study holds the file)
+        _plans_for(table, list(dict.fromkeys(k for k, _ in plan)), train, curve, device=device, profile=profile,
+                   store=store, command=command)  # every plan first, the calibrations taking turns
+        return run_plan(store, runs(), train_one,
+                        provenance=lambda payload: provenance(command, device=device, n_test=len(test),
+                                                              seconds=sum(r["seconds"] for r in payload["runs"])))
 
 
 def planned_runs(payload: dict) -> list[dict]:
@@ -283,6 +270,13 @@ def paired(runs: list[dict], a: str, b: str = "current") -> dict | None:
     return {"seeds": seeds, "a": [by[(a, s)]["test_acc"] for s in seeds], "b": [by[(b, s)]["test_acc"] for s in seeds],
             "diffs": diffs, "mean_diff": mean, "image_half": image_half, "t_half": t_half, "half": half,
             "verdict": "better" if mean > half else "worse" if mean < -half else "within the noise"}
+
+
+def confirmations(runs: list[dict]) -> dict[str, dict]:
+    """The candidates trained with two or more seeds, each with :func:`paired` against the current preset on those
+    seeds (the confirmation :func:`study_markdown` writes out), in the order of :data:`CANDIDATES`."""
+    found = {key: paired(runs, key) for key in CANDIDATES if key != "current"}
+    return {key: cmp for key, cmp in found.items() if cmp is not None and len(cmp["seeds"]) >= 2}
 
 
 def study_markdown(payload: dict) -> str:
@@ -327,24 +321,10 @@ def study_markdown(payload: dict) -> str:
             "an earlier single calibration that measured "
             f"{r['train_img_per_s'].get(r['precision'] + '@32px', 0):,.0f} img/s at 32 px (before the plans were made "
             "once and recorded)" for r in left_out) + "."
-    for key in CANDIDATES:
-        cmp = paired(runs, key) if key != "current" else None
-        if cmp is None or len(cmp["seeds"]) < 2:
-            continue
+    for key, cmp in confirmations(runs).items():
         lines += ["", f"**Confirmation, `{key}` against `current`, seeds {', '.join(map(str, cmp['seeds']))}:** "
                       f"{' / '.join(f'{100 * x:.2f}' for x in cmp['a'])} % against "
                       f"{' / '.join(f'{100 * x:.2f}' for x in cmp['b'])} %; mean difference "
                       f"{100 * cmp['mean_diff']:+.2f} points (per-image paired ±{100 * cmp['image_half']:.2f}, "
                       f"t over seeds ±{100 * cmp['t_half']:.2f}; the larger decides): {cmp['verdict']}."]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m gapcourse.studies.budget_recipe ARGS`` is ``python -m gapcourse budget-recipe ARGS``."""
-    from ..__main__ import main as cli
-
-    return cli(["budget-recipe", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """The budget table: what the cpu preset reaches when trained to a time budget, on this machine, under conditions
 that stand for other machines. ``python -m gapcourse budget-table``; notebook 03 plots it
-(:func:`gapcourse.viz.plot_budget_curve`) and the README shows it (section ``budget``).
+(:func:`gapcourse.viz.plot_budget_curve`) and docs/RESULTS.md shows it (section ``budget``).
 
 For each condition and budget the cpu preset is trained with ``budget_s`` set (:mod:`gapcourse.budget` plans the
 epochs), and one row records the budget, the planned epochs, predicted and actual seconds, the measured training
@@ -14,15 +14,15 @@ images/s and the test accuracy with the preset's test-time augmentation. Conditi
   in the budget), and the reported accuracy measured afterwards on the whole test split with the plan's precision.
   The other conditions evaluate the whole test split after each epoch (inside the budget).
 
-Each row is written as it ends, and a rerun skips every row already there (a row is identified by its condition,
-budget, seed, recipe and training data), so an interrupted run resumes."""
+Each row is written as it ends (by the study runner, :mod:`gapcourse.studies.runner`), and a rerun skips every row
+already there (a row is identified by its condition, budget, seed, recipe and training data), so an interrupted run
+resumes."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 import contextlib
-import json
 import time
 
 import torch
@@ -35,11 +35,12 @@ from ..measured import CONDITIONS
 from ..measured import curve_split
 from ..measured import width_of
 from ..models import build_net
-from ..outputs import ResultsError, read_object
-from ..outputs import keep_after_failure, locked
+from ..outputs import ResultsError
 from ..recipes import PRESETS, Recipe, measures_precision, native_precision
-from ..train import evaluate, fit
-from .provenance import check_output, data_record, provenance, write_results
+from ..budget import fit_to_budget
+from ..train import evaluate
+from .provenance import data_record, provenance
+from .runner import Run, Shape, open_store, run_plan
 
 
 RESULTS_FILE = BUDGET_TABLE_RESULTS
@@ -83,34 +84,8 @@ def _threads(condition: str):
     finally:
         torch.set_num_threads(saved)
 
-def _read_table(path: Path) -> dict:
-    """The budget table in ``path`` (``{"rows": []}`` when there is none yet); :class:`ResultsError` for a file that
-    is not one."""
-    payload = read_object(path, "budget table") or {}
-    rows = payload.setdefault("rows", [])
-    if set(payload) - {"rows", "provenance"} or not isinstance(rows, list) or \
-            not all(isinstance(r, dict) and "condition" in r and "budget_s" in r for r in rows):
-        raise ResultsError(f"{path} is not a budget table (expected a JSON object with 'rows' of budget runs and "
-                           "its 'provenance'); give another --output, or move the file away to start afresh.")
-    return payload
-
-def _add_row(output: Path, row: dict, ident: dict, record: dict, data: dict) -> dict:
-    """Add a trained ``row`` to the table in ``output`` under its lock (another process may be adding its own rows
-    to the same file: both are kept). A write that fails keeps the row in a file beside and says where."""
-    try:
-        with locked(output):
-            payload = _read_table(output)
-            if not any(all(r.get(k) == v for k, v in ident.items()) for r in payload["rows"]):
-                payload["rows"].append(row)
-            payload["provenance"] = record
-            write_results(output, payload, data, writer="budget-table")
-            return payload
-    except (OSError, ValueError) as err:  # the output became a folder, a full disk, another file...
-        kept = {"rows": [row], "provenance": {**record, **data}}
-        keep_after_failure(output, json.dumps(kept, indent=1) + "\n", what="budget table",
-                           work=f"the trained row ({row['condition']}, {row['budget_s']:.0f} s, seed {row['seed']})",
-                           error=err)
-        raise  # (keep_after_failure always raises)
+SHAPE = Shape("budget table", "the budget table", "a JSON object with 'rows' of budget runs and its 'provenance'",
+              items="rows", own=lambda row: "condition" in row and "budget_s" in row)
 
 def run_budget_table(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device | str = "cpu",
                      budgets: tuple[float, ...] = BUDGETS, conditions: tuple[str, ...] = DEFAULT_CONDITIONS,
@@ -118,60 +93,103 @@ def run_budget_table(train: Cifar10Split, test: Cifar10Split, profile: Profile, 
                      command: str | None = None) -> dict:
     """Train the cpu preset to each budget under each condition; write each row to ``output`` as it ends and skip
     rows already there. ``command`` is recorded in the provenance (default: this process's command line).
-    Returns the payload."""
+    Rows are added by the study runner (:mod:`gapcourse.studies.runner`) under the file's lock: another process
+    adding its own rows to the same file meanwhile keeps them, and a row that cannot be written is kept in a file
+    beside. Returns the payload."""
     check_conditions(conditions, budgets)
     device = torch.device(device)
     data = data_record(profile.name, train)
-    output = check_output(output, data, writer="budget-table")  # (its shape: _read_table)
-    payload = _read_table(output)
+    store = open_store(output, SHAPE, data, writer="budget-table")
     started = time.perf_counter()
-    for condition in conditions:
-        for budget_s in budgets:
-            recipe = condition_recipe(condition, budget_s)
-            curve = curve_split(test) if condition == "auto" else test
-            ident = {"condition": condition, "budget_s": float(budget_s), "seed": seed, "recipe": recipe.describe(),
-                     "train_sha256": data["train_sha256"]}
-            if condition == "auto":  # rows made before the learning curve matched the notebook's are not reused
-                ident["curve_images"] = len(curve)
-            if any(all(row.get(k) == v for k, v in ident.items()) for row in _read_table(output)["rows"]):
-                print(f"{condition}, {budget_s:.0f} s: already in {output.name}, skipped")
-                continue
-            print(f"== {condition}, budget {budget_s:.0f} s: {CONDITIONS[condition]}", flush=True)
-            with _threads(condition) as threads:
-                generator = seed_everything(seed)
-                model = build_net(width=recipe.width)
-                history = fit(model, train, curve, recipe, device=device, generator=generator, profile=profile,
-                              progress=progress)
-                plan = history.plan
-                test_acc = history.test_acc[-1] if curve is test else \
-                    evaluate(model, test, device=device, recipe=plan.fixed_recipe(recipe)).accuracy
-            row = {**ident, "threads": threads, "epochs": plan.epochs, "planned_epochs": plan.planned_epochs,
-                   "low_res_epochs": plan.low_res_epochs, "precision": plan.precision,
-                   "precision_reason": plan.precision_reason, "predicted_s": plan.predicted_s,
-                   "actual_s": plan.actual_s, "calibration_s": plan.calibration_s,
-                   "predicted_train_s": plan.predicted_train_s, "train_seconds": history.train_seconds,
-                   "train_img_per_s": plan.train_img_per_s, "eval_img_per_s": plan.eval_img_per_s,
-                   "over_budget": plan.over_budget, "note": plan.note, "test_acc": test_acc}
-            epochs = f"{plan.epochs} epoch{'s' * (plan.epochs != 1)}"
-            print(f"{condition}, {budget_s:.0f} s: {epochs}, {plan.actual_s:.0f} s "
-                  f"(predicted {plan.predicted_s:.0f} s), "
-                  f"test accuracy {row['test_acc']:.2%}", flush=True)
-            record = provenance(command, device=device, seconds=time.perf_counter() - started, n_test=len(test),
-                                seed=seed)
-            row["made_by"] = {k: record.get(k) for k in MADE_BY}
-            _add_row(output, row, ident, record, data)
-    payload = _read_table(output)  # with any rows another process added meanwhile
+
+    def plan():
+        for condition in conditions:
+            for budget_s in budgets:
+                recipe = condition_recipe(condition, budget_s)
+                curve = curve_split(test) if condition == "auto" else test
+                ident = {"condition": condition, "budget_s": float(budget_s), "seed": seed,
+                         "recipe": recipe.describe(), "train_sha256": data["train_sha256"]}
+                if condition == "auto":  # rows made before the learning curve matched the notebook's are not reused
+                    ident["curve_images"] = len(curve)
+                yield Run(ident, f"{condition}, {budget_s:.0f} s, seed {seed}", spec=(recipe, curve))
+
+    def made_by(_payload: dict | None = None) -> dict:
+        return provenance(command, device=device, seconds=time.perf_counter() - started, n_test=len(test), seed=seed)
+
+    def train_one(run: Run) -> dict:
+        (recipe, curve), condition, budget_s = run.spec, run.identity["condition"], run.identity["budget_s"]
+        print(f"== {condition}, budget {budget_s:.0f} s: {CONDITIONS[condition]}", flush=True)
+        with _threads(condition) as threads:
+            generator = seed_everything(seed)
+            model = build_net(width=recipe.width)
+            history = fit_to_budget(model, train, curve, recipe, device=device, generator=generator, profile=profile,
+                                    progress=progress)
+            plan = history.plan
+            test_acc = history.test_acc[-1] if curve is test else \
+                evaluate(model, test, device=device, recipe=plan.fixed_recipe(recipe)).accuracy
+        row = {**run.identity, "threads": threads, "epochs": plan.epochs, "planned_epochs": plan.planned_epochs,
+               "low_res_epochs": plan.low_res_epochs, "precision": plan.precision,
+               "precision_reason": plan.precision_reason, "predicted_s": plan.predicted_s,
+               "actual_s": plan.actual_s, "calibration_s": plan.calibration_s,
+               "predicted_train_s": plan.predicted_train_s, "train_seconds": history.train_seconds,
+               "train_img_per_s": plan.train_img_per_s, "eval_img_per_s": plan.eval_img_per_s,
+               "over_budget": plan.over_budget, "note": plan.note, "test_acc": test_acc}
+        epochs = f"{plan.epochs} epoch{'s' * (plan.epochs != 1)}"
+        print(f"{condition}, {budget_s:.0f} s: {epochs}, {plan.actual_s:.0f} s "
+              f"(predicted {plan.predicted_s:.0f} s), "
+              f"test accuracy {row['test_acc']:.2%}", flush=True)
+        record = made_by()
+        row["made_by"] = {k: record.get(k) for k in MADE_BY}
+        return row
+
+    payload = run_plan(store, plan(), train_one, provenance=made_by)  # (with any rows another process added)
     if not payload["rows"]:
         raise ResultsError("No budget-table rows were asked for (give --budgets and --conditions).")
     return payload
 
-def budget_markdown(payload: dict) -> str:
-    """The README's table: one row per run (condition, budget, seed), then, where a condition and budget were run
-    with several seeds, their mean and spread."""
+def budget_findings(payload: dict) -> dict:
+    """What the budget table's rows show, as data (:func:`budget_markdown` writes it out): its ``rows`` in the table's
+    order (condition, budget, seed), ``n_test``, the noise of one run at the rows' mean accuracy (``halfwidth``: one
+    accuracy's 95 % interval; ``difference_halfwidth``: a difference of two), the test images per class the ``auto``
+    rows' learning curves used (``curve_images_per_class``), and ``means``: for each condition, budget and recipe run
+    with several seeds, its ``seeds``, ``mean`` and ``spread`` of the test accuracy, its ``actual_s`` range, and
+    what tells it from another recipe's rows of the same condition and budget (``told_by``: None, ``"width"`` or
+    ``"recipe"``). Seeds are averaged only within one recipe: a row of an older recipe (a rerun after a preset
+    change) is another experiment, not another seed."""
     from ..stats import binomial_halfwidth, difference_halfwidth, mean_and_spread
 
     order = list(CONDITIONS)
     rows = sorted(payload["rows"], key=lambda r: (order.index(r["condition"]), r["budget_s"], r["seed"]))
+    n_test = int(payload.get("provenance", {}).get("n_test", 10_000))
+    p = sum(r["test_acc"] for r in rows) / len(rows) if rows else None
+    groups: dict[tuple[str, float, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["condition"], row["budget_s"], row.get("recipe", "")), []).append(row)
+    recipes = {(c, b): [r for (c2, b2, r) in groups if (c2, b2) == (c, b)] for (c, b, _) in groups}
+    means = []
+    for (condition, budget_s, recipe), runs in groups.items():
+        by_seed = {r["seed"]: r for r in runs}  # one row per seed (the latest, should a seed appear twice)
+        if len(by_seed) > 1:
+            mean, spread = mean_and_spread([r["test_acc"] for r in by_seed.values()])
+            told_by = (None if len(recipes[(condition, budget_s)]) <= 1 else
+                       "width" if len({width_of({"recipe": r}) for r in recipes[(condition, budget_s)]}) > 1 else
+                       "recipe")
+            means.append({"condition": condition, "budget_s": budget_s, "recipe": recipe, "width": width_of(runs[0]),
+                          "seeds": list(by_seed), "mean": mean, "spread": spread,
+                          "actual_s": (min(r["actual_s"] for r in by_seed.values()),
+                                       max(r["actual_s"] for r in by_seed.values())), "told_by": told_by})
+    return {"rows": rows, "n_test": n_test,
+            "halfwidth": None if p is None else binomial_halfwidth(p, n_test),
+            "difference_halfwidth": None if p is None else difference_halfwidth(p, p, n_test),
+            "curve_images_per_class": [c // 10 for c in sorted({r["curve_images"] for r in rows
+                                                                if r["condition"] == "auto" and "curve_images" in r})],
+            "means": means}
+
+def budget_markdown(payload: dict) -> str:
+    """The results page's table: one row per run (condition, budget, seed), then, where a condition and budget were run
+    with several seeds, their mean and spread (the numbers: :func:`budget_findings`)."""
+    found = budget_findings(payload)
+    rows, n_test = found["rows"], found["n_test"]
     if not rows:
         return "(no rows yet: `python -m gapcourse budget-table` trains them)"
     lines = ["| condition | budget | seed | width | epochs (of which at 24 px) | predicted | actual "
@@ -185,41 +203,22 @@ def budget_markdown(payload: dict) -> str:
                      f"({row['low_res_epochs']}) | {row['predicted_s']:.0f} s | {row['actual_s']:.0f} s{flag} | "
                      + (f"{ips:,.0f}" if ips is not None else "–") + f" | {row['precision']} | "
                      f"{100 * row['test_acc']:.2f} % |")
-    prov = payload.get("provenance", {})
-    n_test = int(prov.get("n_test", 10_000))
-    p = sum(r["test_acc"] for r in rows) / len(rows)
-    curves = sorted({r["curve_images"] for r in rows if r["condition"] == "auto" and "curve_images" in r})
+    curves = found["curve_images_per_class"]
     auto_note = "" if not curves else (
         " The `auto` rows run as notebook 03 does: the evaluations inside the budget use "
-        + " or ".join(f"{c // 10:,}" for c in curves) + f" test images per class, and the accuracy shown is measured "
+        + " or ".join(f"{c:,}" for c in curves) + f" test images per class, and the accuracy shown is measured "
         f"afterwards on all {n_test:,}.")
     lines.append("")
     lines.append(f"Each budget covers the whole `fit` call (calibration, training, the evaluation after each epoch and "
                  f"the final test-time-augmented one)." + auto_note + f" One run per row: one accuracy on {n_test:,} "
                  f"test images is good to about "
-                 f"±{100 * binomial_halfwidth(p, n_test):.1f} points, a difference of two to about "
-                 f"±{100 * difference_halfwidth(p, p, n_test):.1f} (at their mean accuracy; the interval depends on "
+                 f"±{100 * found['halfwidth']:.1f} points, a difference of two to about "
+                 f"±{100 * found['difference_halfwidth']:.1f} (at their mean accuracy; the interval depends on "
                  "the accuracy). \"(over)\": more than 5 % over the budget.")
-    # Seeds are averaged only within one recipe: a row of an older recipe (a rerun after a preset change) is
-    # another experiment, not another seed.
-    groups: dict[tuple[str, float, str], list[dict]] = {}
-    for row in rows:
-        groups.setdefault((row["condition"], row["budget_s"], row.get("recipe", "")), []).append(row)
-    recipes = {(c, b): [r for (c2, b2, r) in groups if (c2, b2) == (c, b)] for (c, b, _) in groups}
-    for (condition, budget_s, recipe), runs in groups.items():
-        by_seed = {r["seed"]: r for r in runs}  # one row per seed (the latest, should a seed appear twice)
-        if len(by_seed) > 1:
-            mean, spread = mean_and_spread([r["test_acc"] for r in by_seed.values()])
-            seeds = ", ".join(str(s) for s in by_seed)
-            if len(recipes[(condition, budget_s)]) <= 1:
-                which = ""
-            elif len({width_of({"recipe": r}) for r in recipes[(condition, budget_s)]}) > 1:
-                which = f", width {width_of(runs[0])}"  # the recipes differ in their width
-            else:
-                which = f" (recipe `{recipe}`)"
-            lines.append("")
-            lines.append(f"Mean over seeds {seeds}, {CONDITIONS[condition]}, {budget_s:.0f} s{which}: "
-                         f"**{100 * mean:.2f} %** (spread {100 * spread:.2f} points), actual "
-                         f"{min(r['actual_s'] for r in by_seed.values()):.0f}–"
-                         f"{max(r['actual_s'] for r in by_seed.values()):.0f} s.")
+    for m in found["means"]:
+        which = {None: "", "width": f", width {m['width']}", "recipe": f" (recipe `{m['recipe']}`)"}[m["told_by"]]
+        lines.append("")
+        lines.append(f"Mean over seeds {', '.join(map(str, m['seeds']))}, {CONDITIONS[m['condition']]}, "
+                     f"{m['budget_s']:.0f} s{which}: **{100 * m['mean']:.2f} %** (spread {100 * m['spread']:.2f} "
+                     f"points), actual {m['actual_s'][0]:.0f}–{m['actual_s'][1]:.0f} s.")
     return "\n".join(lines)

@@ -11,7 +11,8 @@ regimes (:data:`REGIMES`) and with several seeds, so that every difference can b
   class), trained until the networks memorise it: the setting of the Network in Network paper's head comparison
   (§4.6, CIFAR-10 without augmentation, which reports test error).
 
-Every finished network is appended to the results file at once (resumable), with its provenance."""
+Every finished network is added to the results file at once (resumable), with its provenance, by the study
+runner (:mod:`gapcourse.studies.runner`)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,6 @@ from ..measured import differs
 from ..measured import runs_of
 from ..measured import stat
 from ..models import ANY_SIZE_HEADS, HEADS, CifarNet, count_parameters
-from ..outputs import locked
-from ..outputs import read_object
 from ..recipes import Recipe
 from ..regimes import REGIMES
 from ..regimes import Regime
@@ -52,7 +51,8 @@ from ..regimes import regime_recipe
 from ..regimes import train_or_load
 from ..stats import Stat, difference_halfwidth, noise_of_difference
 from ..train import evaluate
-from .provenance import check_output, data_record, provenance, write_results
+from .provenance import data_record, provenance
+from .runner import Run, Shape, open_store, run_plan
 
 
 RESULTS_FILE = HEADS_RESULTS
@@ -85,13 +85,8 @@ def measure(model: CifarNet, train: Cifar10Split, test: Cifar10Split, recipe: Re
     record["crop_shift"] = {str(d): acc(lambda x, d=d: shift_images(x, d)) for d in CROP_SHIFTS}
     return record
 
-def _load_results(path: Path) -> dict:
-    payload = read_object(Path(path), "heads results file")  # ResultsError for a folder, bad JSON, a JSON list...
-    if payload is None:
-        return {"runs": []}
-    if not isinstance(payload.get("runs"), list):
-        raise ValueError(f"{path} has no 'runs' list: not a gapcourse heads results file. Move it away.")
-    return payload
+SHAPE = Shape("heads results file", "the head comparison", "a JSON object with a 'runs' list of heads' runs",
+              own=lambda run: "head" in run and "regime" in run)
 
 def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, device: torch.device,
                   heads: Sequence[str] = HEADS, seeds: Sequence[int] = (0, 1, 2),
@@ -103,105 +98,149 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
     Returns the results payload (``{"provenance": ..., "runs": [...]}``). ``output=None`` keeps results in memory.
     A run is identified by head, regime, seed, profile, recipe and the training data's SHA-256 fingerprint (of the
     regime's images, ``train_sha256``, and of the whole split they come from, ``split_sha256``); ``output`` is
-    checked before any training (:func:`gapcourse.studies.provenance.check_output`: never the committed file from a fast or
-    synthetic run, never another experiment's file) and written through :func:`gapcourse.studies.provenance.write_results`.
+    checked before any training and written by the study runner (:mod:`gapcourse.studies.runner`: never the
+    committed file from a fast or synthetic run, never another experiment's file; each run added under the file's
+    lock, so several processes may share it).
     """
     check_names(heads, regimes)
     data_id = data_record(profile.name, train)
-    if output is not None:
-        output = check_output(output, data_id, own_run=lambda r: "head" in r and "regime" in r,
-                              study="the head comparison", writer="compare-heads", keys=("runs",))
-    memory = {"runs": [], "provenance": dict(data_id)}
+    store = open_store(output, SHAPE, data_id, writer="compare-heads")
+    bar = tqdm([(REGIMES[r], h, s) for r in regimes for s in seeds for h in heads], desc="heads × seeds × regimes",
+               unit="network", disable=not progress)
 
-    def current() -> dict:
-        return _load_results(output) if output is not None else memory
+    def plan():
+        for regime, head, seed in bar:
+            recipe = regime_recipe(regime, device, base)
+            data = regime_data(regime, train)
+            key = {"head": head, "regime": regime.name, "seed": seed, "profile": profile.name,
+                   "n_train": len(data), "recipe": recipe.describe(), "train_sha256": data.fingerprint(),
+                   "split_sha256": data_id["train_sha256"]}
+            yield Run(key, f"{regime.name} {head} seed {seed}", spec=(regime, recipe, data))
 
-    def done(key: dict, payload: dict) -> bool:
-        return any(all(run.get(k) == v for k, v in key.items()) for run in payload["runs"])
-
-    plan = [(REGIMES[r], h, s) for r in regimes for s in seeds for h in heads]
-    bar = tqdm(plan, desc="heads × seeds × regimes", unit="network", disable=not progress)
-    for regime, head, seed in bar:
-        recipe = regime_recipe(regime, device, base)
-        data = regime_data(regime, train)
-        key = {"head": head, "regime": regime.name, "seed": seed, "profile": profile.name,
-               "n_train": len(data), "recipe": recipe.describe(), "train_sha256": data.fingerprint(),
-               "split_sha256": data_id["train_sha256"]}
-        if done(key, current()):  # measured before, or by another process writing the same file
-            continue
-        bar.set_postfix_str(f"{regime.name} {head} seed {seed}")
+    def train_one(run: Run) -> dict:
+        regime, recipe, data = run.spec
+        bar.set_postfix_str(run.label)
         started = time.perf_counter()
-        model, history, loaded = train_or_load(head, recipe, profile, data, None, device=device, seed=seed,
-                                               progress=False)
-        record = {**key, "head_params": count_parameters(model.head), "total_params": count_parameters(model),
-                  "epochs": len(history.epoch), "train_seconds": history.train_seconds, "loaded": loaded}
+        model, history, loaded = train_or_load(run.identity["head"], recipe, profile, data, None, device=device,
+                                               seed=run.identity["seed"], progress=False)
+        record = {**run.identity, "head_params": count_parameters(model.head),
+                  "total_params": count_parameters(model), "epochs": len(history.epoch),
+                  "train_seconds": history.train_seconds, "loaded": loaded}
         record.update(measure(model, data, test, recipe, regime, device=device))
         record["seconds"] = time.perf_counter() - started
-        with locked(output):  # read, add, write: several processes may share one results file
-            payload = current()
-            if not done(key, payload):
-                payload["runs"].append(record)
-            total = sum(run.get("seconds", run.get("train_seconds", 0.0)) for run in payload["runs"])
-            payload["provenance"] = provenance(device=device, seconds=total, profile=profile.name,
-                                               n_test=len(test), seconds_are="training + measuring, summed over runs",
-                                               regimes={name: r.description for name, r in REGIMES.items()})
-            if output is not None:
-                write_results(output, payload, data_id, writer="compare-heads")
-            else:
-                payload["provenance"].update(data_id)
-                memory.update(payload)
-    return current()
+        return record
+
+    def made_by(payload: dict) -> dict:
+        total = sum(run.get("seconds", run.get("train_seconds", 0.0)) for run in payload["runs"])
+        return provenance(device=device, seconds=total, profile=profile.name, n_test=len(test),
+                          seconds_are="training + measuring, summed over runs",
+                          regimes={name: r.description for name, r in REGIMES.items()})
+
+    return run_plan(store, plan(), train_one, provenance=made_by, quiet=True)
 
 def _pct(s: Stat | float) -> str:
     return f"{100 * (s[0] if isinstance(s, tuple) else s):.1f} %"
 
+def _difference(a: Stat, b: Stat, n: int) -> dict:
+    """Whether two measurements on n images differ by the difference rule (``real``), and the ``noise`` it uses."""
+    return {"real": differs(a, b, n), "noise": noise_of_difference(a, b, n)}
+
+def _noise_words(difference: dict) -> str:
+    """'beyond the noise (±x)' or 'within the noise (±x)' for a :func:`_difference`."""
+    return f"{'beyond' if difference['real'] else 'within'} the noise (±{100 * difference['noise']:.1f})"
+
 def _verdict(a: Stat, b: Stat, n: int) -> str:
     """'beyond the noise (±x)' or 'within the noise (±x)' for the difference of two measurements on n images."""
-    word = "beyond" if differs(a, b, n) else "within"
-    return f"{word} the noise (±{100 * noise_of_difference(a, b, n):.1f})"
+    return _noise_words(_difference(a, b, n))
 
-def _accuracy_lines(aug: dict[str, list[dict]], n_test: int) -> list[str]:
+def _grouped(payload: dict) -> tuple[int, dict[str, list[dict]], dict[str, list[dict]], list[str]]:
+    """(n_test, the augmented regime's runs by head, the no-augmentation regime's, the global-pooling heads that ran
+    augmented)."""
+    aug = {h: r for h in HEADS if (r := runs_of(payload, "augmented", h))}
+    noaug = {h: r for h in HEADS if (r := runs_of(payload, "no_augmentation", h))}
+    return (payload.get("provenance", {}).get("n_test", 10_000), aug, noaug,
+            [h for h in aug if h in ANY_SIZE_HEADS])
+
+def accuracy_findings(payload: dict) -> dict | None:
+    """The clean-accuracy conclusion (augmented regime) as data: each head's test accuracy ``acc`` (mean, spread,
+    seeds), the ``best`` head, the heads ``within_noise`` of it and those measurably ``lower`` (the difference rule,
+    :func:`differs`), the ``noise`` (the 95 % interval of a difference of two accuracies at the best one on
+    ``n_test`` images) and the range of train − test over the heads (``train_minus_test``: lowest, highest). None
+    without augmented runs. :func:`conclusions` writes it out."""
+    n_test, aug, _, _ = _grouped(payload)
+    if not aug:
+        return None
     acc = {h: stat(r, lambda x: x["test_acc"]) for h, r in aug.items()}
     best = max(acc, key=lambda h: acc[h][0])
     tied = [h for h in acc if h != best and not differs(acc[h], acc[best], n_test)]
-    lower = [h for h in acc if h != best and h not in tied]
-    noise = 100 * difference_halfwidth(acc[best][0], acc[best][0], n_test)
+    gaps = [stat(r, lambda x: x["train_minus_test"])[0] for r in aug.values()]
+    return {"n_test": n_test, "acc": acc, "best": best, "within_noise": tied,
+            "lower": [h for h in acc if h != best and h not in tied],
+            "noise": difference_halfwidth(acc[best][0], acc[best][0], n_test),
+            "train_minus_test": (min(gaps), max(gaps))}
+
+def _accuracy_lines(found: dict) -> list[str]:
+    acc, best, tied, lower = found["acc"], found["best"], found["within_noise"], found["lower"]
     said = ([f"{', '.join(f'{h} {_pct(acc[h])}' for h in tied)} within the noise of it"] if tied else []) + \
         (["measurably lower: " + ", ".join(f"{h} {_pct(acc[h])}" for h in lower)] if lower else [])
     line = (f"Clean test accuracy (augmented regime): best {best} {_pct(acc[best])}; " + "; ".join(said)
-            + f" (a difference must exceed ±{noise:.1f} points, the 95 % interval of a difference of two accuracies "
-              f"on {n_test:,} images, and the seeds' spreads).")
-    gaps = [stat(r, lambda x: x["train_minus_test"])[0] for r in aug.values()]
-    return [line, f"With augmentation no head overfits much: train − test is {100 * min(gaps):.1f} to "
-                  f"{100 * max(gaps):.1f} points."]
+            + f" (a difference must exceed ±{100 * found['noise']:.1f} points, the 95 % interval of a difference of "
+              f"two accuracies on {found['n_test']:,} images, and the seeds' spreads).")
+    low, high = found["train_minus_test"]
+    return [line, f"With augmentation no head overfits much: train − test is {100 * low:.1f} to "
+                  f"{100 * high:.1f} points."]
 
-def _size_lines(aug: dict[str, list[dict]], glob: list[str]) -> list[str]:
+def size_findings(payload: dict) -> dict | None:
+    """The any-input-size conclusions as data, for the global-pooling ``heads`` of the augmented regime (the flatten
+    heads cannot run there), on ``images`` test images: each head's mean accuracy ``at_32`` and ``on_canvas`` (at
+    native scale on the ``side`` px canvas); per size both tests share, which heads do better on a ``canvas`` than
+    ``resized``, which worse (``resized``), which are ``tied`` (the difference rule, :func:`differs`); and the
+    ``dilution`` from the second-largest canvas to the largest: the heads whose accuracy ``held`` (within the noise)
+    and those that ``fell``, with each head's mean at both sizes (``acc``). None without such heads.
+    :func:`conclusions` writes it out."""
+    _, aug, _, glob = _grouped(payload)
+    if not glob:
+        return None
     n = max(1, aug[glob[0]][0].get("robustness_images", 0))
     get = lambda h, kind, s: stat(aug[h], lambda x: x[kind][str(s)])  # noqa: E731
-    at32 = {h: stat(aug[h], lambda x: x["at_32"]) for h in glob}
     side = TRANSLATE_CANVAS
-    out = [f"Any input size: the flatten heads cannot run at all on {'/'.join(map(str, CANVASES))} px inputs; the "
-           f"global-pooling heads run, but lose accuracy. At native scale on a {side} px canvas: "
-           + ", ".join(f"{h} {_pct(get(h, 'canvas', side))} (−{100 * (at32[h][0] - get(h, 'canvas', side)[0]):.1f} "
-                       f"points from 32 px)" for h in glob) + "."]
-    parts = []
+    canvas_vs_resized = {}
     for s in (c for c in CANVASES if c in RESIZED):
         better = [h for h in glob if differs(get(h, "canvas", s), get(h, "resized", s), n)
                   and get(h, "canvas", s)[0] > get(h, "resized", s)[0]]
         worse = [h for h in glob if differs(get(h, "canvas", s), get(h, "resized", s), n) and h not in better]
-        tied = [h for h in glob if h not in better and h not in worse]
-        bits = ([f"canvas ahead for {', '.join(better)}"] if better else []) + \
-               ([f"resized ahead for {', '.join(worse)}"] if worse else []) + \
-               ([f"within the noise for {', '.join(tied)}"] if tied else [])
+        canvas_vs_resized[s] = {"canvas": better, "resized": worse,
+                                "tied": [h for h in glob if h not in better and h not in worse]}
+    dilution = None
+    if len(CANVASES) > 1:
+        lo, hi = CANVASES[-2], CANVASES[-1]
+        held = [h for h in glob if not differs(get(h, "canvas", lo), get(h, "canvas", hi), n)]
+        dilution = {"from": lo, "to": hi, "held": held, "fell": [h for h in glob if h not in held],
+                    "acc": {h: (get(h, "canvas", lo)[0], get(h, "canvas", hi)[0]) for h in glob}}
+    return {"images": n, "heads": glob, "side": side, "at_32": {h: stat(aug[h], lambda x: x["at_32"])[0] for h in glob},
+            "on_canvas": {h: get(h, "canvas", side)[0] for h in glob}, "canvas_vs_resized": canvas_vs_resized,
+            "dilution": dilution}
+
+def _size_lines(found: dict) -> list[str]:
+    glob, n, side, on_canvas = found["heads"], found["images"], found["side"], found["on_canvas"]
+    out = [f"Any input size: the flatten heads cannot run at all on {'/'.join(map(str, CANVASES))} px inputs; the "
+           f"global-pooling heads run, but lose accuracy. At native scale on a {side} px canvas: "
+           + ", ".join(f"{h} {_pct(on_canvas[h])} (−{100 * (found['at_32'][h] - on_canvas[h]):.1f} "
+                       f"points from 32 px)" for h in glob) + "."]
+    parts = []
+    for s, said in found["canvas_vs_resized"].items():
+        bits = ([f"canvas ahead for {', '.join(said['canvas'])}"] if said["canvas"] else []) + \
+               ([f"resized ahead for {', '.join(said['resized'])}"] if said["resized"] else []) + \
+               ([f"within the noise for {', '.join(said['tied'])}"] if said["tied"] else [])
         parts.append(f"at {s} px " + ", ".join(bits))
     out.append("Canvas (object at its trained scale) against resized (object larger), head by head on the same "
                f"{n:,} images: " + "; ".join(parts) + ". Running at any size is not recognising at any scale.")
-    lo, hi = (CANVASES[-2], CANVASES[-1]) if len(CANVASES) > 1 else (None, None)
-    if lo is not None:
-        held = [h for h in glob if not differs(get(h, "canvas", lo), get(h, "canvas", hi), n)]
-        fell = [h for h in glob if h not in held]
-        change = lambda h: f"{h} {100 * get(h, 'canvas', lo)[0]:.1f} → {_pct(get(h, 'canvas', hi))}"  # noqa: E731
-        out.append(f"From a {lo} to a {hi} px canvas (more background, the object unchanged): "
+    dilution = found["dilution"]
+    if dilution is not None:
+        held, fell = dilution["held"], dilution["fell"]
+        change = lambda h: f"{h} {100 * dilution['acc'][h][0]:.1f} → {_pct(dilution['acc'][h][1])}"  # noqa: E731
+        out.append(f"From a {dilution['from']} to a {dilution['to']} px canvas (more background, the object "
+                   "unchanged): "
                    + (f"{', '.join(change(h) for h in held)} holds (within the noise)" if held else "no head holds")
                    + ("; " + ", ".join(change(h) for h in fell) + " fall" if fell else "")
                    + ". An average over the map is diluted by every background cell, a maximum is not: notebook 04 "
@@ -240,57 +279,70 @@ def _crop_lines(aug: dict[str, list[dict]], n: int) -> list[str]:
                  f"{_verdict(acc[worst_glob], acc[best_flat], n)}.")
     return [line]
 
-def _overfitting_lines(noaug: dict[str, list[dict]], n_test: int) -> list[str]:
+def overfitting_findings(payload: dict) -> dict | None:
+    """The no-augmentation conclusions as data: each head's ``train`` and ``test`` accuracy (mean, spread, seeds), the
+    heads that ``memorised`` their ``n_train`` training images (99.5 % or more), the ``reference`` head (gap_mlp
+    where it ran, else the best), for each head that did not memorise (``not_memorised``) its train − test and its
+    test accuracy against the reference's by the difference rule (``real``, ``noise``), and the ``best`` head with
+    its ``difference`` from the reference and from the best flatten head (``best_against``). None without runs of
+    that regime. :func:`conclusions` writes it out."""
+    n_test, _, noaug, _ = _grouped(payload)
+    if not noaug:
+        return None
     train = {h: stat(r, lambda x: x["train_acc"]) for h, r in noaug.items()}
     test = {h: stat(r, lambda x: x["test_acc"]) for h, r in noaug.items()}
     memorised = [h for h in noaug if train[h][0] >= 0.995]
-    n_train = next(iter(noaug.values()))[0].get("n_train", 0)
-    images = f"{n_train:,} " if n_train else ""
-    out = []
-    if memorised:
-        out.append(f"Without augmentation, {', '.join(memorised)} reach {min(100 * train[h][0] for h in memorised):.1f}"
-                   f" % training accuracy: {'every head lets' if len(memorised) == len(noaug) else 'these heads let'} "
-                   f"the body memorise its {images}training images, so a global-pooling head does not by itself "
-                   "prevent overfitting, and for these heads train − test is simply the test error.")
     ref = "gap_mlp" if "gap_mlp" in test else max(test, key=lambda h: test[h][0])
-    for h in noaug:
-        if h not in memorised:
-            out.append(f"{h}'s smaller train − test ({100 * stat(noaug[h], lambda x: x['train_minus_test'])[0]:.1f} "
-                       f"points) comes from its lower training accuracy ({_pct(train[h])}); its test accuracy "
-                       f"({_pct(test[h])}) against {ref}'s ({_pct(test[ref])}): "
-                       f"{_verdict(test[h], test[ref], n_test)}.")
+    not_memorised = {h: {"train_minus_test": stat(noaug[h], lambda x: x["train_minus_test"])[0],
+                         **_difference(test[h], test[ref], n_test)} for h in noaug if h not in memorised}
     best = max(test, key=lambda h: test[h][0])
-    line = f"Best test accuracy: {best} {_pct(test[best])}"
     others = [h for h in ([ref] if ref != best else []) + [max((h for h in test if h not in ANY_SIZE_HEADS
                                                                and h != best), key=lambda h: test[h][0], default=None)]
               if h is not None]
-    for h in dict.fromkeys(others):
-        line += (f"; against {h} ({_pct(test[h])}): {100 * (test[best][0] - test[h][0]):+.1f} points, "
-                 f"{_verdict(test[best], test[h], n_test)}")
+    return {"n_test": n_test, "n_train": next(iter(noaug.values()))[0].get("n_train", 0), "train": train,
+            "test": test, "memorised": memorised, "reference": ref, "not_memorised": not_memorised, "best": best,
+            "best_against": {h: {"difference": test[best][0] - test[h][0], **_difference(test[best], test[h], n_test)}
+                             for h in dict.fromkeys(others)}}
+
+def _overfitting_lines(found: dict) -> list[str]:
+    train, test, memorised, ref = found["train"], found["test"], found["memorised"], found["reference"]
+    images = f"{found['n_train']:,} " if found["n_train"] else ""
+    out = []
+    if memorised:
+        out.append(f"Without augmentation, {', '.join(memorised)} reach {min(100 * train[h][0] for h in memorised):.1f}"
+                   f" % training accuracy: {'every head lets' if len(memorised) == len(test) else 'these heads let'} "
+                   f"the body memorise its {images}training images, so a global-pooling head does not by itself "
+                   "prevent overfitting, and for these heads train − test is simply the test error.")
+    for h, said in found["not_memorised"].items():
+        out.append(f"{h}'s smaller train − test ({100 * said['train_minus_test']:.1f} "
+                   f"points) comes from its lower training accuracy ({_pct(train[h])}); its test accuracy "
+                   f"({_pct(test[h])}) against {ref}'s ({_pct(test[ref])}): {_noise_words(said)}.")
+    best = found["best"]
+    line = f"Best test accuracy: {best} {_pct(test[best])}"
+    for h, said in found["best_against"].items():
+        line += f"; against {h} ({_pct(test[h])}): {100 * said['difference']:+.1f} points, {_noise_words(said)}"
     out.append(line + ".")
     return out
 
 def conclusions(payload: dict, part: str | None = None) -> list[str]:
     """The statements the measured numbers support, written from them with the difference rule (:func:`differs`):
-    for one question (``part``, one of :data:`PARTS`) or for all of them. Notebook 04 and the README print these."""
+    for one question (``part``, one of :data:`PARTS`) or for all of them. Notebook 04 and docs/RESULTS.md print them;
+    :func:`accuracy_findings`, :func:`size_findings` and :func:`overfitting_findings` give their verdicts as data."""
     if part is not None and part not in PARTS:
         raise ValueError(f"Unknown part {part!r}: expected one of {', '.join(PARTS)} (or None for all).")
     wanted = list(PARTS) if part is None else [part]
-    n_test = payload.get("provenance", {}).get("n_test", 10_000)
-    aug = {h: r for h in HEADS if (r := runs_of(payload, "augmented", h))}
-    noaug = {h: r for h in HEADS if (r := runs_of(payload, "no_augmentation", h))}
-    glob = [h for h in aug if h in ANY_SIZE_HEADS]
+    _, aug, noaug, glob = _grouped(payload)
     n_robust = max(1, aug[glob[0]][0].get("robustness_images", 0)) if glob else 1
     out = []
     for name in wanted:
         if name == "accuracy" and aug:
-            out += _accuracy_lines(aug, n_test)
+            out += _accuracy_lines(accuracy_findings(payload))
         elif name == "size" and glob:
-            out += _size_lines(aug, glob)
+            out += _size_lines(size_findings(payload))
         elif name == "translation" and glob:
             out += _translation_lines(aug, glob)
         elif name == "crop-shift" and aug:
             out += _crop_lines(aug, n_robust)
         elif name == "overfitting" and noaug:
-            out += _overfitting_lines(noaug, n_test)
+            out += _overfitting_lines(overfitting_findings(payload))
     return out

@@ -2,7 +2,7 @@
 notebook 03 (the shipped weights) and used by every command that writes results into the repository.
 
 Each results file and the weights manifest carry one :func:`provenance` record, and the tests check that it is
-complete, so a table in the README can always be traced to the run that produced it."""
+complete, so a table in docs/RESULTS.md can always be traced to the run that produced it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Run time, peak memory and headline of each notebook that ``make course`` executes, and the index page that links
-them (``build/html/index.html``). Introduced in the README (the course's time table comes from these records).
+them (``build/html/index.html``). Introduced in the README (its run times come from these records, as
+docs/RESULTS.md's table).
 
     python -m gapcourse.studies.runlog LOG NOTEBOOK -- COMMAND...   run COMMAND, append NOTEBOOK's seconds and peak MB to LOG
     python -m gapcourse.studies.runlog --index FOLDER               write FOLDER/index.html from FOLDER/runs.tsv
@@ -76,7 +77,7 @@ table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:.4r
 """
     out = folder / "index.html"
     out.write_text(page)
-    if rows:  # the same numbers as a results file with provenance (the README's run-time table is made from it)
+    if rows:  # the same numbers as a results file with provenance (docs/RESULTS.md's run-time table is made from it)
         import torch
 
         from .provenance import provenance, write_json
