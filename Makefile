@@ -2,7 +2,7 @@
 #   make course   run every notebook in order (full profile) and write HTML to build/html/
 #   make test     run the test suite (unit tests, the solution notebooks under nbval, the browser test; fast profile)
 # Both create the virtual environment in .venv on first use. `make lab` opens JupyterLab on notebooks/.
-#   make test-oldest   the unit tests and every notebook (fast profile) on the oldest supported torch/torchvision
+#   make test-oldest   the tests not marked slow and every notebook (fast profile) on the oldest supported torch/torchvision
 #                      (constraints-oldest.txt) and Python (3.10), in a second environment .venv-oldest; CI runs it
 #                      after `make test`
 #   make check         the fast unit loop for maintainers (tests not marked slow: no notebook, kernel, browser, wheel
@@ -70,9 +70,9 @@ test: $(STAMP)
 check: $(STAMP)
 	GAPCOURSE_PROFILE=fast $(PY) -m pytest tests -m "not slow" -q
 
-# The oldest pair the course supports (pyproject.toml's lower bounds), installed the same way as .venv: the unit tests
-# and every notebook (solutions and student copies) under nbval. The browser test is left to `make test`, the Colab
-# rehearsal to `make test-colab`.
+# The oldest pair the course supports (pyproject.toml's lower bounds), installed the same way as .venv: the tests not
+# marked slow and every notebook (solutions and student copies) under nbval. The slow tests (grader kernels, browser,
+# wheel, real-data training) run in `make test`, the Colab rehearsal in `make test-colab`.
 VENV_OLDEST ?= .venv-oldest
 # ... on the oldest Python the course supports (pyproject.toml's requires-python: 3.10) where this machine has one
 # (the system's or pyenv's), else on $(PYTHON)
@@ -89,7 +89,7 @@ $(STAMP_OLDEST): pyproject.toml constraints-oldest.txt
 	@touch $@
 
 test-oldest: $(STAMP_OLDEST)
-	GAPCOURSE_PROFILE=fast $(PY_OLDEST) -m pytest tests notebooks --ignore=tests/test_browser.py $(NO_REHEARSAL)
+	GAPCOURSE_PROFILE=fast $(PY_OLDEST) -m pytest tests notebooks -m "not slow"
 
 # Colab's runtime (tools/colab_env.py): Debian trixie's Python 3.13 in a debootstrap root with exactly the versions in
 # constraints-colab.txt, cached under ~/.cache/gapcourse-colab (GAPCOURSE_COLAB_CACHE) and rebuilt only when that file

@@ -103,6 +103,7 @@ def test_right_answers_pass(rows):
     assert rows["right", "global_avg_pool"].run == "ran"
 
 
+@pytest.mark.slow
 def test_wrong_answers_carry_the_checks_message(rows):
     for name in WRONG:
         row = rows["wrong", name]
@@ -110,11 +111,13 @@ def test_wrong_answers_carry_the_checks_message(rows):
     assert "biases are missing" in rows["wrong", "flatten_head_params"].message
 
 
+@pytest.mark.slow
 def test_the_handout_as_it_is_is_not_attempted(rows):
     for name in RIGHT:
         assert rows["empty", name].status == grade.NOT_ATTEMPTED
 
 
+@pytest.mark.slow
 def test_a_broken_notebook_costs_its_own_rows(rows):
     syntax, renamed = rows["broken", "global_avg_pool"], rows["broken", "flatten_head_params"]
     assert syntax.status == renamed.status == grade.DID_NOT_RUN
@@ -123,17 +126,20 @@ def test_a_broken_notebook_costs_its_own_rows(rows):
     assert syntax.run.startswith("errors in cells 2")  # the SystemExit cell; the run went on past it
 
 
+@pytest.mark.slow
 def test_a_kernel_that_exits_costs_its_own_rows(rows):
     for name in RIGHT:
         row = rows["quits", name]
         assert row.status == grade.DID_NOT_RUN and "kernel stopped" in row.message
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_a_notebook_is_one_row(rows):
     row = rows["garbage", "-"]
     assert row.status == grade.DID_NOT_RUN and "not a readable notebook" in row.message
 
 
+@pytest.mark.slow
 def test_the_summary_has_one_line_per_submission(rows):
     text = grade.summary(list(rows.values()))
     for stem in ("right", "wrong", "empty", "broken", "quits", "garbage"):
