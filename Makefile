@@ -63,8 +63,10 @@ course: $(INSTALL)
 SOLUTION_NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 NO_REHEARSAL := --deselect tests/test_colab_rehearsal.py::test_runs_alone_as_on_colab \
 	--deselect tests/test_colab_rehearsal.py::test_unreachable_source_gives_advice_then_a_clear_import_error
+# nbval's options for the notebooks (a notebook as a test: its outputs are not compared, only errors fail it).
+NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with=tests/sanitize.cfg
 test: $(STAMP)
-	GAPCOURSE_PROFILE=fast $(PY) -m pytest tests $(SOLUTION_NOTEBOOKS) $(NO_REHEARSAL)
+	GAPCOURSE_PROFILE=fast $(PY) -m pytest $(NBVAL) tests $(SOLUTION_NOTEBOOKS) $(NO_REHEARSAL)
 
 # The maintainer's fast loop: every test not marked slow (pyproject.toml's markers), in under a minute.
 check: $(STAMP)
@@ -89,7 +91,7 @@ $(STAMP_OLDEST): pyproject.toml constraints-oldest.txt
 	@touch $@
 
 test-oldest: $(STAMP_OLDEST)
-	GAPCOURSE_PROFILE=fast $(PY_OLDEST) -m pytest tests notebooks -m "not slow"
+	GAPCOURSE_PROFILE=fast $(PY_OLDEST) -m pytest $(NBVAL) tests notebooks -m "not slow"
 
 # Colab's runtime (tools/colab_env.py): Debian trixie's Python 3.13 in a debootstrap root with exactly the versions in
 # constraints-colab.txt, cached under ~/.cache/gapcourse-colab (GAPCOURSE_COLAB_CACHE) and rebuilt only when that file
@@ -100,6 +102,7 @@ test-colab:
 
 # A wheel of the helpers, e.g. to upload to Colab when the install cell cannot reach the repository.
 wheel: $(STAMP)
+	rm -rf build  # setuptools copies build/lib as it finds it: modules since moved away would ship beside their moves
 	$(PY) -m pip wheel --no-deps --no-build-isolation -w dist .
 	@echo "Wheel: $$(ls -1 dist/gapcourse-*.whl | tail -1) (upload it to Colab, then: !pip install --no-deps /content/<file>)"
 

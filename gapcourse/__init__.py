@@ -4,8 +4,7 @@ The notebooks keep the teaching code; the package keeps the plumbing, in three l
 
 * **the learner's helpers**, at the top of this folder, each introduced by a notebook: data (:mod:`gapcourse.data`),
   batches (:mod:`gapcourse.pipeline`), the network and its heads (:mod:`gapcourse.models`), recipes
-  (:mod:`gapcourse.recipes`), training (:mod:`gapcourse.train`; to a time budget: :mod:`gapcourse.budget`;
-  resumable: :mod:`gapcourse.resume`), moved and resized images (:mod:`gapcourse.canvas`), plots
+  (:mod:`gapcourse.recipes`), training (:mod:`gapcourse.train`; to a time budget: :mod:`gapcourse.budget`), moved and resized images (:mod:`gapcourse.canvas`), plots
   (:mod:`gapcourse.viz`), noise (:mod:`gapcourse.stats`), the course's committed numbers (:mod:`gapcourse.measured`)
   and its shipped networks (:mod:`gapcourse.weights`); the exercise checks are in :mod:`gapcourse.checks`;
 * **the studies** behind the committed numbers (docs/RESULTS.md): :mod:`gapcourse.studies`;

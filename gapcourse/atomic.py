@@ -1,6 +1,6 @@
 """Writing a file so that no reader ever sees half of it, and cleaning up after a writer that was killed. Used by every
-file the course writes while a run may be cut off: the data cache (notebook 01), checkpoints (notebook 02), results
-files and resume files (notebook 03 and the studies).
+file the course writes while a run may be cut off: the data cache (notebook 01), checkpoints (notebook 03), results
+files and resume files (the studies).
 
 The bytes go to ``<name>.tmp<pid>`` in the same folder, which is then renamed over ``<name>`` (``os.replace``:
 atomic on one file system). An error removes the temporary file. A process killed while writing (SIGKILL, an

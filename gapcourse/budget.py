@@ -153,16 +153,7 @@ def faster_precision(calibration: Calibration, recipe: Recipe, full: int,
     best = min(candidates, key=per_image)
     other = max(candidates, key=per_image)
     ratio = per_image(other) / per_image(best)
-    return Precision(best, f"{_measured(calibration, recipe, full, candidates)}; {best} is {ratio:.2f}× as fast as "
-                           f"{other} here")
-
-
-def _measured(calibration: Calibration, recipe: Recipe, full: int, candidates: tuple[str, ...]) -> str:
-    """The calibration's training images/s of each candidate at each size the recipe uses, as a reason's opening."""
-    ips = calibration.train_img_per_s
-    sizes = dict.fromkeys(_sizes(recipe, full))
-    return "timed on this CPU (native bf16): " + "; ".join(
-        f"{mode} " + ", ".join(f"{ips[f'{mode}@{s}px']:,.0f} img/s at {s} px" for s in sizes) for mode in candidates)
+    return Precision(best, f"timed on this CPU (native bf16): {best} is {ratio:.2f}× as fast as {other} here")
 
 
 def better_plan(calibration: Calibration, options: dict[str, tuple[Costs, int]], recipe: Recipe,
@@ -179,7 +170,7 @@ def better_plan(calibration: Calibration, options: dict[str, tuple[Costs, int]],
     else:
         verdict = (f"both fit {epochs(b_n)}; {best} in a predicted {b_costs.seconds(b_n):.0f} s, {other} in "
                    f"{o_costs.seconds(o_n):.0f} s")
-    return Precision(best, f"{_measured(calibration, recipe, full, tuple(options))}; {verdict}")
+    return Precision(best, f"timed on this CPU (native bf16): {verdict}")  # the measured figures: Plan.describe_plan
 
 
 def make_plan(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, recipe: Recipe, *,
@@ -248,6 +239,12 @@ def finish_plan(plan: Plan, started: float, train_seconds: float) -> Plan:
               f"(+{plan.overshoot_s:.0f} s, {plan.overshoot_s / plan.budget_s:.0%} over; the plan predicted "
               f"{plan.predicted_s:.0f} s): {why}.")
     return plan
+
+
+def curve_split(test: Cifar10Split) -> Cifar10Split:
+    """The test images notebook 03 checks after each epoch of its budgeted run (the learning curve): 250 per class,
+    fewer when the split is small (the fast profile). The budget studies use the same images."""
+    return test.subset(min(250, len(test) // 10))
 
 
 def fit_to_budget(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, recipe: Recipe, *,

@@ -1,5 +1,6 @@
 """Images moved, resized, placed on larger canvases and diluted by background: how notebook 04 tests what a head
-accepts (any input size, translation) and notebook 05 what global pooling averages over. Introduced in notebook 04."""
+accepts (any input size, translation) and, in its section 7, what global pooling averages over. Introduced in
+notebook 04."""
 
 from __future__ import annotations
 

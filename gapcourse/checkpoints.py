@@ -10,13 +10,18 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .atomic import replacing
 from .config import cache_dir
+from .data import Cifar10Split
 from .models import CifarNet, build_net
+
+if TYPE_CHECKING:  # names for the annotations only
+    from .config import Profile
+    from .recipes import Recipe
 
 FORMAT = 1
 
@@ -34,7 +39,7 @@ def checkpoint_dir() -> Path:
 
 def state_dict_digest(state: dict[str, torch.Tensor]) -> str:
     """SHA-256 over every tensor of a ``state_dict`` (names and bytes, in sorted order): what a checkpoint records
-    to check its weights, and what :mod:`gapcourse.resume` records of a run's starting weights."""
+    to check its weights, and what :mod:`gapcourse.studies.resume` records of a run's starting weights."""
     h = hashlib.sha256()
     for key in sorted(state):
         h.update(key.encode())
@@ -85,3 +90,22 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[CifarNet, dict[str, Any]]:
     except RuntimeError as err:
         raise CheckpointError(f"{path} does not fit a '{payload['head']}' net of width {payload['width']}: {err}")
     return model, dict(payload.get("meta", {}))
+
+
+def architecture_fingerprint(head: str, width: float) -> str:
+    """A short hash of the network's layer-by-layer description (``repr`` of the module): it changes whenever a
+    layer of the body or the head changes, so a checkpoint of an older design is never loaded into a newer one."""
+    return hashlib.sha256(repr(build_net(head, width=width)).encode()).hexdigest()[:12]
+
+
+def checkpoint_path(head: str, recipe: Recipe, profile: Profile, train: Cifar10Split, seed: int = 0) -> Path:
+    """Where the network for this head, recipe, profile, training data and seed is kept. The name changes with any
+    of them, including the architecture and the exact training images (their SHA-256), so a network trained on
+    other data (e.g. the synthetic stand-in) or with another head design is never loaded by mistake."""
+    if not isinstance(train, Cifar10Split):
+        raise TypeError(f"checkpoint_path needs the training split itself (to fingerprint its images), got "
+                        f"{type(train).__name__}.")
+    key = "|".join([head, recipe.describe(), profile.name, str(len(train)), str(seed), train.fingerprint(),
+                    architecture_fingerprint(head, recipe.width)])
+    tag = hashlib.sha1(key.encode()).hexdigest()[:10]
+    return checkpoint_dir() / f"{head}_{recipe.name}_{profile.name}_{tag}.pt"

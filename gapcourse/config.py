@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 import os
-import subprocess
 
 PROFILE_ENV = "GAPCOURSE_PROFILE"
 DATA_ENV = "GAPCOURSE_DATA"
@@ -156,17 +155,6 @@ def cache_dir() -> Path:
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 RESULTS_DIR = PACKAGE_DIR / "results"
-
-def git_commit(root: Path = PACKAGE_DIR.parent) -> str:
-    """The checkout's commit, with ``+changes`` when the working tree differs from it; ``unknown`` outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "gapcourse"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+changes" if dirty else "")
 
 
 HEADLINE_ENV = "GAPCOURSE_HEADLINE"

@@ -444,7 +444,7 @@ def _validate(images: torch.Tensor, labels: torch.Tensor, split: str, described:
 
 def data_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
     """SHA-256 of images and labels (CPU tensors): what :meth:`Cifar10Split.fingerprint` and the cache file record,
-    and what :mod:`gapcourse.resume` records of a run's data."""
+    and what :mod:`gapcourse.studies.resume` records of a run's data."""
     h = hashlib.sha256()
     h.update(images.contiguous().numpy().tobytes())
     h.update(labels.contiguous().numpy().tobytes())

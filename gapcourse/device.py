@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import random
 
 import numpy as np
@@ -74,19 +73,3 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-def describe_hardware(device: torch.device) -> str:
-    """E.g. ``cpu: 2 threads, x86_64, AMD EPYC ...`` or ``cuda: NVIDIA H100 80GB HBM3 (sm_90)``."""
-    if device.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(device)
-        return f"cuda: {torch.cuda.get_device_name(device)} (sm_{major}{minor})"
-    if device.type == "cpu":
-        model = ""
-        try:
-            with open("/proc/cpuinfo") as fh:
-                model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
-        except OSError:
-            pass
-        return f"cpu: {torch.get_num_threads()} threads, {platform.machine()}" + (f", {model}" if model else "")
-    return device.type

@@ -12,7 +12,6 @@ import json
 
 from .canvas import CANVASES, CROP_SHIFTS, OFFSETS, RESIZED, TRANSLATE_CANVAS
 from .config import RESULTS_DIR
-from .data import Cifar10Split
 from .models import ANY_SIZE_HEADS, HEADS
 from .recipes import CPU_HALF_WIDTH, PRECISIONS, Recipe
 from .regimes import REGIMES
@@ -155,10 +154,6 @@ def load_table(path: str | Path = BUDGET_TABLE_RESULTS) -> dict:
     return read_committed(path, "budget table", "python -m gapcourse budget-table",
                           "full profile, on an otherwise idle machine: it trains 12 networks, about 45 minutes")
 
-def curve_split(test: Cifar10Split) -> Cifar10Split:
-    """The test images notebook 03 checks after each epoch (its learning curve): 250 per class, fewer when the split
-    is small (the fast profile)."""
-    return test.subset(min(250, len(test) // 10))
 
 def width_of(row: dict) -> str:
     """The network width a row's recipe names (its ``width=`` field), as written there; "?" if it names none."""

@@ -1,4 +1,5 @@
-"""The one output guard: every command and tool that writes a file asks here first, before its work.
+"""The one output guard: every command and tool that writes a file asks here first, before its work. Shared by the
+command line, the studies, the classroom tools and tools/; no notebook uses it.
 
 Used by ``train --output``, ``bench --output``/``--record``, ``compare-heads`` (and ``--export-weights``),
 ``ablate``, ``budget-table``, ``budget-recipe``, ``grade --csv``, ``student-copies``, ``tools/sync_notebooks.py`` and

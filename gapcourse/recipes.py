@@ -1,5 +1,5 @@
-"""Training recipes and the arithmetic they use. Introduced in notebook 03 (the cpu preset); reused by notebooks 04
-and 05, the CLI and the results commands.
+"""Training recipes and the arithmetic they use. Introduced in notebook 03 (the cpu preset); reused by notebooks 04,
+05 and 06, the command line and the studies.
 
 A :class:`Recipe` names every choice that makes training fast, so none of them is hidden. :data:`PRESETS` holds the
 tuned recipes; :func:`pick_recipe` chooses one for the device, and :func:`choose_precision` the arithmetic (a pure
@@ -109,8 +109,9 @@ PRESETS: dict[str, Recipe] = {
     # one). The first half of the epochs trains on 24 px images (progressive resizing, which a global-pooling head
     # makes possible: the same weights take either size).
     "cpu": replace(CPU_HALF_WIDTH, width=CPU_WIDTH),
-    # Apple GPUs: as the cpu preset, but without channels_last (it has given wrong results and slow backward passes
-    # on MPS in several torch releases) and in fp32. Not measured by the course: no Mac was available; the width
+    # Apple GPUs: the cpu preset's width, learning rate and label smoothing, but without channels_last (it has given
+    # wrong results and slow backward passes on MPS in several torch releases), in fp32 and at full resolution
+    # throughout. Not measured by the course: no Mac was available; the width
     # follows the cpu preset's on the assumption that a laptop GPU's budget also buys only a few epochs.
     "mps": Recipe("mps", epochs=16, batch_size=256, lr=0.2, width=CPU_WIDTH, label_smoothing=0.2,
                   decay_norm_and_bias=False, ema=0.99, precision="fp32", tta="flip_shift"),

@@ -1,40 +1,23 @@
-"""The two training regimes of notebook 04's head comparison, and a trained network per head, recipe and seed that
-is saved once and loaded after (:func:`train_or_load`). Introduced in notebook 04; notebook 05 trains its own
-networks with it when ``TRAIN_MY_OWN = True``."""
+"""The two training regimes of notebook 04's head comparison, a trained network per head, recipe and seed that is
+saved once and loaded after (:func:`train_or_load`), and every number of one trained network (:func:`measure`).
+Introduced in notebook 04; notebook 05 trains its own networks with it when ``TRAIN_MY_OWN = True``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-import hashlib
 
 import torch
 
-from .checkpoints import checkpoint_dir, load_checkpoint, save_checkpoint
+from .canvas import CANVASES, CROP_SHIFTS, OFFSETS, RESIZED, TRANSLATE_CANVAS
+from .canvas import accuracy_with, place_on_canvas, resize_images, robustness_subset, shift_images
+from .checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from .config import Profile
 from .data import Cifar10Split
 from .models import HEADS, CifarNet, build_net
 from .recipes import CPU_HALF_WIDTH, Recipe, resolve_precision
-from .train import History, fit
+from .train import History, evaluate, fit
 
-
-def architecture_fingerprint(head: str, width: float) -> str:
-    """A short hash of the network's layer-by-layer description (``repr`` of the module): it changes whenever a
-    layer of the body or the head changes, so a checkpoint of an older design is never loaded into a newer one."""
-    return hashlib.sha256(repr(build_net(head, width=width)).encode()).hexdigest()[:12]
-
-def checkpoint_path(head: str, recipe: Recipe, profile: Profile, train: Cifar10Split, seed: int = 0) -> Path:
-    """Where the network for this head, recipe, profile, training data and seed is kept. The name changes with any
-    of them, including the architecture and the exact training images (their SHA-256), so a network trained on
-    other data (e.g. the synthetic stand-in) or with another head design is never loaded by mistake."""
-    if not isinstance(train, Cifar10Split):
-        raise TypeError(f"checkpoint_path needs the training split itself (to fingerprint its images), got "
-                        f"{type(train).__name__}.")
-    key = "|".join([head, recipe.describe(), profile.name, str(len(train)), str(seed), train.fingerprint(),
-                    architecture_fingerprint(head, recipe.width)])
-    tag = hashlib.sha1(key.encode()).hexdigest()[:10]
-    return checkpoint_dir() / f"{head}_{recipe.name}_{profile.name}_{tag}.pt"
 
 def train_or_load(head: str, recipe: Recipe, profile: Profile, train: Cifar10Split, test: Cifar10Split, *,
                   device: torch.device, seed: int = 0, progress: bool = True) -> tuple[CifarNet, History, bool]:
@@ -108,3 +91,33 @@ def regime_data(regime: Regime, train: Cifar10Split) -> Cifar10Split:
     if regime.per_class is None:
         return train
     return train.subset(min(regime.per_class, min(train.class_counts())))
+
+TRAIN_ACC_IMAGES = 10_000  # training images (1 000 per class) on which the clean training accuracy is measured
+
+def measure(model: CifarNet, train: Cifar10Split, test: Cifar10Split, recipe: Recipe, regime: Regime, *,
+            device: torch.device) -> dict:
+    """Every number of one trained network, as notebook 04's tables show them and ``python -m gapcourse
+    compare-heads`` records them: test accuracy on the whole test split (with and without the recipe's test-time
+    augmentation), clean training accuracy on up to :data:`TRAIN_ACC_IMAGES` of its training images, and (augmented
+    regime only) the size and translation tests on :data:`gapcourse.canvas.ROBUSTNESS_IMAGES` test images, one view
+    each. Introduced in notebook 04 (section 4)."""
+    model = model.to(device).eval()
+    single = replace(recipe, tta="none")
+    seen = robustness_subset(train, TRAIN_ACC_IMAGES)  # images the network trained on (all of them if fewer)
+    record = {
+        "train_acc": evaluate(model, seen, device=device, recipe=single).accuracy,  # clean: no augmentation
+        "test_acc": evaluate(model, test, device=device, recipe=recipe).accuracy,
+        "test_acc_single_view": evaluate(model, test, device=device, recipe=single).accuracy,
+    }
+    record["train_minus_test"] = record["train_acc"] - record["test_acc_single_view"]
+    if not regime.augment:
+        return record
+    sub = robustness_subset(test)
+    acc = lambda transform: accuracy_with(model, sub, transform, device=device, recipe=recipe)  # noqa: E731
+    record["robustness_images"] = len(sub)
+    record["at_32"] = acc(lambda x: x)
+    record["resized"] = {str(s): acc(lambda x, s=s: resize_images(x, s)) for s in RESIZED}
+    record["canvas"] = {str(s): acc(lambda x, s=s: place_on_canvas(x, s)) for s in CANVASES}
+    record["translated"] = {str(d): acc(lambda x, d=d: place_on_canvas(x, TRANSLATE_CANVAS, d, d)) for d in OFFSETS}
+    record["crop_shift"] = {str(d): acc(lambda x, d=d: shift_images(x, d)) for d in CROP_SHIFTS}
+    return record

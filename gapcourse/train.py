@@ -1,4 +1,5 @@
-"""The training loop. Introduced in notebook 03; reused by notebook 04 and the CLI.
+"""The training loop. Introduced in notebook 03; reused by notebooks 04 (training), 05 (:func:`predict_logits`) and 06
+(:class:`WeightAverage`, :func:`parameter_groups`, :func:`tta_views`), and by the command line.
 
 One function trains (:func:`fit`: a fixed number of epochs), one measures (:func:`evaluate`). The recipe
 (:class:`~gapcourse.recipes.Recipe`) names every choice that makes training fast, so none of them is hidden: batched
@@ -7,7 +8,7 @@ smoothing, no weight decay on batch-norm parameters and biases, an exponential m
 arithmetic where the hardware has it natively, channels-last memory layout, and test-time augmentation. Recipes,
 presets and the choice of precision live in :mod:`gapcourse.recipes`. Two wrappers run ``fit`` for longer jobs:
 :func:`gapcourse.budget.fit_to_budget` (as many epochs as fit a time budget) and
-:func:`gapcourse.resume.fit_resumable` (saved after every epoch, goes on after an interruption).
+:func:`gapcourse.studies.resume.fit_resumable` (saved after every epoch, goes on after an interruption).
 
 The step never waits for the device: losses and correct counts stay on the device and are read once per epoch (the
 progress bar reads one loss every ``log_every`` steps), and the epoch's random draws reach the device in one copy.
@@ -53,7 +54,7 @@ class History:
     step_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # one per step
     plan: Plan | None = None  # how a run to a time budget was planned, and how long it took (gapcourse.budget)
-    pieces: list[dict] = field(default_factory=list)  # a resumable run's stretches (gapcourse.resume), else empty
+    pieces: list[dict] = field(default_factory=list)  # a resumable run's stretches (gapcourse.studies.resume), else empty
 
     def __post_init__(self):
         if isinstance(self.plan, dict):  # read back from a checkpoint's metadata
@@ -248,7 +249,7 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recip
 @dataclass
 class TrainingState:
     """Everything a run changes as it trains. :func:`fit` passes it to its ``on_start`` and ``on_epoch_end``
-    callbacks (a resumable run puts a saved state back into it and saves it after every epoch: gapcourse.resume)."""
+    callbacks (a resumable run puts a saved state back into it and saves it after every epoch: gapcourse.studies.resume)."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -257,6 +258,12 @@ class TrainingState:
     average: WeightAverage | None
     generator: torch.Generator
     history: History = field(default_factory=History)
+
+
+def epoch_numbers(step_losses: list[torch.Tensor], loss_sum: torch.Tensor, correct: torch.Tensor) -> list[float]:
+    """The epoch's one read from the device (:func:`train_epoch`): every step's loss, then the loss sum and the number
+    of correct predictions, copied to the host together."""
+    return torch.cat([torch.stack(step_losses), torch.stack([loss_sum, correct.to(loss_sum.dtype)])]).tolist()
 
 
 def train_epoch(state: TrainingState, train: Cifar10Split, recipe: Recipe, precision: Precision,
@@ -290,8 +297,7 @@ def train_epoch(state: TrainingState, train: Cifar10Split, recipe: Recipe, preci
         seen += len(y)
         if progress and step % log_every == 0:
             loop.set_postfix(loss=f"{loss.item():.3f}")  # one read every log_every steps, for the eye only
-    # One read per epoch: every step's loss and the epoch's sums together.
-    numbers = torch.cat([torch.stack(step_losses), torch.stack([loss_sum, correct.to(loss_sum.dtype)])]).tolist()
+    numbers = epoch_numbers(step_losses, loss_sum, correct)  # the epoch's one read from the device
     synchronize(device)
     history = state.history
     history.seconds.append(history.train_seconds + (time.perf_counter() - start))
@@ -314,7 +320,7 @@ def fit(model: nn.Module, train: Cifar10Split, test: Cifar10Split | None, recipe
     (:func:`starting_weights`), so fine-tune a pretrained model with a recipe without them; ``whiten="frozen"``
     keeps the whitening filters fixed during the run. ``fused`` chooses the optimizer (:func:`make_optimizer`);
     ``on_start`` and ``on_epoch_end`` are called with the :class:`TrainingState` after the setup and after each
-    epoch (:func:`gapcourse.resume.fit_resumable` uses them). To train to a time budget instead of a number of
+    epoch (:func:`gapcourse.studies.resume.fit_resumable` uses them). To train to a time budget instead of a number of
     epochs, use :func:`gapcourse.budget.fit_to_budget`.
     """
     if recipe.budget_s is not None:

@@ -294,10 +294,7 @@ def plot_budget_curve(payload: dict, *, highlight: float | None = None,
         raise ValueError("plot_budget_curve expects the budget table's results (a dict with a non-empty 'rows' list), "
                          "e.g. gapcourse.measured.load_table().")
     from .measured import CONDITIONS
-
-    def width(row: dict) -> str:  # rows of networks of different widths are separate lines, never averaged
-        return next((part.split("=")[1] for part in row.get("recipe", "").split(", ") if part.startswith("width=")),
-                    "?")
+    from .measured import width_of as width  # rows of networks of different widths are separate lines, never averaged
 
     widths = sorted({width(r) for r in rows})
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -335,7 +332,7 @@ def plot_budget_curve(payload: dict, *, highlight: float | None = None,
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_xlabel("training budget (minutes, whole fit call)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("What the cpu preset reaches in a given time")
+    ax.set_title("What the cpu presets reach in a given time (one line per width)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -158,3 +158,75 @@ def test_bench_checks_both_outputs_before_measuring(tmp_path, monkeypatch, capsy
     blocker.write_text("x")
     assert main(["bench", "--profile", "fast", "--record", "--output", str(blocker / "table.md")]) == 2
     assert "Cannot write the Markdown table" in capsys.readouterr().err
+
+
+# The record (bench --record) goes through the studies' results store -----------------------------------------------
+def _committed_cpu_record() -> tuple[bytes, dict]:
+    import json
+
+    raw = (RESULTS_DIR / "bench_cpu.json").read_bytes()
+    return raw, json.loads(raw)
+
+
+def _rows_of(payload: dict) -> list[bench.Row]:
+    return [bench.Row(**{**r, "to_threshold": {float(k): v for k, v in r["to_threshold"].items()} or None})
+            for r in payload["rows"]]
+
+
+def test_the_committed_record_reads_through_its_shape_and_is_written_back_byte_for_byte(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """The committed bench_cpu.json is a bench record as it is; written again through the store (with its own
+    provenance) it comes out byte-identical: same keys, same order, same layout."""
+    from gapcourse.studies.runner import open_store, read_results
+
+    raw, committed = _committed_cpu_record()
+    assert read_results(RESULTS_DIR / "bench_cpu.json", bench.RECORD) == committed
+    prov = committed["provenance"]
+    data = {k: prov[k] for k in ("profile", "n_train", "train_sha256", "train_source", "synthetic")}
+    monkeypatch.setattr(bench, "provenance", lambda **_: dict(prov))
+    store = open_store(tmp_path / "bench_cpu.json", bench.RECORD, data, writer="bench")
+    payload = bench.record_payload(committed["header"], committed["pil_img_s"], committed["tensor_img_s"],
+                                   _rows_of(committed))
+    written = bench.write_record(store, payload, device=torch.device("cpu"), started=0.0)
+    assert written.read_bytes() == raw
+    assert capsys.readouterr().out == f"recorded: {written}\n"
+
+
+def test_a_new_record_replaces_the_old_one_whole(tmp_path):
+    """A record is one measurement: a plain record after a --verify-gpu one keeps no sync audit of it."""
+    import json
+
+    from gapcourse.studies.runner import open_store
+
+    _, committed = _committed_cpu_record()
+    data = {"profile": "fast", "n_train": 20, "train_sha256": "f" * 64, "train_source": "synthetic",
+            "synthetic": True}
+    store = open_store(tmp_path / "bench.json", bench.RECORD, data, writer="bench")
+    rows = _rows_of(committed)
+    audit = bench.SyncAudit("bf16", 2, 2)
+    bench.write_record(store, bench.record_payload("first", 1.0, 2.0, rows, [audit]), device=torch.device("cpu"),
+                       started=0.0, profile="fast")
+    assert json.loads(store.path.read_text())["sync_audits"][0]["clean"] is True
+    bench.write_record(store, bench.record_payload("second", 3.0, 4.0, rows[:1]), device=torch.device("cpu"),
+                       started=0.0, profile="fast")
+    second = json.loads(store.path.read_text())
+    assert list(second) == ["provenance", "header", "pil_img_s", "tensor_img_s", "rows"]
+    assert second["header"] == "second" and len(second["rows"]) == 1
+    assert second["provenance"]["train_sha256"] == "f" * 64
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"runs": [{"head": "gap_linear"}]}', "studies never share a file"),  # another study's file
+    ('{"rows": [{"budget_s": 60}]}', "is not a bench record"),  # rows that are no bench rows
+    ('{"header": "x", "rows": {}}', "is not a bench record"),
+])
+def test_bench_record_refuses_a_file_of_another_shape_before_measuring(tmp_path, monkeypatch, capsys, content,
+                                                                       message):
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    target = tmp_path / "bench_cpu.json"
+    target.write_text(content)
+    monkeypatch.setattr(bench, "default_output", lambda committed, data: target)
+    monkeypatch.setattr(bench, "measure_throughput", lambda *a, **k: pytest.fail("measured before checking"))
+    assert main(["bench", "--profile", "fast", "--device", "cpu", "--record"]) == 2
+    assert message in capsys.readouterr().err.lower()
+    assert target.read_text() == content

@@ -218,6 +218,8 @@ def test_cpu_precision_is_chosen_by_measurement(bf16_factor, chosen, data, monke
     other = {"bf16": "fp32", "fp32": "bf16"}[chosen]
     assert f"{chosen} fits" in plan.precision_reason or f"; {chosen} in a predicted" in plan.precision_reason
     assert f"{other} fits" not in plan.precision_reason
+    line = plan.describe_plan()  # every measured figure once, in the one line the learner reads
+    assert all(line.count(f"{v:,.0f} img/s {k.split('@')[0]} at") == 1 for k, v in plan.train_img_per_s.items())
     assert plan.fixed_recipe(tiny).precision == chosen and plan.fixed_recipe(tiny).budget_s is None
 
 
@@ -347,7 +349,7 @@ def test_the_auto_condition_runs_as_notebook_03_does(tmp_path, monkeypatch, nati
 
     from gapcourse import recipes
     from gapcourse.studies.budget_table import condition_recipe, run_budget_table
-    from gapcourse.measured import curve_split
+    from gapcourse.budget import curve_split
     from gapcourse.recipes import pick_recipe
     from gapcourse.train import evaluate
 
@@ -462,7 +464,7 @@ def test_the_precision_is_the_one_whose_plan_fits_more_or_ends_sooner():
     assert short["bf16"][1] == short["fp32"][1] == 1  # one epoch at 32 px either way
     chosen = better_plan(cal, short, recipe, 32)
     assert chosen.mode == "fp32" and "both fit 1 epoch; fp32 in a predicted" in chosen.reason
-    assert "bf16 900 img/s at 32 px, 3,000 img/s at 24 px" in chosen.reason  # the measurements stay
+    assert "img/s" not in chosen.reason  # the measured figures are said once, in the plan line (Plan.describe_plan)
     long = options(600.0)
     assert long["bf16"][1] > long["fp32"][1]
     assert better_plan(cal, long, recipe, 32).mode == "bf16"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-import pytest
 
+import pytest
 import torch
 
 from gapcourse import build_net
-from gapcourse.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from gapcourse.checkpoints import checkpoint_path, CheckpointError, load_checkpoint, save_checkpoint
+from gapcourse.config import profile
+from gapcourse.data import Cifar10Split
+from gapcourse.recipes import PRESETS
 
 
 @pytest.fixture
@@ -94,3 +98,26 @@ def test_a_failing_cleanup_does_not_hide_the_checkpoint_error(tmp_path, monkeypa
     with pytest.raises(CheckpointError, match="Could not write the checkpoint"):  # its folder cannot be made
         (tmp_path / "file").write_text("x")
         save_checkpoint(build_net(width=0.25), tmp_path / "file" / "net.pt")
+
+
+FAST = profile("fast", announce=False)
+
+
+def tiny_split(n=40, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    return Cifar10Split(images, torch.arange(n) % 10, "test", "t")
+
+
+def test_checkpoint_name_changes_with_every_ingredient():
+    cpu = PRESETS["cpu"]
+    data, other = tiny_split(40), tiny_split(40, seed=1)
+    base = checkpoint_path("gap_mlp", cpu, FAST, data)
+    assert base == checkpoint_path("gap_mlp", cpu, FAST, tiny_split(40))
+    others = {checkpoint_path("nin", cpu, FAST, data), checkpoint_path("gap_mlp", replace(cpu, lr=0.1), FAST, data),
+              checkpoint_path("gap_mlp", cpu, profile("full", announce=False), data),
+              checkpoint_path("gap_mlp", cpu, FAST, tiny_split(30)), checkpoint_path("gap_mlp", cpu, FAST, data, seed=1),
+              checkpoint_path("gap_mlp", cpu, FAST, other)}  # same size, other images
+    assert base not in others and len(others) == 6
+    with pytest.raises(TypeError, match="training split itself"):
+        checkpoint_path("gap_mlp", cpu, FAST, 2000)

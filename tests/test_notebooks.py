@@ -1,6 +1,6 @@
 """The notebooks as teaching material: ordered, clean, Colab-ready, with goals and a summary.
 
-Running them is nbval's job (`pytest` collects notebooks/*.ipynb with --nbval-lax); these tests check the form.
+Running them is nbval's job (`make test` collects notebooks/*.ipynb with the Makefile's NBVAL options); these tests check the form.
 """
 
 from __future__ import annotations

@@ -180,7 +180,7 @@ WRITERS = {
     ("grade", "--csv"): (["grade", "--timeout", "60", "--csv", "{out}", "{input}"], ".csv"),
 }
 # Options that write to a fixed place, each guarded where it writes (and tested with its command): --record (a
-# committed results file only for a full run on real data: tests/test_reliability.py), --export-weights (the
+# committed results file only for a full run on real data: tests/test_provenance.py), --export-weights (the
 # shipped weights: below), --verify-gpu (with --record: bench_cuda.json, as --record), and the options that say
 # they write nothing (--check, --dry-run).
 FIXED_PLACE = {("bench", "--record"), ("compare-heads", "--export-weights"), ("student-copies", "--check"),
@@ -202,7 +202,7 @@ CASES = ["committed file of another role", "output is an input", "unwritable fol
                          ids=lambda v: v if isinstance(v, str) else f"{v[0]} {v[1]}")  # (inputs: grade's only)
 def test_every_command_that_takes_an_output_refuses_the_guards_cases(writer, case, tmp_path, monkeypatch, capsys,
                                                                      committed_files_unchanged):
-    from gapcourse.studies import ablation, bench, budget_table, heads as experiments
+    from gapcourse.studies import ablation, bench, budget_table, heads
     from gapcourse import train
     from gapcourse.classroom import grade
     from gapcourse.__main__ import main
@@ -213,7 +213,7 @@ def test_every_command_that_takes_an_output_refuses_the_guards_cases(writer, cas
     work = lambda *a, **k: pytest.fail(f"{writer} did its work before refusing its output ({case})")  # noqa: E731
     for module, name in [(train, "fit"), (ablation, "fit"), (budget_table, "fit_to_budget"), (budget_recipe, "fit"),
                          (budget_recipe, "calibrate"), (bench, "measure_throughput"),
-                         (experiments, "train_or_load"), (grade, "grade_notebook")]:
+                         (heads, "train_or_load"), (grade, "grade_notebook")]:
         monkeypatch.setattr(module, name, work)
     submission = tmp_path / "class" / "01_alice.ipynb"
     submission.parent.mkdir()

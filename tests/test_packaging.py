@@ -3,16 +3,22 @@ from outside the repository (what a Colab user gets)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 import os
-import pytest
 import re
 import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as the package tomli (a dependency of pytest there)
+    import tomli as tomllib
 
 import nbformat
 
@@ -72,10 +78,12 @@ def test_ci_runs_the_newest_and_the_oldest_pair_and_colabs_runtime():
     recipe = makefile.split("\n$(STAMP_OLDEST):", 1)[1].split("\n\n", 1)[0]
     assert "-c constraints-oldest.txt" in recipe and "constraints-oldest.txt" in recipe.splitlines()[0]
     target = re.search(r"^test-oldest: .*\n\t(.*)$", makefile, re.M).group(1)
-    assert "GAPCOURSE_PROFILE=fast" in target and "--ignore=tests/test_browser.py" in target
-    assert " tests notebooks " in target and "$(NO_REHEARSAL)" in target
+    assert "GAPCOURSE_PROFILE=fast" in target and "$(NBVAL)" in target
+    assert " tests notebooks " in target and '-m "not slow"' in target  # the browser, the rehearsal: slow
+    for slow_file in ("test_browser.py", "test_colab_rehearsal.py"):
+        assert "pytest.mark.slow" in (ROOT / "tests" / slow_file).read_text().split("\ndef ", 1)[0], slow_file
     newest = re.search(r"^test: .*\n\t(.*)$", makefile, re.M).group(1)
-    assert " tests $(SOLUTION_NOTEBOOKS) " in newest and "$(NO_REHEARSAL)" in newest
+    assert " tests $(SOLUTION_NOTEBOOKS) " in newest and "$(NO_REHEARSAL)" in newest and "$(NBVAL)" in newest
     deselected = re.findall(r"--deselect tests/test_colab_rehearsal.py::(\w+)", makefile)
     assert deselected == ["test_runs_alone_as_on_colab",
                           "test_unreachable_source_gives_advice_then_a_clear_import_error"]
@@ -109,10 +117,22 @@ def make_venv_reusing_this_environment(where: Path) -> Path:
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX venv layout")
 def test_wheel_runs_notebook_01_outside_the_repository(tmp_path):
+    # Built from a copy of the checkout's own files (what git tracks or would add), never from a leftover build/
+    # folder: setuptools copies build/lib as it finds it, so modules since moved away would ship beside their moves.
+    source = tmp_path / "source"
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\n")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist,
-                    str(ROOT)], check=True, cwd=tmp_path)
+                    str(source)], check=True, cwd=tmp_path)
     wheel = next(dist.glob("gapcourse-*.whl"))
+    shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("gapcourse/") and n.endswith(".py")}
+    modules = {p.relative_to(source).as_posix() for p in (source / "gapcourse").rglob("*.py")}
+    assert shipped == modules, f"the wheel's modules differ from the source's: {sorted(shipped ^ modules)}"
     python = make_venv_reusing_this_environment(tmp_path / "venv")
     # pip itself is borrowed from this environment; it installs into the new venv (its sys.prefix)
     subprocess.run([python, "-m", "pip", "install", "--no-deps", "-q", wheel], check=True, cwd=tmp_path)

@@ -33,11 +33,11 @@ def split_like(template: Cifar10Split, seed: int) -> Cifar10Split:
 
 def test_a_fast_compare_heads_never_touches_the_committed_results(monkeypatch, capsys, isolated_cache,
                                                                        committed_results_unchanged):
-    from gapcourse.studies import heads as experiments
+    from gapcourse.studies import heads
     from gapcourse import train
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
-    monkeypatch.setattr(experiments, "train_or_load", lambda head, *a, **k: (  # what is written is tested, not training
+    monkeypatch.setattr(heads, "train_or_load", lambda head, *a, **k: (  # what is written is tested, not training
         build_net(head, width=0.25), train.History(epoch=[1], seconds=[1.0]), False))
     assert main(["compare-heads", "--profile", "fast", "--heads", "gap_linear", "--seeds", "0", "--regimes",
                  "no_augmentation"]) == 0
@@ -48,13 +48,13 @@ def test_a_fast_compare_heads_never_touches_the_committed_results(monkeypatch, c
 
 
 def test_the_library_refuses_a_fast_run_into_the_committed_file_before_training(monkeypatch):
-    from gapcourse.studies import ablation, heads as experiments
+    from gapcourse.studies import ablation, heads
 
-    monkeypatch.setattr(experiments, "train_or_load", lambda *a, **k: pytest.fail("trained before refusing"))
+    monkeypatch.setattr(heads, "train_or_load", lambda *a, **k: pytest.fail("trained before refusing"))
     monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
     small = synthetic_cifar10("train", per_class=20)
     with pytest.raises(ResultsError, match="fast-profile run may not change the committed heads.json"):
-        experiments.compare_heads(small, small, FAST, device=torch.device("cpu"), output=experiments.RESULTS_FILE)
+        heads.compare_heads(small, small, FAST, device=torch.device("cpu"), output=heads.RESULTS_FILE)
     with pytest.raises(ResultsError, match="may not change the committed recipe_ablation.json"):
         ablation.run_ablation(small, small, FAST, device=torch.device("cpu"), output=ablation.RESULTS_FILE)
     with pytest.raises(ResultsError, match="synthetic stand-in may not change"):
@@ -104,18 +104,18 @@ def test_runs_on_other_data_are_not_counted_as_seeds():
 
 
 def test_compare_heads_on_other_data_refuses_to_join_the_first_datas_file(tmp_path, monkeypatch):
-    from gapcourse.studies import heads as experiments
+    from gapcourse.studies import heads
 
     synthetic = synthetic_cifar10("train", per_class=3)
     other = split_like(synthetic, seed=1)  # same size and labels, other pixels
     base = replace(TINY_RECIPE, tta="none")
     out = tmp_path / "heads.json"
-    first = experiments.compare_heads(synthetic, synthetic, FAST, device=torch.device("cpu"), heads=("gap_linear",),
+    first = heads.compare_heads(synthetic, synthetic, FAST, device=torch.device("cpu"), heads=("gap_linear",),
                                       seeds=(0,), regimes=("no_augmentation",), base=base, output=out, progress=False)
     assert first["provenance"]["train_sha256"] == synthetic.fingerprint() == first["runs"][0]["split_sha256"]
-    monkeypatch.setattr(experiments, "train_or_load", lambda *a, **k: pytest.fail("trained before refusing"))
+    monkeypatch.setattr(heads, "train_or_load", lambda *a, **k: pytest.fail("trained before refusing"))
     with pytest.raises(ResultsError, match="another experiment's results"):
-        experiments.compare_heads(other, other, FAST, device=torch.device("cpu"), heads=("gap_linear",), seeds=(0,),
+        heads.compare_heads(other, other, FAST, device=torch.device("cpu"), heads=("gap_linear",), seeds=(0,),
                                   regimes=("no_augmentation",), base=base, output=out, progress=False)
 
 
@@ -157,7 +157,7 @@ def test_one_studys_results_file_is_refused_by_another_study_before_any_training
     that neither study can read (found by a careless-user review: a KeyError after the training)."""
     import json
 
-    from gapcourse.studies import ablation, heads as experiments
+    from gapcourse.studies import ablation, heads
 
     data = synthetic_cifar10("train", per_class=3)
     prov = {"profile": "fast", "train_sha256": data.fingerprint(), "command": "python -m gapcourse ablate X"}
@@ -170,12 +170,12 @@ def test_one_studys_results_file_is_refused_by_another_study_before_any_training
     before = {name: f.read_bytes() for name, f in files.items()}
     monkeypatch.setattr(ablation, "_train_and_measure", lambda *a, **k: pytest.fail("trained before refusing"))
     monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained before refusing"))
-    monkeypatch.setattr(experiments, "train_or_load", lambda *a, **k: pytest.fail("trained before refusing"))
+    monkeypatch.setattr(heads, "train_or_load", lambda *a, **k: pytest.fail("trained before refusing"))
     cpu = torch.device("cpu")
     calls = {"cutout": lambda out: ablation.run_cutout_check(data, data, FAST, device=cpu, output=out, seeds=(0,)),
              "gpu": lambda out: ablation.run_gpu_study(data, data, FAST, device=cpu, output=out, seeds=(0,)),
              "cpu": lambda out: ablation.run_ablation(data, data, FAST, device=cpu, output=out, seeds=(0,)),
-             "heads": lambda out: experiments.compare_heads(data, data, FAST, device=cpu, heads=("gap_linear",),
+             "heads": lambda out: heads.compare_heads(data, data, FAST, device=cpu, heads=("gap_linear",),
                                                             seeds=(0,), regimes=("no_augmentation",), output=out,
                                                             progress=False)}
     for study, theirs in [("cutout", "gpu"), ("gpu", "cutout"), ("gpu", "cpu"), ("cpu", "gpu"), ("heads", "gpu")]:
@@ -197,10 +197,10 @@ def test_one_studys_results_file_is_refused_by_another_study_before_any_training
 
 @pytest.mark.parametrize("command", ["compare-heads", "ablate"])
 def test_a_folder_or_a_json_list_as_output_is_one_line_before_training(command, tmp_path, monkeypatch, capsys):
-    from gapcourse.studies import ablation, heads as experiments
+    from gapcourse.studies import ablation, heads
 
     monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
-    monkeypatch.setattr(experiments, "train_or_load", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(heads, "train_or_load", lambda *a, **k: pytest.fail("trained"))
     monkeypatch.setattr(ablation, "fit", lambda *a, **k: pytest.fail("trained"))
     assert main([command, "--profile", "fast", "--output", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err

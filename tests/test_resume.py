@@ -1,4 +1,4 @@
-"""gapcourse.resume: a run stopped after an epoch and resumed ends with exactly the weights of one that never stopped;
+"""gapcourse.studies.resume: a run stopped after an epoch and resumed ends with exactly the weights of one that never stopped;
 a resume file from another run, an unreadable one and a changed one are refused and left as they are."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from gapcourse import build_net
-from gapcourse import resume as resume_mod
+from gapcourse.studies import resume as resume_mod
 from gapcourse.data import synthetic_cifar10
 from gapcourse.device import seed_everything
 from gapcourse.recipes import Recipe
-from gapcourse.resume import ResumeError, fit_resumable
+from gapcourse.studies.resume import ResumeError, fit_resumable
 from gapcourse.train import fit
 
 # Every part of the state a resume must carry: momentum, weight average, schedule, augmentation draws (shift,

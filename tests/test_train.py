@@ -158,7 +158,7 @@ def test_a_budget_run_is_fit_with_the_plans_epochs_and_fixed_recipe(synthetic, m
 
 
 def test_a_run_interrupted_after_epoch_2_and_resumed_ends_as_an_unbroken_one(synthetic, tmp_path, monkeypatch):
-    from gapcourse import resume
+    from gapcourse.studies import resume
 
     unbroken = _trained(fit, synthetic, SHAPE, epochs=4, progress=False)
     real_save = resume.save_state

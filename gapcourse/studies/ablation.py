@@ -1,5 +1,5 @@
-"""The training-recipe ablation (a table of docs/RESULTS.md): ``python -m gapcourse ablate``. Introduced in notebook
-03 (which names every trick of the recipe); its results file is ``gapcourse/results/recipe_ablation.json``.
+"""The training-recipe ablation (a table of docs/RESULTS.md): ``python -m gapcourse ablate``. Notebook 06 reads its
+results (``gapcourse/results/recipe_ablation.json``, through :func:`gapcourse.measured.load_ablation`).
 
 Starting from the course's first cpu preset, one trick is added at a time, each run with the same seed, so each
 row's gain is that trick's (within the noise: one accuracy on 10 000 test images is good to about ±0.6 points, see
@@ -32,7 +32,7 @@ from ..measured import steps
 from ..models import build_net
 from ..recipes import CPU_HALF_WIDTH, TTA_MODES, Recipe, resolve_precision
 from ..stats import T95, binomial_halfwidth, difference_halfwidth, mean_and_spread, noise_of_difference, paired_halfwidths
-from ..resume import fit_resumable
+from .resume import fit_resumable
 from ..train import evaluate, fit
 from .provenance import data_record, provenance
 from .runner import Run, Shape, open_store, run_plan
@@ -45,7 +45,7 @@ SAME_RUN = ("seed", "recipe", "profile", "n_train", "train_sha256")  # a step's 
 def _train_and_measure(key: str, what: str, recipe: Recipe, seed: int, train: Cifar10Split, test: Cifar10Split,
                        profile: Profile, device: torch.device, progress: bool, resume: Path | None = None):
     """Train one run of a study (seeded as notebook 03 does) and evaluate it with every test-time mode. With
-    ``resume`` (a file), the run saves its state after every epoch and goes on from it (:mod:`gapcourse.resume`)."""
+    ``resume`` (a file), the run saves its state after every epoch and goes on from it (:mod:`gapcourse.studies.resume`)."""
     print(f"== {key} (seed {seed}): {what}", flush=True)
     if resume is not None and not resume.exists():
         print(f"   state saved after every epoch in {resume}: if the run is cut off, the same command goes on "
@@ -398,8 +398,9 @@ CUTOUT_RESULTS_FILE = RESULTS_DIR / "cpu_cutout_check.json"
 
 CPU_CUTOUT = 8  # px: a quarter of the image side, milder than the gpu candidate's 12 for a run of a few epochs
 
-# The run notebook 03 makes: the cpu preset trained to its 4-minute budget. On the machine that measured the budget
-# table (budget_table.json, condition "auto", 240 s, seeds 0-2) the plan was 7 epochs (the first 4 at 24 px) in fp32
+# The run notebook 03 made when the check ran: the half-width cpu preset (recipes.CPU_HALF_WIDTH) trained to its
+# 4-minute budget. On the machine that measured the budget table (budget_table.json, condition "auto", 240 s, seeds
+# 0-2) the plan was 7 epochs (the first 4 at 24 px) in fp32
 # for every seed; the check trains exactly that plan (fixed, so that every machine checks the same runs).
 CPU_CUTOUT_PLAN = {"epochs": 7, "precision": "fp32"}
 

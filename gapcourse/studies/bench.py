@@ -4,7 +4,8 @@ For every preset: training and evaluation images/s and the data pipeline's share
 a few steps); for the presets trained to the end: time to 70/80/90 % test accuracy (at epoch resolution), final
 accuracy, training seconds and peak memory. In the same run, a per-sample PIL ``DataLoader`` (torchvision
 transforms, the classic tutorial pipeline) against the course's batched tensor pipeline, as images/s and a ratio.
-docs/RESULTS.md shows its output from real runs.
+docs/RESULTS.md shows its output from real runs. ``--record`` writes it to gapcourse/results/bench_<device>.json
+through the studies' results store (:func:`open_record`, :func:`write_record`; its shape :data:`RECORD`).
 
 Training speed is the speed of :func:`~gapcourse.train.fit` itself (its step: EMA, gradient scaler, fused
 optimizer, parameter groups, batches built on the device from images kept there), timed with one synchronisation per
@@ -29,6 +30,8 @@ import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -40,9 +43,10 @@ from ..models import build_net
 from ..pipeline import batches, num_batches
 from ..recipes import PRESETS, Recipe, choose_precision, native_precision, resolve_precision
 from ..train import device_settings, fit, predict_logits, synchronize
+from .provenance import default_output, provenance
+from .runner import ResultsStore, Shape, open_store
 
 THRESHOLDS = (0.70, 0.80, 0.85, 0.88, 0.90, 0.92, 0.93)
-RECORD_KEYS = ("header", "pil_img_s", "tensor_img_s", "rows", "sync_audits")  # a bench record's top-level keys
 
 
 @dataclass
@@ -202,6 +206,52 @@ def format_table(rows: list[Row], pil: float, tensor: float, header: str) -> str
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# The record (bench --record, bench --verify-gpu --record): gapcourse/results/bench_<device>.json
+
+RECORD = Shape("bench record", "the benchmark",
+               "a JSON object with the table's 'header', 'pil_img_s', 'tensor_img_s' and 'rows' (one per preset), "
+               "the sync audits of --verify-gpu ('sync_audits') and its 'provenance'",
+               items="rows", own=lambda row: "preset" in row,
+               values=("header", "pil_img_s", "tensor_img_s", "sync_audits"))
+
+
+def open_record(device: torch.device, data: dict[str, Any]) -> ResultsStore:
+    """The results store of ``--record``, checked before the benchmark runs (the output guard, the experiment's data,
+    the file's shape): gapcourse/results/bench_<device type>.json when this run may regenerate it, else a file in the
+    cache folder (:func:`~gapcourse.studies.provenance.default_output`: a fast or synthetic run never touches the
+    committed record). ``data``: :func:`~gapcourse.studies.provenance.data_record`."""
+    from ..config import RESULTS_DIR
+
+    return open_store(default_output(RESULTS_DIR / f"bench_{device.type}.json", data), RECORD, data, writer="bench")
+
+
+def record_payload(header: str, pil: float, tensor: float, rows: list[Row],
+                   audits: list[SyncAudit] | None = None) -> dict[str, Any]:
+    """A bench record without its provenance: the table's header, the two pipelines' images/s, one row per preset
+    (thresholds as strings, as JSON keys are) and, from ``--verify-gpu``, the sync audits."""
+    payload = {"header": header, "pil_img_s": pil, "tensor_img_s": tensor,
+               "rows": [{**asdict(r), "to_threshold": {str(k): v for k, v in (r.to_threshold or {}).items()}}
+                        for r in rows]}
+    if audits is not None:
+        payload["sync_audits"] = [{**asdict(a), "clean": a.clean} for a in audits]
+    return payload
+
+
+def write_record(store: ResultsStore, payload: dict[str, Any], *, device: torch.device, started: float,
+                 **extra: Any) -> Path:
+    """Write ``payload`` (:func:`record_payload`) into ``store`` with its provenance (the seconds since ``started``,
+    ``extra``: profile and image counts), under the file's lock: a record is one measurement, so it replaces the one
+    there whole. Says where; returns the path. Refusals (impossible values...) raise :class:`ResultsError`."""
+    def replace_record(old: dict[str, Any]) -> None:
+        old.clear()
+        old.update({"provenance": {}, **payload})  # (provenance first, as in the committed records)
+
+    store.update(replace_record, lambda _: provenance(device=device, seconds=time.perf_counter() - started, **extra))
+    print(f"recorded: {store.path}")
+    return store.path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Sync audit and GPU verification (bench --verify-gpu)
 
 VERIFY_STEPS = 20
@@ -339,7 +389,7 @@ def audit_steps(recipe: Recipe, device: torch.device | str, steps: int = VERIFY_
         course, outside = _sync_location(err.__traceback__)
         audit.sync_at = _where(course) if course else None
         audit.origin = _where(outside) if outside else None
-        audit.epoch_read = (audit.reached == steps and course is not None and course.name == "train_epoch"
+        audit.epoch_read = (audit.reached == steps and course is not None and course.name == "epoch_numbers"
                             and "tolist()" in (course.line or ""))
     finally:
         hook.remove()
@@ -402,8 +452,7 @@ def _verify_main(args: argparse.Namespace, started: float) -> int:
     """``bench --verify-gpu [--dry-run] [--record] [--output FILE]``: exit 0 if every sync audit is clean, 1 if
     not, 2 without a CUDA GPU (unless ``--dry-run``) or with an output that cannot be written."""
     from ..outputs import guard, write_or_keep
-    from ..config import RESULTS_DIR
-    from .provenance import check_output, data_record, default_output, provenance, write_results
+    from .provenance import data_record
 
     dry_run = getattr(args, "dry_run", False)
     if not dry_run and not torch.cuda.is_available():
@@ -421,15 +470,12 @@ def _verify_main(args: argparse.Namespace, started: float) -> int:
         rows, audits = verify_gpu(train, test, device, recipe=recipe, capability=(9, 0), steps=2, warmup=1,
                                   epochs=1, profile=prof, guard=HostSyncStandIn, fused=True)
         where = "DRY RUN on the CPU (random images; sync guard, fused optimizer and bf16 capability faked)"
-        record_path = None
+        store = None
     else:
         device = torch.device("cuda")
         prof = active_profile(args.profile)
         train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
-        data_id = data_record(prof.name, train)
-        record_path = default_output(RESULTS_DIR / "bench_cuda.json", data_id) if args.record else None
-        if record_path is not None:
-            check_output(record_path, data_id, writer="bench", keys=RECORD_KEYS)
+        store = open_record(device, data_record(prof.name, train)) if args.record else None
         rows, audits = verify_gpu(train, test, device, profile=prof)
         where = describe_device(device)
     pil, tensor = pil_vs_tensor(train)
@@ -437,19 +483,14 @@ def _verify_main(args: argparse.Namespace, started: float) -> int:
               f"({len(train)} train / {len(test)} test images). Times are training only, at epoch resolution, "
               f"judged on one view per image after each epoch; the final accuracy uses the preset's test-time "
               f"augmentation.")
-    payload = {"header": header, "pil_img_s": pil, "tensor_img_s": tensor,
-               "rows": [{**asdict(r), "to_threshold": {str(k): v for k, v in (r.to_threshold or {}).items()}}
-                        for r in rows],
-               "sync_audits": [{**asdict(a), "clean": a.clean} for a in audits]}
+    payload = record_payload(header, pil, tensor, rows, audits)
     table = table_from_record(payload)
     print("\n" + table)
     if args.record and dry_run:
         print("dry run: nothing recorded (gapcourse/results/ holds measurements only)")
-    elif record_path is not None:
-        payload["provenance"] = provenance(device=device, seconds=time.perf_counter() - started, profile=prof.name,
-                                           n_train=len(train), n_test=len(test))
-        write_results(record_path, payload, data_id, writer="bench")
-        print(f"recorded: {record_path}")
+    elif store is not None:
+        write_record(store, payload, device=device, started=started, profile=prof.name, n_train=len(train),
+                     n_test=len(test))
     if args.output:
         write_or_keep(args.output, table + "\n", what="Markdown table", work="the table")
     return 0 if all(a.clean for a in audits) else 1
@@ -464,20 +505,15 @@ def main(args: argparse.Namespace) -> int:
             return 2
         return _verify_main(args, started)
     from ..outputs import guard, write_or_keep
-    from ..config import RESULTS_DIR
-    from .provenance import check_output, data_record, default_output, write_results
+    from .provenance import data_record
 
     prof = active_profile(args.profile)
     device = pick_device(args.device)
     if args.output:  # before any data is loaded: a committed file, a JSON or other kind of file, not writable
         args.output = guard(args.output, writer="bench", kind="markdown")
     train, test = load_cifar10("train", profile=prof), load_cifar10("test", profile=prof)
-    # Where the output goes is checked before the benchmark runs; a record from a fast or synthetic run goes to the
-    # cache folder, never over the committed gapcourse/results/bench_<device>.json (see gapcourse.studies.provenance).
-    data_id = data_record(prof.name, train)
-    record_path = default_output(RESULTS_DIR / f"bench_{device.type}.json", data_id) if args.record else None
-    if record_path is not None:
-        check_output(record_path, data_id, writer="bench", keys=RECORD_KEYS)
+    # Where the record goes is checked before the benchmark runs (see open_record).
+    store = open_record(device, data_record(prof.name, train)) if args.record else None
     default = {"cuda": "gpu", "mps": "mps"}.get(device.type, "cpu")
     to_train = args.train if args.train is not None else [default]
     presets = [name for name in PRESETS if (name != "gpu" or device.type == "cuda")
@@ -511,17 +547,9 @@ def main(args: argparse.Namespace) -> int:
               f"accuracy uses the preset's test-time augmentation.")
     table = format_table(rows, pil, tensor, header)
     print("\n" + table)
-    if args.record:
-        from .provenance import provenance
-
-        path = record_path
-        payload = {"provenance": provenance(device=device, seconds=time.perf_counter() - started, profile=prof.name,
-                                            n_train=len(train), n_test=len(test)),
-                   "header": header, "pil_img_s": pil, "tensor_img_s": tensor,
-                   "rows": [{**asdict(r), "to_threshold": {str(k): v for k, v in (r.to_threshold or {}).items()}}
-                            for r in rows]}
-        write_results(path, payload, data_id, writer="bench")
-        print(f"recorded: {path}")
+    if store is not None:
+        write_record(store, record_payload(header, pil, tensor, rows), device=device, started=started,
+                     profile=prof.name, n_train=len(train), n_test=len(test))
     if args.output:
         write_or_keep(args.output, table + "\n", what="Markdown table", work="the table (printed above too)")
     return 0

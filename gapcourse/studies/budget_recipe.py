@@ -44,7 +44,7 @@ from ..outputs import ResultsError
 from .provenance import data_record, provenance
 from .runner import ResultsStore, Run, Shape, open_store, run_plan
 from ..recipes import CPU_HALF_WIDTH, DEFAULT_BUDGET_S, Recipe, measures_precision, resolve_precision
-from ..measured import curve_split
+from ..budget import curve_split
 from ..stats import paired_halfwidth, paired_halfwidths
 from ..train import evaluate, fit, starting_weights
 

@@ -32,7 +32,7 @@ from ..data import Cifar10Split
 from ..device import seed_everything
 from ..measured import BUDGET_TABLE_RESULTS
 from ..measured import CONDITIONS
-from ..measured import curve_split
+from ..budget import curve_split
 from ..measured import width_of
 from ..models import build_net
 from ..outputs import ResultsError
@@ -209,8 +209,8 @@ def budget_markdown(payload: dict) -> str:
         + " or ".join(f"{c:,}" for c in curves) + f" test images per class, and the accuracy shown is measured "
         f"afterwards on all {n_test:,}.")
     lines.append("")
-    lines.append(f"Each budget covers the whole `fit` call (calibration, training, the evaluation after each epoch and "
-                 f"the final test-time-augmented one)." + auto_note + f" One run per row: one accuracy on {n_test:,} "
+    lines.append("Each budget covers the whole `fit_to_budget` call (calibration, training, the evaluation after each "
+                 "epoch and the final test-time-augmented one)." + auto_note + f" One run per row: one accuracy on {n_test:,} "
                  f"test images is good to about "
                  f"±{100 * found['halfwidth']:.1f} points, a difference of two to about "
                  f"±{100 * found['difference_halfwidth']:.1f} (at their mean accuracy; the interval depends on "

@@ -17,7 +17,6 @@ runner (:mod:`gapcourse.studies.runner`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 import time
 
@@ -29,11 +28,6 @@ from ..canvas import CROP_SHIFTS
 from ..canvas import OFFSETS
 from ..canvas import RESIZED
 from ..canvas import TRANSLATE_CANVAS
-from ..canvas import accuracy_with
-from ..canvas import place_on_canvas
-from ..canvas import resize_images
-from ..canvas import robustness_subset
-from ..canvas import shift_images
 from ..config import Profile
 from ..data import Cifar10Split
 from ..measured import HEADS_RESULTS
@@ -41,49 +35,20 @@ from ..measured import PARTS
 from ..measured import differs
 from ..measured import runs_of
 from ..measured import stat
-from ..models import ANY_SIZE_HEADS, HEADS, CifarNet, count_parameters
+from ..models import ANY_SIZE_HEADS, HEADS, count_parameters
 from ..recipes import Recipe
 from ..regimes import REGIMES
-from ..regimes import Regime
 from ..regimes import check_names
+from ..regimes import measure
 from ..regimes import regime_data
 from ..regimes import regime_recipe
 from ..regimes import train_or_load
 from ..stats import Stat, difference_halfwidth, noise_of_difference
-from ..train import evaluate
 from .provenance import data_record, provenance
 from .runner import Run, Shape, open_store, run_plan
 
 
 RESULTS_FILE = HEADS_RESULTS
-
-TRAIN_ACC_IMAGES = 10_000  # training images (1 000 per class) on which the clean training accuracy is measured
-
-def measure(model: CifarNet, train: Cifar10Split, test: Cifar10Split, recipe: Recipe, regime: Regime, *,
-            device: torch.device) -> dict:
-    """Every number of one trained network: test accuracy on the whole test split (with and without the recipe's
-    test-time augmentation), clean training accuracy on up to :data:`TRAIN_ACC_IMAGES` of its training images, and
-    (augmented regime only) the size and translation tests on :data:`ROBUSTNESS_IMAGES` test images, one view each."""
-    model = model.to(device).eval()
-    single = replace(recipe, tta="none")
-    seen = robustness_subset(train, TRAIN_ACC_IMAGES)  # images the network trained on (all of them if fewer)
-    record = {
-        "train_acc": evaluate(model, seen, device=device, recipe=single).accuracy,  # clean: no augmentation
-        "test_acc": evaluate(model, test, device=device, recipe=recipe).accuracy,
-        "test_acc_single_view": evaluate(model, test, device=device, recipe=single).accuracy,
-    }
-    record["train_minus_test"] = record["train_acc"] - record["test_acc_single_view"]
-    if not regime.augment:
-        return record
-    sub = robustness_subset(test)
-    acc = lambda transform: accuracy_with(model, sub, transform, device=device, recipe=recipe)  # noqa: E731
-    record["robustness_images"] = len(sub)
-    record["at_32"] = acc(lambda x: x)
-    record["resized"] = {str(s): acc(lambda x, s=s: resize_images(x, s)) for s in RESIZED}
-    record["canvas"] = {str(s): acc(lambda x, s=s: place_on_canvas(x, s)) for s in CANVASES}
-    record["translated"] = {str(d): acc(lambda x, d=d: place_on_canvas(x, TRANSLATE_CANVAS, d, d)) for d in OFFSETS}
-    record["crop_shift"] = {str(d): acc(lambda x, d=d: shift_images(x, d)) for d in CROP_SHIFTS}
-    return record
 
 SHAPE = Shape("heads results file", "the head comparison", "a JSON object with a 'runs' list of heads' runs",
               own=lambda run: "head" in run and "regime" in run)

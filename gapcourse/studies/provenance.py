@@ -1,5 +1,5 @@
-"""Where a committed number or weight file came from: command, commit, device, versions, date. Introduced in
-notebook 03 (the shipped weights) and used by every command that writes results into the repository.
+"""Where a committed number or weight file came from: command, commit, device, versions, date. Used by every command
+that writes results or weights into the repository (docs/RESULTS.md shows them); no notebook needs it.
 
 Each results file and the weights manifest carry one :func:`provenance` record, and the tests check that it is
 complete, so a table in docs/RESULTS.md can always be traced to the run that produced it."""
@@ -13,21 +13,46 @@ import datetime as _dt
 import json
 import os
 import platform
+import subprocess
 import sys
 
 import torch
 
 from ..atomic import replacing
-from ..config import git_commit
-from ..device import describe_hardware
-from ..outputs import ResultsError
-from ..outputs import committed_refusal
-from ..outputs import guard
-from ..outputs import is_committed
-from ..outputs import read_object
+from ..config import PACKAGE_DIR
+from ..outputs import ResultsError, committed_refusal, guard, is_committed, read_object
 
 
 REQUIRED = ("command", "commit", "device", "torch", "seconds", "date")
+
+
+def git_commit(root: Path = PACKAGE_DIR.parent) -> str:
+    """The checkout's commit, with ``+changes`` when the working tree differs from it; ``unknown`` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "gapcourse"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
+def describe_hardware(device: torch.device) -> str:
+    """E.g. ``cpu: 2 threads, x86_64, AMD EPYC ...`` or ``cuda: NVIDIA H100 80GB HBM3 (sm_90)``."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return f"cuda: {torch.cuda.get_device_name(device)} (sm_{major}{minor})"
+    if device.type == "cpu":
+        model = ""
+        try:
+            with open("/proc/cpuinfo") as fh:
+                model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+        except OSError:
+            pass
+        return f"cpu: {torch.get_num_threads()} threads, {platform.machine()}" + (f", {model}" if model else "")
+    return device.type
+
 
 def provenance(command: str | None = None, *, device: torch.device, seconds: float, **extra: Any) -> dict[str, Any]:
     """A provenance record for results produced just now on ``device``."""

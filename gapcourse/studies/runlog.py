@@ -7,6 +7,11 @@ docs/RESULTS.md's table).
 
 A notebook states its headline result with :func:`gapcourse.config.headline` (e.g. "86.8 % test accuracy"); it is written to the file
 named by ``$GAPCOURSE_HEADLINE`` when that is set (``make course`` sets it), and is a no-op otherwise.
+
+``--index`` also writes ``FOLDER/course_times.json`` directly (:func:`gapcourse.studies.provenance.write_json`), not
+through the studies' results store (:mod:`gapcourse.studies.runner`): it is a view of ``runs.tsv`` remade whole in
+the build folder on every ``make course``, with no training data to fingerprint and no runs to add or skip, and a
+maintainer copies it into gapcourse/results/.
 """
 
 from __future__ import annotations

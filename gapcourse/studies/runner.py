@@ -1,6 +1,13 @@
-"""The one study runner and the one results store, used by every study that writes a results file: the head
-comparison (:mod:`~gapcourse.studies.heads`), the recipe ablation, the gpu study and the cpu-cutout check
-(:mod:`~gapcourse.studies.ablation`), the budget table and the budget-recipe study. A learner never needs it.
+"""The one study runner and the one results store, used by every command that writes into
+``gapcourse/results/``. :func:`run_plan` (plan, skip, write each run) runs the head comparison
+(:mod:`~gapcourse.studies.heads`), the recipe ablation, the gpu study and the cpu-cutout check
+(:mod:`~gapcourse.studies.ablation`), the budget table (:mod:`~gapcourse.studies.budget_table`) and the
+budget-recipe study (:mod:`~gapcourse.studies.budget_recipe`); the speed bench's record (``bench --record`` and
+``bench --verify-gpu --record``, :mod:`~gapcourse.studies.bench`), one measurement with no plan, uses the store alone
+(:meth:`ResultsStore.update` replaces it whole). Two JSON writers stay outside: the run log of ``make course``
+(:mod:`~gapcourse.studies.runlog`: ``course_times.json``, made whole from its log in the build folder, copied into
+``gapcourse/results/`` by a maintainer) and the shipped weights' manifest (:mod:`~gapcourse.studies.export`).
+A learner never needs it.
 
 A study brings its own parts: its :class:`Shape` (what its file holds), its plan (one :class:`Run` per network,
 with the *identity* that makes two runs the same run), what one run trains and measures, and the file's provenance.
@@ -39,8 +46,9 @@ from .provenance import check_output, write_results
 @dataclass(frozen=True)
 class Shape:
     """What a study's results file holds: a JSON object with a list of records (``items``: ``runs`` or ``rows``),
-    each one of the study's (``own``), the file's ``provenance`` and the ``extra`` JSON objects named (e.g. the
-    budget-recipe study's ``plans``); nothing else. ``what`` names the file in messages (``"budget table"``),
+    each one of the study's (``own``), the file's ``provenance``, the ``extra`` JSON objects named (e.g. the
+    budget-recipe study's ``plans``) and the single ``values`` named, which the writer sets whole and a file may lack
+    (e.g. the bench record's ``header``); nothing else. ``what`` names the file in messages (``"budget table"``),
     ``study`` the study (``"the budget table"``), ``expected`` says what the file should hold."""
 
     what: str
@@ -49,11 +57,12 @@ class Shape:
     items: str = "runs"
     own: Callable[[dict], bool] = field(default=lambda item: True)
     extra: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
 
     @property
     def keys(self) -> tuple[str, ...]:
         """The file's top-level keys besides ``provenance``."""
-        return (self.items, *self.extra)
+        return (self.items, *self.extra, *self.values)
 
     def empty(self) -> dict[str, Any]:
         """The payload of a file that does not exist yet."""
@@ -197,9 +206,11 @@ def open_store(path: str | os.PathLike | None, shape: Shape, data: dict[str, Any
     at a time (see :meth:`ResultsStore.session`)."""
     if path is None:
         return ResultsStore(None, shape, data, writer=writer)
-    by_runs = shape.items == "runs"  # (a file of rows, the budget table, is told apart by its shape alone)
+    # A file of runs is told apart by its keys and its runs, the bench record by its keys, a file of rows (the budget
+    # table) by its shape alone.
+    by_runs = shape.items == "runs"
     checked = check_output(path, data, own_run=shape.own if by_runs else None, study=shape.study, writer=writer,
-                           keys=shape.keys if by_runs else None)
+                           keys=shape.keys if by_runs or shape.values else None)
     store = ResultsStore(checked, shape, data, writer=writer, exclusive=exclusive)
     store.read()
     return store
@@ -249,7 +260,7 @@ def _claimed(run: Run) -> Iterator[bool]:
     if run.resume is None:
         yield True
         return
-    from ..resume import ResumeError
+    from .resume import ResumeError
 
     with ExitStack() as stack:
         try:

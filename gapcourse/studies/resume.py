@@ -1,6 +1,6 @@
 """Resumable training: :func:`fit_resumable` runs :func:`gapcourse.train.fit` with its whole state saved to a file
 after every epoch and, when the file is there at the start, goes on from the epoch after the last one saved.
-Introduced for the gpu preset's study (``python -m gapcourse ablate --preset gpu``; README: the GPU route), whose runs
+Introduced for the gpu preset's study (``python -m gapcourse ablate --preset gpu``; docs/studies/gpu-preset.md), whose runs
 take hours on a CPU and may be cut off.
 
 The file holds the weights, the weight average, the optimizer's momentum, the learning-rate schedule, the gradient
@@ -33,13 +33,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .atomic import replacing
-from .checkpoints import state_dict_digest
-from .config import Profile
-from .config import profile as active_profile
-from .data import Cifar10Split, data_digest
-from .recipes import Recipe, resolve_precision
-from .train import History, TrainingState, fit
+from ..atomic import replacing
+from ..checkpoints import state_dict_digest
+from ..config import Profile
+from ..config import profile as active_profile
+from ..data import Cifar10Split, data_digest
+from ..outputs import locked
+from ..recipes import Recipe, resolve_precision
+from ..train import History, TrainingState, fit
+from .provenance import describe_hardware, git_commit
 
 FORMAT = "gapcourse-fit-state-1"
 
@@ -74,8 +76,6 @@ def differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 def piece(first_epoch: int, device: torch.device) -> dict[str, Any]:
     """The record of one stretch of a run, from ``first_epoch`` (``to_epoch`` is filled in as epochs end)."""
-    from .device import describe_hardware
-    from .config import git_commit
 
     return {"from_epoch": first_epoch, "to_epoch": first_epoch - 1, "device": describe_hardware(device),
             "threads": torch.get_num_threads(), "torch": str(torch.__version__), "commit": git_commit(),
@@ -88,43 +88,28 @@ def resume_path(path: str | os.PathLike) -> Path:
     return Path(path).expanduser().absolute()
 
 
-def try_lock(lock_file: Path):
-    """Open ``lock_file`` and take an exclusive, non-blocking ``flock`` on it: the open file (close it to release),
-    or None when another holder has it. An OSError (folder missing or not writable) is the caller's to explain."""
-    import fcntl
-
-    fh = open(lock_file, "w")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        return None
-    return fh
-
-
 @contextlib.contextmanager
 def claim(path: Path):
     """Hold ``<path>.lock`` (POSIX ``flock``, non-blocking) while a run uses ``path``, after checking that its folder
     can be written: two fits sharing one resume file would overwrite each other's epochs, and a folder that cannot
     be written would only show after an epoch had trained. Raises :class:`ResumeError` in either case."""
     folder = path.parent
+    lock = contextlib.ExitStack()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
-        fh = try_lock(Path(str(path) + ".lock"))
+        held = lock.enter_context(locked(path, wait=False))  # the lock file stays, as every lock of the package
     except OSError as err:
         raise ResumeError(f"Cannot write the resume file {path}: its folder {folder} cannot be created or written "
                           f"({type(err).__name__}: {err.strerror or err}). Pick a writable place (GAPCOURSE_CACHE for "
                           "the study, or another path); nothing was trained.") from None
-    if fh is None:
-        raise ResumeError(f"{path} is in use by another training run (in this process or another; it holds "
-                          f"{path.name}.lock). Two runs sharing one resume file would overwrite each other's "
-                          "epochs: wait for it to end, or pass another resume file.")
-    try:
+    with lock:
+        if not held:
+            raise ResumeError(f"{path} is in use by another training run (in this process or another; it holds "
+                              f"{path.name}.lock). Two runs sharing one resume file would overwrite each other's "
+                              "epochs: wait for it to end, or pass another resume file.")
         yield
-    finally:
-        fh.close()  # the lock file stays: removing it could let two processes lock different files
 
 
 def _numbers(value: Any) -> Any:

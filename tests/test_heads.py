@@ -1,0 +1,138 @@
+"""gapcourse.studies.heads and the tables of gapcourse.measured: the head comparison runs, resumes, and draws only the
+conclusions the noise allows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from gapcourse.config import profile
+from gapcourse.measured import differs, PARTS, results_markdown
+from gapcourse.recipes import PRESETS
+from gapcourse.regimes import REGIMES
+from gapcourse.studies.heads import accuracy_findings, compare_heads, conclusions, overfitting_findings, size_findings
+
+
+FAST = profile("fast", announce=False)
+
+
+# A results payload written by hand: three seeds per head, every measurement the same in each seed but for a small
+# spread, so each test can put one difference on either side of the noise.
+SPREAD = (-0.001, 0.0, 0.001)
+
+
+def fake_run(head, regime, seed, *, test=0.84, train=None, at_32=0.83, canvas=(0.70, 0.62, 0.40), resized=0.5,
+             translated=0.65, crop=(0.80, 0.75, 0.55)):
+    d = SPREAD[seed]
+    train = 1.0 if train is None and regime == "no_augmentation" else (train or test + 0.03)
+    run = {"head": head, "regime": regime, "seed": seed, "profile": "full", "head_params": 1_290, "n_train": 5_000,
+           "test_acc": test + d, "train_acc": min(1.0, train + d), "train_minus_test": min(1.0, train + d) - test - d}
+    if regime == "augmented":
+        glob = not head.startswith("flatten")
+        run.update(robustness_images=2_000, at_32=at_32 + d,
+                   canvas={str(s): (c + d if glob else None) for s, c in zip((40, 48, 64), canvas)},
+                   resized={str(s): (resized + d if glob else None) for s in (24, 40, 48, 64)},
+                   translated={str(o): (translated + d if glob else None) for o in (0, 4, 8, 12, 16)},
+                   crop_shift={str(c): v + d for c, v in zip((0, 2, 4, 8), (at_32, *crop))})
+    return run
+
+
+def payload(spec):
+    runs = [fake_run(head, regime, seed, **kw) for (head, regime), kw in spec.items() for seed in range(3)]
+    return {"provenance": {"profile": "full", "n_test": 10_000}, "runs": runs}
+
+
+@pytest.mark.slow
+def test_comparison_writes_each_run_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    from gapcourse.data import load_cifar10
+
+    train, test = load_cifar10("train", per_class=20), load_cifar10("test", per_class=10)
+    base = replace(PRESETS["cpu"], width=0.25, batch_size=50, precision="fp32")
+    out = tmp_path / "heads.json"
+    first = compare_heads(train, test, FAST, device=torch.device("cpu"), heads=("gap_linear", "flatten_fc"),
+                          seeds=(0, 1), base=base, output=out, progress=False)
+    assert len(first["runs"]) == 2 * 2 * 2 and json.loads(out.read_text())["provenance"]["command"]
+    again = compare_heads(train, test, FAST, device=torch.device("cpu"), heads=("gap_linear", "flatten_fc"),
+                          seeds=(0, 1), base=base, output=out, progress=False)
+    assert len(again["runs"]) == 8  # nothing measured twice
+    table = results_markdown(again, "augmented")
+    assert "| flatten_fc |" in results_markdown(again, part="crop-shift") and "± " in table
+    assert "| flatten_fc |" not in results_markdown(again, part="size")  # it cannot run there: no row of "cannot run"
+    assert "| gap_linear |" in results_markdown(again, "no_augmentation")
+    found = overfitting_findings(again)
+    assert set(found["test"]) == {"gap_linear", "flatten_fc"} and found["best"] in found["test"]
+    assert conclusions(again) == [line for part in PARTS for line in conclusions(again, part)]
+
+
+def test_a_difference_is_real_only_beyond_the_noise():
+    assert not differs((0.870, 0.004, 3), (0.862, 0.004, 3), 10_000)  # 0.8 points: beyond ±0.66, inside ±0.93
+    assert not differs((0.870, 0.030, 3), (0.855, 0.030, 3), 10_000)  # 1.5 points but seeds spread 3 points
+    assert differs((0.870, 0.004, 3), (0.850, 0.004, 3), 10_000)
+    assert not differs(None, (0.85, 0.0, 3), 10_000)
+
+
+def test_conclusions_call_the_nin_case_of_issue_21_noise_and_a_larger_gap_real():
+    base = {("gmp_linear", "augmented"): dict(test=0.8426), ("nin", "augmented"): dict(test=0.8353),
+            ("flatten_fc_dropout", "augmented"): dict(test=0.807)}
+    found = accuracy_findings(payload(base))
+    assert found["best"] == "gmp_linear" and found["acc"]["gmp_linear"][0] == pytest.approx(0.8426)
+    assert found["within_noise"] == ["nin"]  # 0.73 points < ±1.0: the old rule said "measurably lower"
+    assert found["lower"] == ["flatten_fc_dropout"] and found["noise"] == pytest.approx(0.0101, abs=5e-5)
+    base[("nin", "augmented")] = dict(test=0.830)  # 1.26 points > ±1.0 (and > the seeds' spread)
+    found = accuracy_findings(payload(base))
+    assert found["within_noise"] == [] and found["lower"] == ["nin", "flatten_fc_dropout"]
+
+
+def test_overfitting_conclusions_say_what_the_table_shows():
+    spec = {("gap_mlp", "no_augmentation"): dict(test=0.642), ("gap_linear", "no_augmentation"): dict(test=0.663),
+            ("flatten_fc_dropout", "no_augmentation"): dict(test=0.643, train=0.96)}
+    found = overfitting_findings(payload(spec))
+    assert found["memorised"] == ["gap_mlp", "gap_linear"]  # 100.0 % training accuracy (seeds' mean 99.97 %)
+    assert min(found["train"][h][0] for h in found["memorised"]) == pytest.approx(1.0, abs=5e-4)
+    # flatten_fc_dropout's smaller train − test comes from its lower training accuracy (96.0 %)
+    assert list(found["not_memorised"]) == ["flatten_fc_dropout"]
+    assert found["train"]["flatten_fc_dropout"][0] == pytest.approx(0.96)
+    assert found["reference"] == "gap_mlp" and not found["not_memorised"]["flatten_fc_dropout"]["real"]  # 64.3 vs 64.2
+    best = found["best_against"]["gap_mlp"]
+    assert found["best"] == "gap_linear" and best["difference"] == pytest.approx(0.021) and best["real"]
+    spec[("gap_linear", "no_augmentation")] = dict(test=0.650)  # +0.8 points: inside ±1.3
+    best = overfitting_findings(payload(spec))["best_against"]["gap_mlp"]
+    assert best["difference"] == pytest.approx(0.008) and not best["real"] and best["noise"] > 0.008
+
+
+def test_the_dilution_line_tells_a_holding_max_from_falling_averages():
+    spec = {("gmp_linear", "augmented"): dict(canvas=(0.75, 0.712, 0.711)),
+            ("gap_linear", "augmented"): dict(canvas=(0.71, 0.623, 0.389), resized=0.70),
+            ("flatten_fc", "augmented"): {}}
+    found = size_findings(payload(spec))
+    dilution = found["dilution"]  # from a 48 to a 64 px canvas
+    assert (dilution["from"], dilution["to"]) == (48, 64)
+    assert dilution["held"] == ["gmp_linear"] and dilution["acc"]["gmp_linear"] == pytest.approx((0.712, 0.711))
+    assert dilution["fell"] == ["gap_linear"] and dilution["acc"]["gap_linear"] == pytest.approx((0.623, 0.389))
+    # the loss from 32 px on the 48 px canvas (stated beside each head's accuracy there, not hidden)
+    assert found["at_32"]["gap_linear"] - found["on_canvas"]["gap_linear"] == pytest.approx(0.207)
+    # gmp_linear: canvas 75 % against resized 50 % at 40 px, ahead; gap_linear: 71 against 70, inside ±2.8 points
+    assert found["canvas_vs_resized"][40] == {"canvas": ["gmp_linear"], "resized": [], "tied": ["gap_linear"]}
+    assert found["canvas_vs_resized"][64] == {"canvas": ["gmp_linear"], "resized": ["gap_linear"], "tied": []}
+    spec[("gmp_linear", "augmented")] = dict(canvas=(0.75, 0.712, 0.60))  # now the max falls too
+    assert size_findings(payload(spec))["dilution"]["held"] == []  # no head holds
+    assert not any("flat borders" in line for line in conclusions(payload(spec)))  # the untested guess is gone
+
+
+def test_every_part_has_its_own_narrow_table():
+    spec = {(h, r): {} for h in ("gap_linear", "flatten_fc") for r in REGIMES}
+    data = payload(spec)
+    for part in PARTS:
+        table = results_markdown(data, part=part)
+        header = table.splitlines()[0]
+        assert header.count("|") - 1 <= 11, f"{part}: {header}"
+        assert conclusions(data, part), part
+    assert "crop-shift 8 px" in results_markdown(data, part="crop-shift")
+    with pytest.raises(ValueError, match="Unknown part 'speed'"):
+        results_markdown(data, part="speed")
+    with pytest.raises(ValueError, match="Unknown part"):
+        conclusions(data, "speed")
