@@ -17,6 +17,9 @@ from .config import headline, profile
 from .data import CLASSES, Cifar10Split, DataError, load_cifar10
 from .device import pick_device, seed_everything
 from .models import HEADS, build_net, count_parameters
+from .moved import install as _install_moved_module_names
+
+_install_moved_module_names()  # `import gapcourse.runlog` and the like say where the module went (gapcourse.moved)
 
 __version__ = "0.1.0"
 

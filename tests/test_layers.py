@@ -176,3 +176,17 @@ def test_notebooks_use_only_the_learners_layer(path):
     offences = [f"cell {cell}: {module}" for module, cell in notebook_imports(path)
                 if layer(module) in LAB or (module not in MODULES and module != "gapcourse")]
     assert not offences, "\n".join(offences)
+
+
+def test_an_old_module_name_says_where_the_module_went():
+    import importlib
+    import re
+
+    from gapcourse.moved import MOVED
+
+    for old, new in MOVED.items():
+        assert old not in MODULES, f"{old} exists again: drop it from gapcourse.moved.MOVED"
+        with pytest.raises(ModuleNotFoundError, match=re.escape(f"{old} has moved: it is now")):
+            importlib.import_module(old)
+        for named in re.findall(r"gapcourse(?:\.\w+)+", new):
+            assert named in MODULES or named.rsplit(".", 1)[0] in MODULES, f"{old} points at {named}, which is not there"
