@@ -171,7 +171,7 @@ def _compare(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else default_output(RESULTS_FILE, data_id)
     if args.export_weights:  # the shipped networks are committed evidence too: refused before any training
         guard(MANIFEST, writer="export-weights", kind="results", what="weights manifest", data=data_id,
-              option="--export-weights:")
+              fixed_by="--export-weights")
     payload = compare_heads(train, test, prof, device=device, heads=heads, seeds=args.seeds, regimes=regimes,
                             output=output)
     for regime in regimes:
@@ -371,9 +371,10 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _output_file(text: str) -> str:
-    """An --output file name: not empty or blank (which would silently mean the default, or a file named ' ')."""
+    """An output file's name (--output, grade's --csv): not empty or blank (which would silently mean the default,
+    the current folder, or a file named ' ')."""
     if not text.strip():
-        raise argparse.ArgumentTypeError(f"needs a file name, e.g. --output /tmp/results.json (got {text!r})")
+        raise argparse.ArgumentTypeError(f"needs a file name (got {text!r}, which names no file)")
     return text.strip()
 
 
@@ -500,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     grading.add_argument("submissions", nargs="+", help="submitted .ipynb files, or folders holding them")
     grading.add_argument("--timeout", type=float, default=600,
                          help="seconds each notebook may run (default: 600); each check then gets 30 more")
-    grading.add_argument("--csv", help="also write the table here (one row per submission and exercise)")
+    grading.add_argument("--csv", type=_output_file,
+                         help="also write the table here (one row per submission and exercise)")
     grading.add_argument("--profile", default="fast", choices=["fast", "full"],
                          help="GAPCOURSE_PROFILE for the notebooks (default: fast; the checks do not depend on it)")
     grading.set_defaults(run=_grade)

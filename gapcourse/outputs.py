@@ -11,7 +11,9 @@ Used by ``train --output``, ``bench --output``/``--record``, ``compare-heads`` (
   the real CIFAR-10 (:func:`gapcourse.outputs.committed_refusal` says why not);
 * an output that is **also an input** (e.g. a submission that a shell glob put after ``--csv``);
 * a file of **another kind**: a name whose suffix is another kind's (``train --output x.json``), or an existing file
-  whose content is another kind's (a checkpoint, a JSON file, a notebook);
+  whose content is another kind's (a checkpoint, a JSON file, a notebook, binary data such as a program or an image)
+  or, for a command that says what its own output looks like (``bench``'s table, ``grade``'s CSV), any file that is
+  not its own earlier output; a symbolic link is judged by its target;
 * a **folder**, or a place that **cannot be written** (checked by writing a probe file, before the work).
 
 After long work, :func:`write_or_keep` writes the result atomically (:func:`gapcourse.atomic.replacing`) and, when
@@ -54,7 +56,9 @@ OWNERS: dict[str, tuple[str, ...]] = {
                "gapcourse/results/cpu_cutout_check.json"),
     "budget-table": ("gapcourse/results/budget_table.json",),
     "budget-recipe": ("gapcourse/results/budget_recipe.json",),
-    "course-times": ("gapcourse/results/course_times.json",),
+    # runlog (make course) writes build/html/ only; a maintainer copies its course_times.json into
+    # gapcourse/results/ by hand after a run on a quiet machine
+    "course-times": (),
     "student-copies": ("notebooks/student/",),
     "sync-notebooks": ("notebooks/", "README.md", "gapcourse/classroom/colab.py"),
     "readme-tables": ("docs/RESULTS.md",),  # the generated tables (tools/readme_tables.py)
@@ -72,7 +76,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "source": (".py",),
 }
 _KIND_NAMES = {"checkpoint": "checkpoint (torch file)", "results": "JSON results file", "markdown": "Markdown table",
-               "csv": "CSV table", "notebook": "notebook", "source": "Python source file", "text": "text file"}
+               "csv": "CSV table", "notebook": "notebook", "source": "Python source file", "text": "text file",
+               "binary": "binary file (a program, an image, an archive...)"}
 
 
 # The checkout's own top-level files, protected even where git cannot say what it tracks.
@@ -139,16 +144,37 @@ def owner_of(path: str | os.PathLike) -> str | None:
         ("sync-notebooks" if owns("sync-notebooks", path) else None)
 
 
+SNIFF_BYTES = 64 * 1024  # how much of an existing file is read to judge what it holds
+
+
+def _looks_binary(head: bytes) -> bool:
+    """Whether the start of a file is binary data: a NUL byte, or bytes that are not UTF-8 (an incomplete character
+    cut at the end of ``head`` does not count)."""
+    import codecs
+
+    if b"\0" in head:
+        return True
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def content_kind(path: Path) -> str | None:
-    """What an existing regular file holds, judged by its content: ``checkpoint`` (a zip, as ``torch.save`` writes),
-    ``notebook``, ``results`` (a JSON object), ``text``; None for an empty or unreadable file or a non-file."""
+    """What an existing regular file (or the target of a link to one) holds, judged by its content: ``checkpoint`` (a
+    zip, as ``torch.save`` writes), ``binary`` (a NUL byte or bytes that are not UTF-8 in its first
+    :data:`SNIFF_BYTES`: a program, an image...), ``notebook``, ``results`` (a JSON object), ``text``; None for an
+    empty or unreadable file or a non-file."""
     try:
         if not path.is_file() or path.stat().st_size == 0:
             return None
         with open(path, "rb") as fh:
-            head = fh.read(4)
+            head = fh.read(SNIFF_BYTES)
         if head.startswith(b"PK\x03\x04"):
             return "checkpoint"
+        if _looks_binary(head):
+            return "binary"
         if head.lstrip()[:1] == b"{" and path.stat().st_size < 256 * 2**20:
             try:
                 payload = json.loads(path.read_text())
@@ -166,67 +192,129 @@ def _example(path: Path, kind: str) -> str:
     return str(Path(tempfile.gettempdir()) / (path.stem or "output")) + KINDS.get(kind, ("",))[0]
 
 
+def instead(path: str | os.PathLike, *, option: str = "--output", fixed_by: str | None = None) -> str:
+    """The end of a refusal of an existing ``path``: what to do instead, as the writer allows. A file an option names:
+    move it away or give the option another file; a file whose place no option chooses (``fixed_by``: the flag that
+    writes it, e.g. ``--record``, or the command, e.g. ``student-copies``): move that file away."""
+    if fixed_by is None:
+        return f"move it away or pass {option} another file"
+    if fixed_by.startswith("-"):
+        return f"no option chooses where {fixed_by} writes, so move {path} away, or run without {fixed_by}"
+    return f"`{fixed_by}` always writes there, so move {path} away and run again"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _text_head(path: Path) -> str:
+    """The first :data:`SNIFF_BYTES` of a text file, decoded (an incomplete last character dropped)."""
+    with open(path, "rb") as fh:
+        return fh.read(SNIFF_BYTES).decode("utf-8", errors="ignore")
+
+
 def guard(path: str | os.PathLike, *, writer: str | None, kind: str, what: str | None = None,
           inputs: Iterable[str | os.PathLike] = (), input_hint: str = "", data: dict[str, Any] | None = None,
-          option: str = "--output") -> Path:
+          option: str = "--output", fixed_by: str | None = None, own: Callable[[str], bool] | None = None) -> Path:
     """Check, before any work, that ``writer`` may write ``what`` (a file of ``kind``, see :data:`KINDS`) at
     ``path``; returns the path with ``~`` expanded. ``inputs``: files the command reads (never overwritten;
     ``input_hint`` is added to that refusal). ``data`` (:func:`gapcourse.studies.provenance.data_record`): the run's data,
     required to write committed measurements. ``writer=None``: only the data decides (the library's own callers).
-    Raises :class:`OutputError`."""
+    ``option``: the option that names ``path`` (refusals say to give it another file); ``fixed_by``: for a file
+    whose place no option chooses, the flag that writes it (``--record``, ``--export-weights``) or the command
+    (``student-copies``): refusals say to move the file away or drop the flag instead. ``own``: for a text output,
+    whether the start of an existing file (:data:`SNIFF_BYTES`) is this command's own earlier output (``bench``'s
+    table, ``grade``'s CSV); any other existing file is refused. A symbolic link is judged by its target (which is
+    what gets written). Raises :class:`OutputError`."""
+    if not str(path).strip():  # (before Path(), which reads "" as ".")
+        raise OutputError(f"{option} needs a file name, e.g. {option} {_example(Path('output'), kind)}.")
     path, inputs = Path(path).expanduser(), list(inputs)
     what = what or _KIND_NAMES[kind]
-    if not str(path).strip():
-        raise OutputError(f"{option} needs a file name, e.g. {option} {_example(Path('output'), kind)}.")
+    where = path.resolve() if path.is_symlink() else path  # a link's target is what gets written
+    named = (f"{option} {path}" if fixed_by is None else str(path)) + (f" (a link to {where})" if where != path
+                                                                       else "")
+    move = _capital(instead(path, option=option, fixed_by=fixed_by)) + (f", e.g. {_example(path, kind)}"
+                                                                         if fixed_by is None else "")
+    if fixed_by is None:
+        another = f"Give {option} another file, e.g. {_example(path, kind)}"
+        elsewhere = f"Give {option} a file elsewhere, e.g. {_example(path, kind)}"
+    else:
+        another = elsewhere = _capital(instead(path, fixed_by=fixed_by))
     if path.is_dir():
-        raise OutputError(f"{option} {path} is a folder; the {what} must be a file. Give a file name inside it, e.g. "
-                          f"{path / ('output' + KINDS.get(kind, ('',))[0])}.")
+        raise OutputError(f"{named} is a folder; the {what} must be a file. " + (
+            f"Give a file name inside it, e.g. {path / ('output' + KINDS.get(kind, ('',))[0])}." if fixed_by is None
+            else f"{another}."))
     for source in inputs:
         source = Path(source).expanduser()
         if path.resolve() == source.resolve() or (path.exists() and source.exists() and path.samefile(source)):
-            raise OutputError(f"{option} {path} is also one of this command's inputs: writing the {what} there would "
-                              f"destroy it. {input_hint}Give {option} a new file, e.g. {_example(path, kind)}.")
+            raise OutputError(f"{named} is also one of this command's inputs: writing the {what} there would "
+                              f"destroy it. {input_hint}{another}.")
     role = committed_role(path)
     if role is not None:
         allowed = writer is None or owns(writer, path)
         if not allowed:
-            owner = owner_of(path)
-            whose = f"`{owner}` writes it" if owner else "no command writes it"
-            raise OutputError(f"Refused: {path} is one of the course's committed files ({role}; {whose}), and "
-                              f"`{writer}` may not change it. Give {option} a file elsewhere, e.g. "
-                              f"{_example(path, kind)}; to restore it: git checkout -- "
-                              f"{path.resolve().relative_to(REPO_ROOT.resolve())}.")
+            raise OutputError(_committed_message(path, role, writer, elsewhere))
         if role in MEASURED_ROLES and data is not None:  # (without the data: checked again once it is loaded)
 
             why = committed_refusal(path if role == "results" else PACKAGE_DIR / "weights" / "manifest.json", data)
+            if why and fixed_by is not None and fixed_by.startswith("-"):
+                raise OutputError(f"Refused: {why}: {fixed_by} works only in a full-profile run on the real "
+                                  f"CIFAR-10, so drop {fixed_by} (the rest of the command runs without it).")
             if why:
                 raise OutputError(f"Refused: {why}. Pass {option} a file elsewhere (e.g. in /tmp); committed results "
                                   "are only regenerated by the full profile on the real CIFAR-10.")
-    suffix = path.suffix.lower()
-    other = next((k for k, sfx in KINDS.items() if suffix in sfx and kind in KINDS and suffix not in KINDS[kind]),
-                 None)
-    if other is not None:
-        hint = input_hint if any(Path(i).suffix.lower() == suffix for i in inputs) else ""
-        raise OutputError(f"{option} {path} is named as a {_KIND_NAMES[other]} ({suffix}), but this writes a "
-                          f"{what}, so it is neither read nor written. {hint}Give a name ending in {KINDS[kind][0]}, "
-                          f"e.g. {_example(path, kind)}.")
+    for name in dict.fromkeys((path, where)):  # the link's name and its target's: each must be this kind's
+        suffix = name.suffix.lower()
+        other = next((k for k, sfx in KINDS.items() if suffix in sfx and kind in KINDS and suffix not in KINDS[kind]),
+                     None)
+        if other is not None:
+            hint = input_hint if any(Path(i).suffix.lower() == suffix for i in inputs) else ""
+            rename = (f"Give a name ending in {KINDS[kind][0]}, e.g. {_example(path, kind)}" if fixed_by is None
+                      else another)
+            raise OutputError(f"{named} is named as a {_KIND_NAMES[other]} ({suffix}), but this writes a "
+                              f"{what}, so it is neither read nor written. {hint}{rename}.")
     if kind in ("checkpoint", "results") and path.exists() and not path.is_file():
-        raise OutputError(f"{option} {path} is not a regular file (a device, a pipe or a socket): a {what} is "
-                          "written to a file and replaced atomically, which would replace the device itself. Give "
-                          f"{option} a file, e.g. {_example(path, kind)}.")
-    _refuse_cache(path, option, kind)
+        raise OutputError(f"{named} is not a regular file (a device, a pipe or a socket): a {what} is "
+                          "written to a file and replaced atomically, which would replace the device itself. "
+                          f"{another}.")
+    _refuse_cache(path, named, elsewhere)
     found = content_kind(path)
     expected = {"markdown": "text", "csv": "text", "source": "text"}.get(kind, kind)
     # (a results file that is not a JSON object: the results reader, provenance.check_output, says what is wrong)
     if found is not None and found != expected and not (kind == "results" and found == "text"):
-        raise OutputError(f"{option} {path} already holds a {_KIND_NAMES[found]}, not a {what}: it is not this "
-                          f"command's file, so it is not replaced. Move it away or give {option} another file, e.g. "
-                          f"{_example(path, kind)}.")
-    _check_writable(path, what, option)
+        raise OutputError(f"{named} already holds a {_KIND_NAMES[found]}, not a {what}: it is not this "
+                          f"command's file, so it is not replaced. {move}.")
+    if found == "text" and own is not None and not own(_text_head(path)):
+        mine = f"`{writer}`'s" if writer else "this command's"
+        raise OutputError(f"{named} already holds other text, not a {what} as {mine} earlier run wrote it: it is not "
+                          f"this command's file, so it is not replaced. {move}.")
+    _check_writable(path, where, what, option if fixed_by is None else None)
     return path
 
 
-def _refuse_cache(path: Path, option: str, kind: str) -> None:
+def _committed_message(path: Path, role: str, writer: str | None, elsewhere: str) -> str:
+    """Why ``writer`` may not write ``path``, one of the course's own files (``role``: :func:`committed_role`), and
+    what to do: a committed file (how to restore it, if git tracks it), a new file in one of the course's folders, or
+    git's own data."""
+    where = path.expanduser().resolve()
+    if role == "git metadata":
+        return (f"Refused: {path} is inside .git, git's own data (the repository's history and settings), which no "
+                f"command of the course writes. {elsewhere}.")
+    if not where.exists():  # e.g. bench --output docs/new.md: nothing to restore
+        folder = next((f for f in ("docs", "notebooks", "tools", "tests", ".ci", "gapcourse")
+                       if where.is_relative_to(REPO_ROOT / f)), None)
+        place = f"the course's own {folder}/ folder" if folder else "the course's own files"
+        return f"Refused: {path} would be a new file in {place}, where `{writer}` may not write. {elsewhere}."
+    owner = owner_of(path)
+    whose = f"`{owner}` writes it" if owner else "no command writes it"
+    restore = ""
+    if where.is_relative_to(REPO_ROOT.resolve()) and _tracked(where):
+        restore = f"; to restore it: git checkout -- {where.relative_to(REPO_ROOT.resolve())}"
+    return (f"Refused: {path} is one of the course's committed files ({role}; {whose}), and `{writer}` may not "
+            f"change it. {elsewhere}{restore}.")
+
+
+def _refuse_cache(path: Path, named: str, elsewhere: str) -> None:
     """The course's cache folder is not an output: neither the folder itself (a file there would break every later
     command) nor its decoded data (a command's input)."""
     from .config import cache_location
@@ -234,13 +322,14 @@ def _refuse_cache(path: Path, option: str, kind: str) -> None:
     cache = cache_location()[0].expanduser().resolve()
     where = path.resolve()
     if where == cache or where.is_relative_to(cache / "data"):
-        raise OutputError(f"{option} {path} is the course's cache folder or its decoded data (GAPCOURSE_CACHE), which "
-                          f"later commands read. Give {option} a file elsewhere, e.g. {_example(path, kind)}.")
+        raise OutputError(f"{named} is the course's cache folder or its decoded data (GAPCOURSE_CACHE), which "
+                          f"later commands read. {elsewhere}.")
 
 
-def _check_writable(path: Path, what: str, option: str) -> None:
-    """Write a probe file beside ``path`` (or open a device such as /dev/stdout for appending)."""
-    folder = path.parent
+def _check_writable(path: Path, where: Path, what: str, option: str | None) -> None:
+    """Write a probe file beside ``where`` (``path``, or the target of the link ``path``), or open a device such as
+    /dev/stdout for appending. ``option``: the option naming ``path`` (None: no option chooses it)."""
+    folder = where.parent
     try:
         if path.exists() and not path.is_file():  # a device or a pipe: written in place, never replaced
             with open(path, "a"):
@@ -251,8 +340,9 @@ def _check_writable(path: Path, what: str, option: str) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise OutputError(f"{option} {path} cannot be written: {err.strerror or err} ({folder}). Cannot write the "
-                          f"{what} there, so nothing was run: give {option} a writable location.") from None
+        todo = f"give {option} a writable location" if option else f"make {folder} writable"
+        raise OutputError(f"{option + ' ' if option else ''}{path} cannot be written: {err.strerror or err} "
+                          f"({folder}). Cannot write the {what} there, so nothing was run: {todo}.") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -353,23 +443,25 @@ def is_committed(path: str | os.PathLike) -> bool:
     """Whether ``path`` lies in the course's committed results or weights folder."""
     return committed_role(path) in ("results", "weights")
 
-def read_object(path: Path, what: str = "results file") -> dict[str, Any] | None:
-    """The JSON object in ``path`` (None if there is no file); :class:`ResultsError` if it is anything else."""
+def read_object(path: Path, what: str = "results file", *, fixed_by: str | None = None) -> dict[str, Any] | None:
+    """The JSON object in ``path`` (None if there is no file); :class:`ResultsError` if it is anything else.
+    ``fixed_by``: as for :func:`guard` (a file whose place no option chooses, e.g. ``bench --record``'s record)."""
     if not path.exists():
         return None
+    todo = instead(path, fixed_by=fixed_by)
     if path.is_dir():
-        raise ResultsError(f"{path} is a folder; the {what} must be a file. Give a file name, e.g. --output "
-                           f"{path / 'results.json'}.")
+        raise ResultsError(f"{path} is a folder; the {what} must be a file. " + (
+            f"Give a file name, e.g. --output {path / 'results.json'}." if fixed_by is None else
+            f"{_capital(todo)}."))
     try:
         payload = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ResultsError(f"{path} is not valid JSON ({err}); move it away or pass --output another file. Nothing "
-                           "was changed.") from None
+        raise ResultsError(f"{path} is not valid JSON ({err}); {todo}. Nothing was changed.") from None
     except OSError as err:
-        raise ResultsError(f"{path} cannot be read ({err.strerror or err}); pass --output another file.") from None
+        raise ResultsError(f"{path} cannot be read ({err.strerror or err}); {todo}.") from None
     if not isinstance(payload, dict):
         raise ResultsError(f"{path} holds a JSON {type(payload).__name__}, not a gapcourse {what} (a JSON object); "
-                           "move it away or pass --output another file. Nothing was changed.")
+                           f"{todo}. Nothing was changed.")
     return payload
 
 def committed_refusal(path: str | os.PathLike, data: dict[str, Any]) -> str | None:

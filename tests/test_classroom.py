@@ -191,3 +191,60 @@ def test_a_copy_as_last_committed_is_the_generators_and_is_updated(tmp_path):
 def test_student_copies_check_fails_when_there_is_nothing_to_check(tmp_path, capsys):
     assert main(["student-copies", "--check", "--root", str(tmp_path)]) == 2
     assert "No solution notebooks" in capsys.readouterr().err
+
+
+# Careless-user review: a folder in a copy's place, a broken solution, and half a set of copies ---------------------------
+def _change_solution(course: Path, name: str) -> Path:
+    """Change the solution ``name`` so that its student copy is out of date; returns that copy."""
+    solution = course / "notebooks" / name
+    sol = nbformat.read(solution, as_version=4)
+    sol.cells[-1].source += "\n# changed"
+    nbformat.write(sol, solution)
+    return course / "notebooks" / "student" / name
+
+
+def _one_sentence(err: str) -> str:
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["write", "check"])
+def test_a_folder_where_a_copy_goes_is_refused_and_nothing_is_written(course, capsys, check):
+    first = _change_solution(course, "01_gap_by_hand.ipynb")
+    before = first.read_text()
+    folder = course / "notebooks" / "student" / "02_adaptive_avg_pool.ipynb"
+    folder.unlink()
+    folder.mkdir()
+    assert main(["student-copies", "--root", str(course)] + (["--check"] if check else [])) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "notebooks/student/02_adaptive_avg_pool.ipynb is a folder" in err and "move it away" in err
+    assert first.read_text() == before and folder.is_dir()
+
+
+@pytest.mark.parametrize("broken", ["{broken\n", '{"cells": "none"}\n', ""], ids=["not json", "not a notebook", "empty"])
+def test_a_broken_solution_is_named_with_how_to_restore_it_and_nothing_is_written(course, capsys, broken):
+    first = _change_solution(course, "01_gap_by_hand.ipynb")  # a copy the run would rewrite before reaching 03
+    before = first.read_text()
+    (course / "notebooks" / "03_cifar10_gap_cnn.ipynb").write_text(broken)
+    assert main(["student-copies", "--root", str(course)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "notebooks/03_cifar10_gap_cnn.ipynb" in err and "git checkout -- notebooks/03_cifar10_gap_cnn.ipynb" in err
+    assert first.read_text() == before, "a copy was rewritten before the run stopped"
+
+
+def test_a_copy_the_guard_refuses_stops_the_run_before_any_copy_is_written(course, capsys):
+    """Every output is checked before the first is written: a student copy that is a link to its solution (writing
+    it would destroy the solution) stops `--force` before the out-of-date copy 01 is touched."""
+    first = _change_solution(course, "01_gap_by_hand.ipynb")
+    before = first.read_text()
+    solution = course / "notebooks" / "02_adaptive_avg_pool.ipynb"
+    kept = solution.read_text()
+    link = course / "notebooks" / "student" / "02_adaptive_avg_pool.ipynb"
+    link.unlink()
+    link.symlink_to(solution)
+    assert main(["student-copies", "--root", str(course), "--force"]) == 2
+    assert "02_adaptive_avg_pool.ipynb" in _one_sentence(capsys.readouterr().err)
+    assert first.read_text() == before and solution.read_text() == kept
+    link.unlink()
+    assert main(["student-copies", "--root", str(course)]) == 0
+    assert "# changed" in first.read_text() and link.is_file()

@@ -106,6 +106,174 @@ def test_a_file_of_another_kind_is_refused_by_its_name_and_by_its_content(tmp_pa
     assert guard("/dev/null", writer="grade", kind="csv", option="--csv") == Path("/dev/null")
 
 
+# ---- an existing file is replaced only when it is the command's own earlier output (careless-user review) -----------
+
+PROGRAM = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4  # a program (NUL bytes)
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64)  # an image (not UTF-8)
+SHELL_RC = b'export PATH="$HOME/bin:$PATH"\nalias ll="ls -l"\n'  # someone's text file (profile_notes)
+
+
+def _bench_table() -> str:
+    from gapcourse.studies.bench import Row, format_table
+
+    rows = [Row("cpu", 0.5, "fp32", 1000.0, 2000.0, 1500.0, 0.1)]
+    return format_table(rows, 100.0, 800.0, "Device: cpu (a test); profile fast") + "\n"
+
+
+def _grades_csv() -> str:
+    from gapcourse.classroom.grade import Row, csv_text
+
+    return csv_text([Row("alice.ipynb", "01", "gap", "passed")])
+
+
+def _refused_by(writer: str, target: Path, tmp_path: Path, monkeypatch, capsys) -> str:
+    """Run `bench --output TARGET` or `grade --csv TARGET SUBMISSION` through the command line, its work replaced
+    by a failure: the refusal (exit 2, before any work)."""
+    from gapcourse.__main__ import main
+    from gapcourse.classroom import grade
+    from gapcourse.studies import bench
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(bench, "measure_throughput", lambda *a, **k: pytest.fail("measured before refusing"))
+    monkeypatch.setattr(grade, "grade_notebook", lambda *a, **k: pytest.fail("graded before refusing"))
+    submission = tmp_path / "class" / "01_alice.ipynb"
+    submission.parent.mkdir(exist_ok=True)
+    submission.write_text(NOTEBOOK.read_text())
+    argv = (["bench", "--profile", "fast", "--device", "cpu", "--output", str(target)] if writer == "bench" else
+            ["grade", "--timeout", "60", "--csv", str(target), str(submission)])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line: what was expected, what to do
+    return err
+
+
+@pytest.mark.parametrize("writer", ["bench", "grade"])
+@pytest.mark.parametrize("case", ["a program", "a PNG image", "a text file", "a link to a program",
+                                  "a link to the interpreter", "a link to a text file"])
+def test_an_existing_file_that_is_not_the_commands_own_output_is_not_replaced(writer, case, tmp_path, monkeypatch,
+                                                                              capsys):
+    """`bench --output` and `grade --csv` replaced a program (through a link too), a PNG and a shell's rc file."""
+    import sys
+
+    content = {"a program": PROGRAM, "a PNG image": PNG, "a text file": SHELL_RC, "a link to a program": PROGRAM,
+               "a link to the interpreter": None, "a link to a text file": SHELL_RC}[case]
+    real = Path(sys.executable).resolve() if content is None else tmp_path / ("pic.png" if content == PNG
+                                                                              else "profile_notes")
+    if content is not None:
+        real.write_bytes(content)
+    before = real.read_bytes()
+    target = real
+    if case.startswith("a link"):
+        target = tmp_path / "out"
+        target.symlink_to(real)
+    err = _refused_by(writer, target, tmp_path, monkeypatch, capsys)
+    expected = "already holds other text" if content == SHELL_RC else "already holds a binary file"
+    option = "--output" if writer == "bench" else "--csv"
+    assert expected in err and f"not replaced. Move it away or pass {option} another file" in err, err
+    assert (f"(a link to {real})" in err) == case.startswith("a link"), err
+    assert real.read_bytes() == before and (target.is_symlink() == case.startswith("a link"))
+
+
+@pytest.mark.parametrize("writer", ["bench", "grade"])
+def test_the_commands_own_earlier_output_an_empty_file_and_a_link_to_them_are_replaced(writer, tmp_path):
+    from gapcourse.classroom.grade import check_csv_path
+    from gapcourse.studies.bench import is_table
+
+    ask = ((lambda p: guard(p, writer="bench", kind="markdown", own=is_table)) if writer == "bench" else
+           (lambda p: check_csv_path(p, [])))
+    earlier = tmp_path / ("table.md" if writer == "bench" else "grades.csv")
+    earlier.write_text(_bench_table() if writer == "bench" else _grades_csv())
+    empty = tmp_path / "empty"
+    empty.touch()
+    link = tmp_path / "latest"
+    link.symlink_to(earlier)
+    for path in (earlier, empty, link):
+        assert ask(path) == path
+    other = tmp_path / ("grades.csv" if writer == "bench" else "table.md")  # the other command's output is not
+    other.write_text(_grades_csv() if writer == "bench" else _bench_table())
+    with pytest.raises(OutputError, match="named as a"):  # (refused by its name first)
+        ask(other)
+    plain = tmp_path / "other-output"
+    plain.write_text(_grades_csv() if writer == "bench" else _bench_table())
+    with pytest.raises(OutputError, match="already holds other text"):
+        ask(plain)
+
+
+def test_bench_output_replaces_its_earlier_table_and_says_where(tmp_path, monkeypatch, capsys, isolated_cache):
+    from gapcourse.__main__ import main
+    from gapcourse.studies import bench
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(bench, "measure_throughput", lambda *a, **k: (1000.0, 2000.0, 1500.0, 0.1))
+    monkeypatch.setattr(bench, "pil_vs_tensor", lambda data: (100.0, 800.0))
+    target = tmp_path / "table.md"
+    target.write_text(_bench_table())
+    assert main(["bench", "--profile", "fast", "--device", "cpu", "--train", "--output", str(target)]) == 0
+    assert f"written: {target}\n" in capsys.readouterr().out
+    assert bench.is_table(target.read_text()) and target.read_text() != _bench_table()
+
+
+# ---- refusals of a file no option chooses say what can be done (careless-user review) -----------------------------
+
+@pytest.mark.parametrize("content", ["[1, 2]", "not JSON", '{"runs": [{"head": "gap_linear"}]}', "a folder"])
+def test_bench_record_refusals_name_the_record_and_say_to_move_it(content, tmp_path, monkeypatch, capsys):
+    """No option chooses where --record writes: its refusals never send the user to --output (the table's option)."""
+    from gapcourse.__main__ import main
+    from gapcourse.studies import bench
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    record = tmp_path / "cache" / "bench_cpu-fast.json"
+    record.parent.mkdir()
+    if content == "a folder":
+        record.mkdir()
+    else:
+        record.write_text(content)
+    monkeypatch.setattr(bench, "default_output", lambda committed, data: record)
+    monkeypatch.setattr(bench, "measure_throughput", lambda *a, **k: pytest.fail("measured before refusing"))
+    assert main(["bench", "--profile", "fast", "--device", "cpu", "--record"]) == 2
+    err = capsys.readouterr().err
+    assert f"move {record} away, or run without --record" in err and "--output" not in err, err
+    assert record.is_dir() if content == "a folder" else record.read_text() == content
+
+
+def test_export_weights_in_a_fast_run_says_to_drop_the_flag(tmp_path, monkeypatch, capsys,
+                                                            committed_files_unchanged):
+    from gapcourse.__main__ import main
+    from gapcourse.studies import heads
+
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    monkeypatch.setattr(heads, "train_or_load", lambda *a, **k: pytest.fail("trained before refusing"))
+    assert main(["compare-heads", "--profile", "fast", "--heads", "gap_linear", "--seeds", "0", "--export-weights",
+                 "--output", str(tmp_path / "heads.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--export-weights works only in a full-profile run on the real CIFAR-10, so drop --export-weights" in err
+    assert "Pass --export-weights" not in err and "a file elsewhere" not in err
+
+
+def test_student_copies_refuses_a_copy_that_links_to_its_solution_in_its_own_words(tmp_path):
+    from gapcourse.classroom.copies import write_student_copies
+
+    (tmp_path / "notebooks" / "student").mkdir(parents=True)
+    solution = tmp_path / "notebooks" / NOTEBOOK.name
+    solution.write_text(NOTEBOOK.read_text())
+    copy = tmp_path / "notebooks" / "student" / NOTEBOOK.name
+    copy.symlink_to(solution)
+    with pytest.raises(OutputError, match="also one of this command's inputs") as err:
+        write_student_copies(tmp_path, force=True)
+    message = str(err.value)
+    assert f"`student-copies` always writes there, so move {copy} away" in message and "--output" not in message
+    assert solution.read_text() == NOTEBOOK.read_text() and copy.is_symlink()
+
+
+def test_an_empty_csv_name_is_refused_as_a_missing_name(tmp_path, capsys):
+    from gapcourse.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["grade", str(tmp_path), "--csv", ""])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "--csv: needs a file name" in err and "folder" not in err
+
+
 def test_a_place_that_cannot_be_written_is_refused_and_leaves_nothing(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
@@ -256,7 +424,7 @@ def test_export_weights_refuses_the_shipped_folder_without_a_full_run(tmp_path, 
 WRITES = re.compile(r"\.write_text\(|\.write_bytes\(|open\([^)]*[\"'][wax]b?[\"']|torch\.save\(")
 # Modules that write only their own files (the cache, a temporary folder, a kernel's scratch folder, the atomic
 # writers themselves; tools/colab_env.py: its build cache outside the clone): never a file a user names.
-OWN_FILES_ONLY = {"atomic.py", "outputs.py", "config.py", "checkpoints.py", "data.py", "resume.py", "runlog.py", "grade.py",
+OWN_FILES_ONLY = {"atomic.py", "outputs.py", "config.py", "checkpoints.py", "data.py", "resume.py", "grade.py",
                   "provenance.py", "colab_env.py"}
 
 
@@ -283,8 +451,11 @@ def test_the_checkouts_own_files_are_refused_to_every_writer(name):
     path = REPO_ROOT / name
     assert committed_role(path) in ("project file", "git metadata")
     for writer, kind in (("grade", "csv"), ("bench", "markdown"), ("budget-table", "results"), ("train", "checkpoint")):
-        with pytest.raises(OutputError, match="committed files"):
+        with pytest.raises(OutputError, match="git's own data" if name.startswith(".git/") else "committed files") \
+                as err:
             guard(path, writer=writer, kind=kind)
+        # git's own data is never restored with git checkout (careless-user review: `train --output .git/config`)
+        assert ("git checkout" in str(err.value)) != name.startswith(".git/")
     assert committed_role(REPO_ROOT / "grades.csv") is None  # a new file in the checkout is the user's to write
 
 
@@ -297,14 +468,17 @@ def test_every_page_in_docs_is_a_committed_file(name):
 
     path = REPO_ROOT / name
     assert committed_role(path) == "docs"
+    new = not path.exists()  # a new page is refused as the docs' folder, with nothing to restore (careless-user review)
     writers = (("grade", "csv"), ("bench", "markdown"), ("sync-notebooks", "markdown"), ("train", "checkpoint"))
     for writer, kind in writers:
-        with pytest.raises(OutputError, match=r"committed files \(docs; "):
+        with pytest.raises(OutputError, match=r"a new file in the course's own docs/ folder" if new else
+                           r"committed files \(docs; ") as err:
             guard(path, writer=writer, kind=kind)
+        assert ("git checkout -- docs/" in str(err.value)) != new
     if name == "docs/RESULTS.md":
         assert guard(path, writer="readme-tables", kind="markdown") == path
     else:
-        with pytest.raises(OutputError, match="`readme-tables` may not change it"):
+        with pytest.raises(OutputError, match="`readme-tables` may not (write|change it)"):
             guard(path, writer="readme-tables", kind="markdown")
 
 

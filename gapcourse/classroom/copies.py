@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 
 from . import colab
-from ..outputs import guard, write_text
+from ..outputs import OutputError, guard, write_text
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -127,6 +127,9 @@ def write_student_copies(root: str | Path, *, check: bool = False, force: bool =
 
     A copy holding cells that are neither the new handout's nor the committed copy's (:func:`answered_cells`: a
     learner's answers or notes) is not overwritten unless ``force``: it goes into ``skipped`` with those cells. With ``check=True`` nothing is written; the return value lists the copies that would change.
+    Every copy is read and made, and every output checked (:func:`gapcourse.outputs.guard`), before the first is
+    written, so an unreadable solution or a folder in a copy's place stops the run with nothing changed
+    (:class:`~gapcourse.outputs.OutputError`, naming the file).
     """
     root = Path(root)
     solutions = course_notebooks(root / "notebooks")
@@ -134,19 +137,55 @@ def write_student_copies(root: str | Path, *, check: bool = False, force: bool =
         raise FileNotFoundError(
             f"No solution notebooks (notebooks/NN_*.ipynb) under {root.resolve()}: nothing to "
             f"{'check' if check else 'write'}. Run this in the course repository, or pass --root /path/to/gapcourse.")
-    changed = []
+    plan: list[tuple[Path, str]] = []  # every copy read and made before the first is written (no half-made set)
     for solution_path in solutions:
         student_rel = f"notebooks/{STUDENT_DIR}/{solution_path.name}"
-        text = nbformat.writes(make_student_copy(nbformat.read(solution_path, as_version=4), student_rel)) + "\n"
+        text = nbformat.writes(make_student_copy(read_solution(solution_path, root), student_rel)) + "\n"
         target = root / student_rel
-        if not target.exists() or target.read_text() != text:
+        if target.exists() and not target.is_file():
+            state = "a folder" if target.is_dir() else "not a regular file"
+            raise OutputError(f"{student_rel} is {state}, not a notebook, where `student-copies` writes the student "
+                              f"copy of notebooks/{solution_path.name}: move it away and run again.")
+        if current_text(target) != text:
             answers = [] if check or force or not target.exists() else answered_cells(
                 target, nbformat.reads(text, 4), committed_sources(root, student_rel))
             if answers:
                 if skipped is not None:
                     skipped.append((target, answers))
                 continue
-            changed.append(target)
-            if not check:  # through the output guard: never a solution notebook, nor a committed file not its own
-                write_text(guard(target, writer="student-copies", kind="notebook", inputs=solutions), text)
-    return changed
+            plan.append((target, text))
+    if not check:  # through the output guard: never a solution notebook, nor a committed file not its own
+        targets = [(guard(target, writer="student-copies", kind="notebook", what="student copy", inputs=solutions,
+                          fixed_by="student-copies"), text) for target, text in plan]
+        for number, (target, text) in enumerate(targets):
+            try:
+                write_text(target, text)
+            except OSError as err:
+                done = ", ".join(str(t.relative_to(root)) for t, _ in targets[:number]) or "none"
+                raise OutputError(f"Could not write {target.relative_to(root)} ({err.strerror or err}); the copies "
+                                  f"written before it: {done}. Fix the place (space, permissions) and run again: "
+                                  "the copies already written are up to date.") from None
+    return [target for target, _ in plan]
+
+
+def read_solution(path: Path, root: Path) -> nbformat.NotebookNode:
+    """The solution notebook ``path``; :class:`~gapcourse.outputs.OutputError` naming it when it cannot be read as a
+    notebook (not JSON, not a notebook, unreadable)."""
+    rel = path.relative_to(root) if path.is_relative_to(root) else path
+    try:
+        return nbformat.read(path, as_version=4)
+    except nbformat.reader.NotJSONError:
+        reason = "it is not JSON"
+    except Exception as err:  # noqa: BLE001 - unreadable, not UTF-8, not a notebook (nbformat's own errors)
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unreadable'}"
+    raise OutputError(f"The solution notebook {rel} cannot be read as a notebook ({reason}), so no student copy was "
+                      f"written: restore it with `git checkout -- {rel}` (or repair it in Jupyter) and run again.")
+
+
+def current_text(path: Path) -> str | None:
+    """The text of the student copy at ``path``; None when there is none or it cannot be read as text (it then
+    differs from any copy, and :func:`answered_cells` keeps it as a learner's unreadable work)."""
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None

@@ -309,6 +309,12 @@ def csv_text(rows: list[Row]) -> str:
     return out.getvalue()
 
 
+def is_grades_csv(text: str) -> bool:
+    """Whether ``text`` (the start of an existing file) is a grades CSV as :func:`csv_text` writes it: its first line
+    is the header (the columns of :class:`Row`). The only file ``grade --csv`` replaces."""
+    return (text.splitlines() or [""])[0] == ",".join(Row.__dataclass_fields__)
+
+
 def write_csv(rows: list[Row], path: Path) -> Path:
     """Write the grades to ``path`` (atomically, through the output guard's writer); when that fails the CSV is kept
     beside (or in the cache or temporary folder) and the :class:`~gapcourse.outputs.OutputError` says where."""
@@ -363,11 +369,12 @@ GLOB_HINT = ("(Did the shell's glob put a submission right after --csv? Put --cs
 def check_csv_path(path: Path, submissions: list[Path] = ()) -> Path:
     """Refuse, before any grading, a CSV path that cannot or may not be written (the output guard,
     :func:`gapcourse.outputs.guard`): empty, a folder, in a folder that cannot be created or written, a committed
-    file, a notebook or another kind of file, or one of the ``submissions``. Returns the path (``~`` expanded)."""
+    file, a notebook or another kind of file (anything but an earlier grades CSV, :func:`is_grades_csv`), or one of
+    the ``submissions``. Returns the path (``~`` expanded)."""
     from ..outputs import guard
 
     return guard(path, writer="grade", kind="csv", what="grades CSV", inputs=submissions, input_hint=GLOB_HINT,
-                 option="--csv")
+                 option="--csv", own=is_grades_csv)
 
 
 def dash_named(argv: list[str]) -> str | None:
@@ -407,8 +414,6 @@ def submissions(paths: list[str]) -> list[Path]:
 def grade(paths: list[str], timeout: float = DEFAULT_TIMEOUT, csv_path: str | None = None,
           profile: str = "fast") -> list[Row]:
     """Grade every submission in turn, print the summary and write the CSV. Returns the rows."""
-    import os
-
     if not (math.isfinite(timeout) and timeout > 0):
         raise ValueError(f"--timeout must be a positive number of seconds (e.g. 600), got {timeout:g}")
     missing = [p for p in paths if not Path(p).exists()]

@@ -20,7 +20,7 @@ import torch
 
 from ..atomic import replacing
 from ..config import PACKAGE_DIR
-from ..outputs import ResultsError, committed_refusal, guard, is_committed, read_object
+from ..outputs import ResultsError, committed_refusal, guard, instead, is_committed, read_object
 
 
 REQUIRED = ("command", "commit", "device", "torch", "seconds", "date")
@@ -71,10 +71,11 @@ def provenance(command: str | None = None, *, device: torch.device, seconds: flo
     record.update(extra)
     return record
 
-def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+def write_json(path: str | os.PathLike, payload: dict[str, Any], *, fixed_by: str | None = None) -> Path:
     """Write ``payload`` atomically (a temporary file renamed into place), so an interrupted run never leaves a
     half-written results file. A last guard: a payload whose provenance names another profile than ``full`` is never
-    written into the committed folders (results should go through :func:`write_results`, which checks the data)."""
+    written into the committed folders (results should go through :func:`write_results`, which checks the data).
+    ``fixed_by``: as for :func:`gapcourse.outputs.guard` (a file whose place no option chooses)."""
     path = Path(path)
     profile_name = (payload.get("provenance") or {}).get("profile", "full") if isinstance(payload, dict) else "full"
     if profile_name != "full" and is_committed(path):
@@ -85,7 +86,8 @@ def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
             tmp.write_text(json.dumps(payload, indent=1) + "\n")
     except OSError as err:
         raise ResultsError(f"Could not write {path} ({err.strerror or err}); the file as it was is unchanged. Check "
-                           "that its folder is writable and has space, or pass --output another file.") from None
+                           "that its folder is writable and has space" + (", or pass --output another file." if
+                                                                          fixed_by is None else ".")) from None
     return path
 
 def data_record(profile_name: str, train: Any) -> dict[str, Any]:
@@ -97,15 +99,17 @@ def data_record(profile_name: str, train: Any) -> dict[str, Any]:
 
 def check_output(path: str | os.PathLike, data: dict[str, Any] | None = None, *, what: str = "results file",
                  own_run: Callable[[dict], bool] | None = None, study: str = "this study", writer: str | None = None,
-                 keys: Iterable[str] | None = None) -> Path:
+                 keys: Iterable[str] | None = None, fixed_by: str | None = None) -> Path:
     """Check, before any work, that ``path`` can take ``writer``'s results (:func:`gapcourse.outputs.guard`: not a
     folder, writable, not another kind of file, no committed file outside ``writer``'s own, and a committed file
     only for a run allowed to regenerate it), and that an existing results file is a JSON object of the same
     experiment (profile and training data), with only the top-level ``keys`` of this study's files and (with
-    ``own_run``) every run already in it one of ``study``'s. Returns the path (``~`` expanded); raises
+    ``own_run``) every run already in it one of ``study``'s. ``fixed_by``: for a file whose place no option chooses
+    (``bench --record``'s record), as for :func:`gapcourse.outputs.guard`. Returns the path (``~`` expanded); raises
     :class:`ResultsError`."""
-    path = guard(path, writer=writer, kind="results", what=what, data=data)
-    existing = read_object(path, what)
+    path = guard(path, writer=writer, kind="results", what=what, data=data, fixed_by=fixed_by)
+    existing = read_object(path, what, fixed_by=fixed_by)
+    todo = instead(path, fixed_by=fixed_by)
     prov = (existing or {}).get("provenance") or {}
     if keys is not None and existing is not None:
         foreign = sorted(set(existing) - set(keys) - {"provenance"})
@@ -113,22 +117,22 @@ def check_output(path: str | os.PathLike, data: dict[str, Any] | None = None, *,
             command = prov.get("command", "another command") if isinstance(prov, dict) else "another command"
             raise ResultsError(f"{path} is not {study}'s file: it holds {', '.join(map(repr, foreign))} (written by "
                                f"`{command}`), and {study} writes only {', '.join(map(repr, sorted(keys)))}. Studies "
-                               "never share a file: pass --output another file; nothing was trained.")
+                               f"never share a file: {todo}; nothing was run.")
     if data is not None and existing is not None and prov:
         clash = [k for k in ("profile", "train_sha256") if k in prov and prov[k] != data.get(k)]
         if clash:
             theirs = ", ".join(f"{k} {str(prov[k])[:12]}" for k in clash)
             ours = ", ".join(f"{k} {str(data.get(k))[:12]}" for k in clash)
             raise ResultsError(f"{path} holds another experiment's results ({theirs}; this run: {ours}): runs "
-                               "on other data are never mixed. Pass --output another file, or move it away.")
+                               f"on other data are never mixed: {todo}; nothing was run.")
     runs = (existing or {}).get("runs")
     strangers = [r for r in runs if not (isinstance(r, dict) and own_run(r))] if (
         own_run is not None and isinstance(runs, list)) else []
     if strangers:
         command = prov.get("command", "another command")
         raise ResultsError(f"{path} holds results that are not {study}'s ({len(strangers)} of its {len(runs)} "
-                           f"runs, written by `{command}`): studies never share a file. Pass --output another "
-                           "file; nothing was trained.")
+                           f"runs, written by `{command}`): studies never share a file: {todo}; nothing was "
+                           "run.")
     return path
 
 def default_output(committed: Path, data: dict[str, Any]) -> Path:
@@ -178,14 +182,14 @@ def impossible_values(payload: Any, where: str = "", key: str = "", parent: str 
     return [] if ok else [f"{where} = {payload} ({rule})"]
 
 def write_results(path: str | os.PathLike, payload: dict[str, Any], data: dict[str, Any], *,
-                  writer: str | None = None) -> Path:
+                  writer: str | None = None, fixed_by: str | None = None) -> Path:
     """Write a results file through the one gate: ``data`` (:func:`data_record`) goes into its provenance; the
     committed folder is refused unless this run may regenerate it (:func:`committed_refusal`); an existing file of
     another experiment is never overwritten; impossible values are refused. Atomic (see :func:`write_json`)."""
-    path = check_output(path, data, writer=writer)
+    path = check_output(path, data, writer=writer, fixed_by=fixed_by)
     payload.setdefault("provenance", {}).update(data)
     bad = impossible_values(payload)
     if bad:
         raise ResultsError(f"Refused to write {path}: impossible values {'; '.join(bad[:3])}"
                            + (f" and {len(bad) - 3} more" if len(bad) > 3 else "") + ".")
-    return write_json(path, payload)
+    return write_json(path, payload, fixed_by=fixed_by)

@@ -39,7 +39,7 @@ from typing import Any
 import json
 import os
 
-from ..outputs import ResultsError, keep_after_failure, locked, read_object
+from ..outputs import ResultsError, instead, keep_after_failure, locked, read_object
 from .provenance import check_output, write_results
 
 
@@ -68,25 +68,26 @@ class Shape:
         """The payload of a file that does not exist yet."""
         return {self.items: [], **{key: {} for key in self.extra}}
 
-    def check(self, payload: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    def check(self, payload: dict[str, Any], path: str | os.PathLike, *, fixed_by: str | None = None) -> dict[str, Any]:
         """``payload`` (read from ``path``) with its missing keys added; :class:`ResultsError` for a file of another
-        shape."""
+        shape (``fixed_by``: a file whose place no option chooses, see :func:`gapcourse.outputs.guard`)."""
         foreign = set(payload) - set(self.keys) - {"provenance"}
         items = payload.setdefault(self.items, [])
         extras = [payload.setdefault(key, {}) for key in self.extra]
         if foreign or not isinstance(items, list) or not all(isinstance(i, dict) and self.own(i) for i in items) \
                 or not all(isinstance(e, dict) for e in extras):
             article = "an" if self.what[:1] in "aeiou" else "a"
-            raise ResultsError(f"{path} is not {article} {self.what} (expected {self.expected}); give another "
-                               "--output, or move it away to start afresh.")
+            raise ResultsError(f"{path} is not {article} {self.what} (expected {self.expected}); "
+                               f"{instead(path, fixed_by=fixed_by)}.")
         return payload
 
 
-def read_results(path: str | os.PathLike, shape: Shape) -> dict[str, Any]:
+def read_results(path: str | os.PathLike, shape: Shape, *, fixed_by: str | None = None) -> dict[str, Any]:
     """The results in ``path``, checked against the study's ``shape``; the empty payload when there is no file.
-    The one way every study reads its file. Raises :class:`ResultsError` (a folder, not JSON, another shape)."""
-    payload = read_object(Path(path), shape.what)
-    return shape.empty() if payload is None else shape.check(payload, path)
+    The one way every study reads its file. Raises :class:`ResultsError` (a folder, not JSON, another shape).
+    ``fixed_by``: a file whose place no option chooses (``bench --record``), see :func:`gapcourse.outputs.guard`."""
+    payload = read_object(Path(path), shape.what, fixed_by=fixed_by)
+    return shape.empty() if payload is None else shape.check(payload, path, fixed_by=fixed_by)
 
 
 @dataclass
@@ -116,8 +117,9 @@ class ResultsStore:
     lock with provenance. ``path=None`` keeps the results in memory. Make one with :func:`open_store`."""
 
     def __init__(self, path: Path | None, shape: Shape, data: dict[str, Any], *, writer: str,
-                 exclusive: bool = False) -> None:
+                 exclusive: bool = False, fixed_by: str | None = None) -> None:
         self.path, self.shape, self.data, self.writer, self.exclusive = path, shape, data, writer, exclusive
+        self.fixed_by = fixed_by  # the flag that writes a file no option names (bench's --record), for messages
         self._memory = {**shape.empty(), "provenance": dict(data)}
         self._held = False  # whether this process's exclusive session holds the file's lock
 
@@ -127,7 +129,7 @@ class ResultsStore:
 
     def read(self) -> dict[str, Any]:
         """The results as they are now (with what other processes added)."""
-        return self._memory if self.path is None else read_results(self.path, self.shape)
+        return self._memory if self.path is None else read_results(self.path, self.shape, fixed_by=self.fixed_by)
 
     def recorded(self, run: Run, payload: dict[str, Any] | None = None) -> bool:
         """Whether ``run`` is in the file (or in ``payload``, read from it)."""
@@ -142,8 +144,8 @@ class ResultsStore:
             return
         with locked(self.path, wait=False) as held:
             if not held:
-                raise ResultsError(f"Another {self.writer} run is writing {self.path}; wait for it, or pass another "
-                                   "--output.")
+                raise ResultsError(f"Another {self.writer} run is writing {self.path}; wait for it"
+                                   + (", or pass another --output." if self.fixed_by is None else "."))
             self._held = True
             try:
                 yield
@@ -168,7 +170,7 @@ class ResultsStore:
             if self.path is None:
                 payload["provenance"].update(self.data)
                 return payload
-            write_results(self.path, payload, self.data, writer=self.writer)
+            write_results(self.path, payload, self.data, writer=self.writer, fixed_by=self.fixed_by)
             return payload
 
     def add(self, run: Run, record: dict[str, Any], provenance: Provenance) -> dict[str, Any]:
@@ -198,20 +200,21 @@ class ResultsStore:
 
 
 def open_store(path: str | os.PathLike | None, shape: Shape, data: dict[str, Any], *, writer: str,
-               exclusive: bool = False) -> ResultsStore:
+               exclusive: bool = False, fixed_by: str | None = None) -> ResultsStore:
     """The study's results store at ``path``, checked before any work: the output guard and the experiment's data
     (:func:`gapcourse.studies.provenance.check_output`: never the committed file from a fast or synthetic run, never
     another experiment's or another study's file), then the file's shape. ``data``
     (:func:`gapcourse.studies.provenance.data_record`) goes into every write's provenance. ``exclusive``: one writer
-    at a time (see :meth:`ResultsStore.session`)."""
+    at a time (see :meth:`ResultsStore.session`). ``fixed_by``: the flag that writes a file whose place no option
+    chooses (``bench --record``): refusals say to move that file away (:func:`gapcourse.outputs.instead`)."""
     if path is None:
         return ResultsStore(None, shape, data, writer=writer)
     # A file of runs is told apart by its keys and its runs, the bench record by its keys, a file of rows (the budget
     # table) by its shape alone.
     by_runs = shape.items == "runs"
     checked = check_output(path, data, own_run=shape.own if by_runs else None, study=shape.study, writer=writer,
-                           keys=shape.keys if by_runs or shape.values else None)
-    store = ResultsStore(checked, shape, data, writer=writer, exclusive=exclusive)
+                           keys=shape.keys if by_runs or shape.values else None, fixed_by=fixed_by)
+    store = ResultsStore(checked, shape, data, writer=writer, exclusive=exclusive, fixed_by=fixed_by)
     store.read()
     return store
 
