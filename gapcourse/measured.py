@@ -6,7 +6,7 @@ with their provenance (which command, machine and commit made each one), so the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 import json
 
@@ -165,6 +165,46 @@ def rows_of_width(payload: dict, width: float) -> dict:
     its own preset: the table also holds the half-width preset's rows, measured before the budget-recipe study)."""
     rows = [r for r in payload["rows"] if width_of(r) == str(width)]
     return {**payload, "rows": rows}
+
+
+def course_runs(payload: dict, width: float, budget_s: float) -> list[dict]:
+    """The budget table's runs of a network of ``width`` at ``budget_s`` seconds, fewest epochs first: what notebook
+    03 sets the learner's own run beside."""
+    return sorted((r for r in rows_of_width(payload, width)["rows"] if r["budget_s"] == budget_s),
+                  key=lambda r: (r["epochs"], r["test_acc"]))
+
+
+@dataclass(frozen=True)
+class BudgetStep:
+    """Two rows of one condition and width at consecutive budgets (notebook 03): what the longer budget added."""
+
+    shorter: dict
+    longer: dict
+    n_test: int
+
+    @property
+    def gain(self) -> float:
+        return self.longer["test_acc"] - self.shorter["test_acc"]
+
+    @property
+    def noise(self) -> float:
+        """The interval of a difference of the two accuracies (95 %, :func:`gapcourse.stats.difference_halfwidth`)."""
+        return difference_halfwidth(self.longer["test_acc"], self.shorter["test_acc"], self.n_test)
+
+    def __str__(self) -> str:
+        a, b = self.shorter, self.longer
+        return (f"{a['budget_s'] / 60:g} → {b['budget_s'] / 60:g} min: {a['epochs']} → {b['epochs']} epochs, "
+                f"{a['test_acc']:.2%} → {b['test_acc']:.2%}, {100 * self.gain:+.1f} points "
+                f"(interval of a difference ±{100 * self.noise:.1f})")
+
+
+def budget_steps(payload: dict, width: float = 0.5, condition: str = "fp32") -> list[BudgetStep]:
+    """Consecutive budgets of one condition and width, one seed each (the half-width network's fp32 rows by default:
+    the same machine and arithmetic, only the budget changes), as :class:`BudgetStep` pairs."""
+    rows = sorted((r for r in rows_of_width(payload, width)["rows"]
+                   if r["condition"] == condition and r.get("seed", 0) == 0), key=lambda r: r["budget_s"])
+    n_test = payload.get("provenance", {}).get("n_test", 10_000)
+    return [BudgetStep(a, b, n_test) for a, b in zip(rows, rows[1:])]
 
 
 # --------------------------------------------------------------------------------------------------------------------

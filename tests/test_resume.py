@@ -184,7 +184,8 @@ def test_a_gpu_study_run_claimed_by_another_process_is_skipped_not_trained_twice
 
 STRETCH_ONE = """
 import os, sys, torch
-from gapcourse import build_net, resume
+from gapcourse import build_net
+from gapcourse.studies import resume
 from gapcourse.data import synthetic_cifar10
 from gapcourse.device import seed_everything
 from gapcourse.recipes import Recipe
