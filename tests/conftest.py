@@ -110,3 +110,26 @@ def committed_results_unchanged():
         with replacing(p) as tmp:
             tmp.write_bytes(before[p])
     assert not changed, f"a committed file was changed: {[p.name for p in changed]}"
+
+
+# A one-epoch tiny recipe, and a split of random images shaped like another (other data of the same size): shared by
+# tests/test_provenance.py and tests/test_regimes.py.
+def _tiny_recipe():
+    from dataclasses import replace
+
+    from gapcourse.recipes import PRESETS
+
+    return replace(PRESETS["cpu"], batch_size=10, width=0.25, precision="fp32", ema=0.0, channels_last=False,
+                   tta="none", epochs=1)
+
+
+TINY_RECIPE = _tiny_recipe()
+
+
+def split_like(template, seed: int):
+    """Random uint8 images shaped like ``template``'s, with its labels: other data of the same size."""
+    from gapcourse.data import Cifar10Split
+
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, template.images.shape, dtype=torch.uint8, generator=gen)
+    return Cifar10Split(images, template.labels.clone(), template.split, f"seed {seed}")

@@ -10,25 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import TINY_RECIPE, split_like
 from gapcourse import build_net
 from gapcourse.__main__ import main
 from gapcourse.config import profile, RESULTS_DIR
-from gapcourse.data import Cifar10Split, synthetic_cifar10
+from gapcourse.data import synthetic_cifar10
 from gapcourse.outputs import ResultsError
-from gapcourse.recipes import PRESETS
 from gapcourse.studies import provenance as prov_mod
 
 
 FULL = profile("full", announce=False)
 FAST = profile("fast", announce=False)
-TINY_RECIPE = replace(PRESETS["cpu"], batch_size=10, width=0.25, precision="fp32", ema=0.0, channels_last=False,
-                      tta="none", epochs=1)
-
-
-def split_like(template: Cifar10Split, seed: int) -> Cifar10Split:
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, template.images.shape, dtype=torch.uint8, generator=gen)
-    return Cifar10Split(images, template.labels.clone(), template.split, f"seed {seed}")
 
 
 def test_a_fast_compare_heads_never_touches_the_committed_results(monkeypatch, capsys, isolated_cache,

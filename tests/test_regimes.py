@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import torch
 
+from conftest import TINY_RECIPE, split_like
 from gapcourse import regimes
 from gapcourse.canvas import CANVASES, CROP_SHIFTS, OFFSETS, RESIZED, robustness_subset
 from gapcourse.checkpoints import architecture_fingerprint, checkpoint_path
 from gapcourse.config import profile
-from gapcourse.data import Cifar10Split, synthetic_cifar10
+from gapcourse.data import synthetic_cifar10
 from gapcourse.models import build_net
 from gapcourse.recipes import PRESETS
 from gapcourse.regimes import measure, REGIMES, train_or_load
@@ -18,14 +19,6 @@ from gapcourse.train import evaluate
 
 
 FAST = profile("fast", announce=False)
-TINY_RECIPE = replace(PRESETS["cpu"], batch_size=10, width=0.25, precision="fp32", ema=0.0, channels_last=False,
-                      tta="none", epochs=1)
-
-
-def split_like(template: Cifar10Split, seed: int) -> Cifar10Split:
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, template.images.shape, dtype=torch.uint8, generator=gen)
-    return Cifar10Split(images, template.labels.clone(), template.split, f"seed {seed}")
 
 
 # 1 ------------------------------------------------------------------------------------------------------------------
