@@ -15,6 +15,8 @@ The heads (``HEADS``):
   ReLU, C→10 (one map per class), then global average pooling; the 10 averages are the scores.
 * ``gmp_linear``: global *max* pooling (AdaptiveMaxPool2d((1, 1))), Flatten, one Linear C→10: GAP's alternative that
   Zhou et al. (2016) argue localises worse; measured in notebooks 04 and 05.
+* ``concat_linear``: average and max pooling side by side (:class:`ConcatPool`, fastai's default head pools this way),
+  Flatten, one Linear 2C→10; measured against the others in notebooks 04 and 05.
 * ``flatten_fc``: the classic head: Flatten 256×4×4 → Linear 4096→128→56→10. Tied to one input size.
 * ``flatten_fc_dropout``: the same with Dropout(0.5) after each hidden layer.
 
@@ -28,8 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-HEADS = ("gap_mlp", "gap_linear", "nin", "gmp_linear", "flatten_fc", "flatten_fc_dropout")
-ANY_SIZE_HEADS = ("gap_mlp", "gap_linear", "nin", "gmp_linear")  # global pooling: any input size
+HEADS = ("gap_mlp", "gap_linear", "nin", "gmp_linear", "concat_linear", "flatten_fc", "flatten_fc_dropout")
+ANY_SIZE_HEADS = ("gap_mlp", "gap_linear", "nin", "gmp_linear", "concat_linear")  # global pooling: any input size
 BODY_CHANNELS = (32, 64, 128, 128, 256, 256)
 DOWNSAMPLE = 8  # three MaxPool2d(2, 2)
 
@@ -47,6 +49,19 @@ def seed_body(width: float = 1.0) -> nn.Sequential:
         *conv_relu(c2, c3), *conv_relu(c3, c4), nn.MaxPool2d(2, 2), nn.BatchNorm2d(c4),
         *conv_relu(c4, c5), *conv_relu(c5, c6), nn.MaxPool2d(2, 2), nn.BatchNorm2d(c6),
     )
+
+
+class ConcatPool(nn.Module):
+    """Global average and global max pooling side by side: N×C×H×W → N×2C×1×1 (the C averages first, then the C
+    maxima). The head ``concat_linear`` uses it; fastai calls its version ``AdaptiveConcatPool2d``."""
+
+    def __init__(self):
+        super().__init__()
+        self.avg = nn.AdaptiveAvgPool2d((1, 1))
+        self.max = nn.AdaptiveMaxPool2d((1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.avg(x), self.max(x)], dim=1)
 
 
 class CheckedFlatten(nn.Flatten):
@@ -89,6 +104,8 @@ def make_head(name: str, channels: int, num_classes: int = 10, input_size: int =
         )
     if name == "gmp_linear":
         return nn.Sequential(nn.AdaptiveMaxPool2d((1, 1)), nn.Flatten(), nn.Linear(channels, num_classes))
+    if name == "concat_linear":
+        return nn.Sequential(ConcatPool(), nn.Flatten(), nn.Linear(2 * channels, num_classes))
     if name in ("flatten_fc", "flatten_fc_dropout"):
         if input_size % DOWNSAMPLE:
             raise ValueError(f"input_size must be a multiple of {DOWNSAMPLE} (three 2×2 max pools), got {input_size}.")

@@ -16,6 +16,7 @@ from .config import Profile
 from .data import Cifar10Split
 from .models import HEADS, CifarNet, build_net
 from .recipes import CPU_HALF_WIDTH, Recipe, resolve_precision
+from .stats import pack_correctness
 from .train import History, evaluate, fit
 
 
@@ -98,16 +99,22 @@ def measure(model: CifarNet, train: Cifar10Split, test: Cifar10Split, recipe: Re
             device: torch.device) -> dict:
     """Every number of one trained network, as notebook 04's tables show them and ``python -m gapcourse
     compare-heads`` records them: test accuracy on the whole test split (with and without the recipe's test-time
-    augmentation), clean training accuracy on up to :data:`TRAIN_ACC_IMAGES` of its training images, and (augmented
+    augmentation), clean training accuracy on up to :data:`TRAIN_ACC_IMAGES` of its training images, which test images it got
+    right (``test_correct``, see :func:`gapcourse.stats.pack_correctness`; the test split's ``test_sha256`` beside it),
+    and (augmented
     regime only) the size and translation tests on :data:`gapcourse.canvas.ROBUSTNESS_IMAGES` test images, one view
     each. Introduced in notebook 04 (section 4)."""
     model = model.to(device).eval()
     single = replace(recipe, tta="none")
     seen = robustness_subset(train, TRAIN_ACC_IMAGES)  # images the network trained on (all of them if fewer)
+    scored = evaluate(model, test, device=device, recipe=recipe)
     record = {
         "train_acc": evaluate(model, seen, device=device, recipe=single).accuracy,  # clean: no augmentation
-        "test_acc": evaluate(model, test, device=device, recipe=recipe).accuracy,
+        "test_acc": scored.accuracy,
         "test_acc_single_view": evaluate(model, test, device=device, recipe=single).accuracy,
+        # which test images it got right (bit-packed), for the paired interval between two networks
+        "test_correct": pack_correctness(scored.predictions.cpu() == scored.labels.cpu()),
+        "test_sha256": test.fingerprint(),
     }
     record["train_minus_test"] = record["train_acc"] - record["test_acc_single_view"]
     if not regime.augment:

@@ -4,6 +4,7 @@ and 05 load them with :func:`gapcourse.weights.load_shipped`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,4 +48,20 @@ def export(models: dict[str, CifarNet], test: Cifar10Split, recipes: dict[str, R
                         "test_acc": fp16_acc, "test_acc_fp32_weights": fp32_acc, "date": record["date"],
                         "recipe": recipe.describe(), "bytes": path.stat().st_size,
                         "test_tta": recipe.tta})
-    return write_json(folder / "manifest.json", {"weights": entries})
+    kept = [e for e in _entries(folder / "manifest.json") if e.get("head") not in models]  # other heads stay shipped
+    return write_json(folder / "manifest.json", {"weights": sorted(kept + entries, key=lambda e: e["head"])})
+
+
+def _entries(manifest: Path) -> list[dict[str, Any]]:
+    """The entries of an existing manifest (none if there is no manifest yet); a damaged one is refused, not replaced."""
+    if not manifest.exists():
+        return []
+    try:
+        entries = json.loads(manifest.read_text())["weights"]
+    except (ValueError, KeyError, TypeError):
+        entries = None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise OutputError(f"Refused: {manifest} is not a weights manifest (a JSON object with a 'weights' list); "
+                          "exporting would replace the other networks' entries. Restore it with `git checkout "
+                          f"{manifest}` or remove it to start a new one.") from None
+    return entries

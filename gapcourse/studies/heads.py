@@ -93,13 +93,21 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
                   "train_seconds": history.train_seconds, "loaded": loaded}
         record.update(measure(model, data, test, recipe, regime, device=device))
         record["seconds"] = time.perf_counter() - started
+        made = provenance(device=device, seconds=record["seconds"])
+        record["made_by"] = {k: made[k] for k in ("command", "commit", "date", "device", "torch")}
         return record
 
     def made_by(payload: dict) -> dict:
         total = sum(run.get("seconds", run.get("train_seconds", 0.0)) for run in payload["runs"])
-        return provenance(device=device, seconds=total, profile=profile.name, n_test=len(test),
+        made = provenance(device=device, seconds=total, profile=profile.name, n_test=len(test),
                           seconds_are="training + measuring, summed over runs",
                           regimes={name: r.description for name, r in REGIMES.items()})
+        earlier = payload.get("provenance") or {}
+        if earlier.get("commit") and any("made_by" not in run for run in payload["runs"]):
+            # runs without their own made_by were made as the earlier provenance says: keep it for them
+            return {**earlier, "seconds": round(total, 1), "later_runs": "runs with a made_by record were added "
+                    "later; each run's made_by gives its own command, commit, date, device and torch"}
+        return made
 
     return run_plan(store, plan(), train_one, provenance=made_by, quiet=True)
 
