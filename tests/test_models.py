@@ -9,7 +9,7 @@ import torch
 
 from gapcourse.models import HEADS, build_net, count_parameters, format_trace, shape_trace
 
-GAP_HEADS = ["gap_mlp", "gap_linear", "nin", "gmp_linear"]  # global pooling of either kind
+GAP_HEADS = ["gap_mlp", "gap_linear", "nin", "gmp_linear", "concat_linear"]  # global pooling of any kind
 FLATTEN_HEADS = ["flatten_fc", "flatten_fc_dropout"]
 
 
@@ -122,13 +122,28 @@ def test_nin_head_is_an_mlpconv_stack_then_gap():
     assert sum(isinstance(m, nn.ReLU) for m in head) == 2 and isinstance(head[-2], nn.AdaptiveAvgPool2d)
     maps = torch.randn(2, 256, 4, 4)
     assert torch.allclose(head(maps), head[:5](maps).mean((2, 3)), atol=1e-6)  # scores = class-map averages
-    assert set(HEADS) == {"gap_mlp", "gap_linear", "nin", "gmp_linear", "flatten_fc", "flatten_fc_dropout"}
+    assert set(HEADS) == {"gap_mlp", "gap_linear", "nin", "gmp_linear", "concat_linear", "flatten_fc",
+                          "flatten_fc_dropout"}
 
 
 def test_gmp_head_takes_each_maps_maximum():
     net = build_net("gmp_linear").eval()
     maps = torch.randn(2, 256, 5, 3)
     assert torch.allclose(net.head(maps), net.head[2](maps.amax((2, 3))), atol=1e-6)
+
+
+def test_concat_head_puts_each_maps_average_then_its_maximum_into_one_linear():
+    net = build_net("concat_linear").eval()
+    maps = torch.randn(2, 256, 5, 3)
+    pooled = net.head[0](maps)
+    assert pooled.shape == (2, 512, 1, 1)
+    assert torch.allclose(pooled.flatten(1), torch.cat([maps.mean((2, 3)), maps.amax((2, 3))], 1), atol=1e-6)
+    linear = net.head[2]
+    assert linear.in_features == 512 and count_parameters(net.head) == linear_params(512, 10)
+    # the score splits into an average part and a max part, each a linear function of its own half
+    w_avg, w_max = linear.weight[:, :256], linear.weight[:, 256:]
+    scores = maps.mean((2, 3)) @ w_avg.T + maps.amax((2, 3)) @ w_max.T + linear.bias
+    assert torch.allclose(net.head(maps), scores, atol=1e-5)
 
 
 def test_shape_trace_records_every_layer():

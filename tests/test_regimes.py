@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 
 from conftest import TINY_RECIPE, split_like
@@ -15,6 +16,7 @@ from gapcourse.data import synthetic_cifar10
 from gapcourse.models import build_net
 from gapcourse.recipes import PRESETS
 from gapcourse.regimes import measure, REGIMES, train_or_load
+from gapcourse.stats import unpack_correctness
 from gapcourse.train import evaluate
 
 
@@ -59,7 +61,12 @@ def test_measure_records_every_number_of_one_network_and_the_size_tests_only_wit
     net = build_net("gap_linear", width=0.25)
     monkeypatch.setattr(regimes, "TRAIN_ACC_IMAGES", 10)  # the training accuracy is read on a subset of this size
     plain = measure(net, train, test, recipe, REGIMES["no_augmentation"], device=cpu)
-    assert set(plain) == {"train_acc", "test_acc", "test_acc_single_view", "train_minus_test"}
+    assert set(plain) == {"train_acc", "test_acc", "test_acc_single_view", "train_minus_test", "test_correct",
+                          "test_sha256"}
+    scored = evaluate(net, test, device=cpu, recipe=recipe)
+    right = unpack_correctness(plain["test_correct"], len(test))  # each test image, as the paired interval needs
+    assert right == (scored.predictions == scored.labels).int().tolist() and sum(right) / len(test) == pytest.approx(plain["test_acc"])
+    assert plain["test_sha256"] == test.fingerprint()
     assert plain["train_acc"] == evaluate(net, robustness_subset(train, 10), device=cpu, recipe=one_view).accuracy
     assert plain["test_acc"] == evaluate(net, test, device=cpu, recipe=recipe).accuracy  # with the recipe's TTA
     assert plain["test_acc_single_view"] == evaluate(net, test, device=cpu, recipe=one_view).accuracy

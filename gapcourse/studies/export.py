@@ -34,6 +34,7 @@ def export(models: dict[str, CifarNet], test: Cifar10Split, recipes: dict[str, R
         raise OutputError(f"Refused: exporting into the course's shipped weights ({folder}) needs the run's data "
                           "(export(..., data=data_record(...))): only a full-profile run on the real CIFAR-10 "
                           "replaces them. Pass folder= another folder.")
+    kept = [e for e in _entries(folder / "manifest.json") if e.get("head") not in models]  # other heads stay shipped
     entries = []
     for head, model in sorted(models.items()):
         recipe = recipes[head]
@@ -48,7 +49,6 @@ def export(models: dict[str, CifarNet], test: Cifar10Split, recipes: dict[str, R
                         "test_acc": fp16_acc, "test_acc_fp32_weights": fp32_acc, "date": record["date"],
                         "recipe": recipe.describe(), "bytes": path.stat().st_size,
                         "test_tta": recipe.tta})
-    kept = [e for e in _entries(folder / "manifest.json") if e.get("head") not in models]  # other heads stay shipped
     return write_json(folder / "manifest.json", {"weights": sorted(kept + entries, key=lambda e: e["head"])})
 
 
