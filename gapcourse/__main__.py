@@ -9,7 +9,8 @@ asks :mod:`gapcourse.outputs` first.
                     (see :mod:`gapcourse.studies.budget_table`).
 * ``budget-recipe`` the budget-recipe study for notebook 03's 4 minutes (see :mod:`gapcourse.studies.budget_recipe`).
 * ``ablate``        the recipe studies: the cpu ablation, the gpu preset's study, the cpu-cutout check.
-* ``student-copies`` write notebooks/student/ from the solution notebooks (``--check``: only report drift).
+* ``student-copies`` write notebooks/student/ from the solution notebooks (``--check``: only report drift;
+  ``--answers drop --out DIR``: a handout without the answer keys).
 * ``grade``         run a class's student notebooks, each in its own kernel, and tabulate their exercises.
 * ``compare-heads``  notebook 04's experiment outside Jupyter: every head trained and measured, table written as
                     JSON, CSV and Markdown (see :mod:`gapcourse.studies.heads`).
@@ -194,19 +195,20 @@ def _compare(args: argparse.Namespace) -> int:
 def _student(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .classroom.copies import write_student_copies
+    from .classroom.copies import shown, write_student_copies
 
     root = Path(args.root).resolve()
     skipped: list = []
     try:
-        changed = write_student_copies(root, check=args.check, force=args.force, skipped=skipped)
+        changed = write_student_copies(root, check=args.check, force=args.force, skipped=skipped,
+                                       answers=args.answers, out=args.out)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for path in changed:
-        print(("out of date: " if args.check else "wrote ") + str(path.relative_to(root)))
+        print(("out of date: " if args.check else "wrote ") + shown(path, root))
     for path, cells in skipped:  # a learner's answers are never overwritten without --force
-        print(f"skipped {path.relative_to(root)}: it holds cells that are not the handout's ({'; '.join(cells)}): "
+        print(f"skipped {shown(path, root)}: it holds cells that are not the handout's ({'; '.join(cells)}): "
               "a learner's answers, or an exercise changed in the solution. Nothing in it was changed; move the "
               "learner's copy elsewhere, or run again with --force to replace it.", file=sys.stderr)
     if not changed and not skipped:
@@ -494,6 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("--check", action="store_true", help="write nothing; exit 1 if a copy is out of date")
     student.add_argument("--force", action="store_true",
                          help="also replace copies whose exercise cells differ from the handout (a learner's answers)")
+    student.add_argument("--answers", choices=("keep", "drop"), default="keep",
+                         help="the answer keys after each notebook's questions: keep them (default; the committed "
+                              "copies) or drop them (with --out: notebooks/student/ keeps them)")
+    student.add_argument("--out", metavar="DIR",
+                         help="write the copies into DIR instead of notebooks/student/ (e.g. ~/handout; not inside "
+                              "the course's own folders)")
     student.set_defaults(run=_student)
 
     grading = sub.add_parser("grade", help="run learners' student notebooks, each in its own kernel, and tabulate "

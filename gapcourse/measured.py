@@ -15,7 +15,8 @@ from .config import RESULTS_DIR
 from .models import ANY_SIZE_HEADS, HEADS
 from .recipes import CPU_HALF_WIDTH, PRECISIONS, Recipe
 from .regimes import REGIMES
-from .stats import Stat, binomial_halfwidth, difference_halfwidth, mean_and_spread
+from .stats import Stat, binomial_halfwidth, difference_halfwidth, mean_and_spread, paired_halfwidth
+from .stats import unpack_correctness
 from .stats import differs as stats_differs
 
 
@@ -55,6 +56,76 @@ def stat(runs: list[dict], get: Callable[[dict], float | None]) -> tuple[float, 
         return None
     mean, spread = mean_and_spread(values)
     return mean, spread, len(values)
+
+def per_image(runs: list[dict], n_test: int) -> list[float] | None:
+    """Each test image's share of ``runs`` (seeds) that got it right, from the runs' bit-packed ``test_correct``
+    (:func:`gapcourse.stats.unpack_correctness`); None unless every run recorded it, on the same test split (one
+    ``test_sha256``). Introduced in notebook 04 (the paired interval)."""
+    if not runs or any(not r.get("test_correct") for r in runs) or len({r.get("test_sha256") for r in runs}) != 1:
+        return None
+    rows = [unpack_correctness(r["test_correct"], n_test) for r in runs]
+    return [sum(col) / len(rows) for col in zip(*rows)]
+
+def paired_interval(runs_a: list[dict], runs_b: list[dict], n_test: int) -> float | None:
+    """The per-image paired 95 % interval of the difference of two heads' mean test accuracies
+    (:func:`gapcourse.stats.paired_halfwidth` on each image's share of seeds right), or None when either head's runs
+    lack per-image results or the two were scored on different test splits: then only the unpaired interval, an
+    upper bound, is left."""
+    a, b = per_image(runs_a, n_test), per_image(runs_b, n_test)
+    if a is None or b is None or runs_a[0].get("test_sha256") != runs_b[0].get("test_sha256"):
+        return None
+    return paired_halfwidth(a, b)
+
+UNPAIRED_WORDS = "unpaired: an upper bound for networks scored on the same images"
+
+@dataclass(frozen=True)
+class Verdict:
+    """One difference of two measurements (``a − b`` of their means over seeds) set against the course's noise: the
+    95 % ``interval`` of a difference (``paired``: per image on the same test images; otherwise unpaired, an upper
+    bound for two networks scored on the same images) and the seeds' half-spreads added (``spread``). Real only
+    beyond the larger of the two (:attr:`noise`). ``str()`` names the one that decided. Introduced in notebook 04."""
+
+    difference: float
+    interval: float
+    paired: bool
+    spread: float = 0.0
+
+    @property
+    def noise(self) -> float:
+        return max(self.interval, self.spread)
+
+    @property
+    def real(self) -> bool:
+        return abs(self.difference) > self.noise
+
+    @property
+    def interval_words(self) -> str:
+        """The interval with its name and value in points, e.g. "the paired interval (±0.6, per image, same test
+        images)"."""
+        if self.paired:
+            return f"the paired interval (±{100 * self.interval:.1f}, per image, same test images)"
+        return f"the interval of a difference (±{100 * self.interval:.1f}, {UNPAIRED_WORDS})"
+
+    def __str__(self) -> str:
+        side = "beyond" if self.real else "within"
+        if self.spread > self.interval:
+            which = "the paired interval" if self.paired else "the unpaired interval of a difference"
+            return (f"{side} the seeds' spread (±{100 * self.spread:.1f}, wider than {which}, "
+                    f"±{100 * self.interval:.1f})")
+        return f"{side} {self.interval_words}"
+
+def verdict(a: Stat, b: Stat, n: int, paired: float | None = None) -> Verdict:
+    """:class:`Verdict` of two measurements ``(mean, spread, seeds)`` on ``n`` images: with the ``paired`` interval
+    where one is given (:func:`paired_interval`), else the unpaired one (:func:`gapcourse.stats.difference_halfwidth`).
+    Unpaired, ``verdict(a, b, n).real == differs(a, b, n)``."""
+    interval = difference_halfwidth(a[0], b[0], n) if paired is None else paired
+    return Verdict(a[0] - b[0], interval, paired is not None, a[1] / 2 + b[1] / 2)
+
+def accuracy_verdict(runs_a: list[dict], runs_b: list[dict], n_test: int) -> Verdict:
+    """Two heads' mean test accuracies (``test_acc``) compared: with the paired interval when both heads' runs
+    recorded each image's result, else with the unpaired one (an upper bound)."""
+    get = lambda r: r["test_acc"]  # noqa: E731
+    return verdict(stat(runs_a, get), stat(runs_b, get), n_test, paired_interval(runs_a, runs_b, n_test))
 
 def fmt(s: tuple[float, float, int] | None, scale: float = 100) -> str:
     if s is None:
@@ -115,18 +186,35 @@ def results_markdown(payload: dict, regime: str = "augmented", part: str | None 
         runs = runs_of(payload, regime, h)
         cells = [h, f"{runs[0]['head_params']:,}", str(len(runs))] + [fmt(stat(runs, f)) for _, f in cols]
         lines.append("| " + " | ".join(cells) + " |")
-    note = f"\n\nMean ± half the spread (max − min) over {n_seeds} seeds, in %."
+    note = f"\n\n\"±\" in the table: half the spread (max − min) over {n_seeds} seeds, around their mean, in %."
     if part in ("accuracy", "overfitting"):
         n_test = payload.get("provenance", {}).get("n_test", 10_000)
         acc = stat(first, lambda r: r["test_acc"])[0]
         note += (f" One test accuracy on {n_test:,} images is good to ±{100 * binomial_halfwidth(acc, n_test):.1f} "
-                 f"points (95 %), a difference of two to ±{100 * difference_halfwidth(acc, acc, n_test):.1f}.")
+                 f"points (95 %), a difference of two to ±{100 * difference_halfwidth(acc, acc, n_test):.1f} by the "
+                 f"interval of a difference ({UNPAIRED_WORDS}, as every head here is). "
+                 + _paired_note(payload, regime, heads, n_test))
     else:
         n = max(1, first[0].get("robustness_images", 1))
         note += (f" Measured on {n:,} test images, one view each: one accuracy near 70 % is good to "
                  f"±{100 * binomial_halfwidth(0.7, n):.1f} points (95 %), a difference of two to "
-                 f"±{100 * difference_halfwidth(0.7, 0.7, n):.1f}.")
+                 f"±{100 * difference_halfwidth(0.7, 0.7, n):.1f} by the interval of a difference "
+                 f"({UNPAIRED_WORDS}, as every head here is; these tests keep no per-image results for the paired one).")
     return "\n".join(lines) + note
+
+def _paired_note(payload: dict, regime: str, heads: list[str], n_test: int) -> str:
+    """The footnote's sentence on the paired interval: between which heads it applies (both heads' runs recorded
+    each image's result) and how wide it is there."""
+    kept = [h for h in heads if per_image(runs_of(payload, regime, h), n_test) is not None]
+    if len(kept) < 2:
+        who = f"only {kept[0]}'s runs recorded" if kept else "no run here recorded"
+        return (f"The paired interval (per image, same test images; narrower) needs both heads' per-image results: "
+                f"{who} them.")
+    widths = [paired_interval(runs_of(payload, regime, a), runs_of(payload, regime, b), n_test)
+              for i, a in enumerate(kept) for b in kept[i + 1:]]
+    span = f"±{100 * min(widths):.1f}" + (f" to ±{100 * max(widths):.1f}" if len(widths) > 1 else "")
+    return (f"Between {', '.join(kept)}, whose runs recorded each image's result, the paired interval (per image, "
+            f"same test images) applies instead: {span} points.")
 
 def load_heads(path: str | Path = HEADS_RESULTS) -> dict:
     """The head comparison's results (``runs`` and ``provenance``) that notebook 04 reads in the full profile."""
@@ -286,5 +374,7 @@ def ablation_markdown(payload: dict) -> str:
                 + f"; mean **{100 * mean:.2f} %**, spread (max − min) {100 * spread:.2f} points.")
     if means:
         out += (f"\n\nOne accuracy on {n_test:,} test images is good to ±"
-                f"{100 * binomial_halfwidth(means[0], n_test):.2f} points (95 %).")
+                f"{100 * binomial_halfwidth(means[0], n_test):.2f} points (95 %). A gain is a difference of two: "
+                f"±{100 * difference_halfwidth(means[0], means[0], n_test):.2f} by the interval of a difference "
+                f"({UNPAIRED_WORDS}; these runs kept no per-image results for the paired one).")
     return out

@@ -1,7 +1,7 @@
-"""The course's CIFAR-10 network: the seed body with a choice of heads. Introduced in notebook 01, built step by
+"""The course's CIFAR-10 network: its body with a choice of heads. Introduced in notebook 01, built step by
 step in notebook 03, its heads compared in notebook 04.
 
-The body, exactly as the course's seed lists it (all convs 3×3, padding 1, each followed by ReLU)::
+The body, exactly as the course's source article lists it (all convs 3×3, padding 1, each followed by ReLU)::
 
     conv 3→32, conv 32→64, MaxPool2d(2, 2), BatchNorm2d(64)        32×32 → 16×16
     conv 64→128, conv 128→128, MaxPool2d(2, 2), BatchNorm2d(128)   16×16 →  8×8
@@ -9,7 +9,7 @@ The body, exactly as the course's seed lists it (all convs 3×3, padding 1, each
 
 The heads (``HEADS``):
 
-* ``gap_mlp``: the seed's head: AdaptiveAvgPool2d((1, 1)), Flatten, Linear 256→128→56→10 with ReLU between.
+* ``gap_mlp``: the course's own head: AdaptiveAvgPool2d((1, 1)), Flatten, Linear 256→128→56→10 with ReLU between.
 * ``gap_linear``: AdaptiveAvgPool2d((1, 1)), Flatten, one Linear 256→10 (the head CAM needs).
 * ``nin``: Network in Network's head (Lin et al. 2014, §3): an *mlpconv* stack of 1×1 convs, C→C, ReLU, C→C,
   ReLU, C→10 (one map per class), then global average pooling; the 10 averages are the scores.
@@ -20,7 +20,7 @@ The heads (``HEADS``):
 * ``flatten_fc``: the classic head: Flatten 256×4×4 → Linear 4096→128→56→10. Tied to one input size.
 * ``flatten_fc_dropout``: the same with Dropout(0.5) after each hidden layer.
 
-``width`` multiplies every conv's channel count (the layer structure stays the seed's).
+``width`` multiplies every conv's channel count (the layer structure stays the course's).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def conv_relu(c_in: int, c_out: int) -> list[nn.Module]:
 
 
 def seed_body(width: float = 1.0) -> nn.Sequential:
-    """The seed's feature extractor: three blocks of (conv, conv, MaxPool, BatchNorm)."""
+    """The course's feature extractor: three blocks of (conv, conv, MaxPool, BatchNorm). (The name comes from the
+    course's starting point, the source article's network; elsewhere "seed" means a random seed.)"""
     c1, c2, c3, c4, c5, c6 = (max(1, round(c * width)) for c in BODY_CHANNELS)
     return nn.Sequential(
         *conv_relu(3, c1), *conv_relu(c1, c2), nn.MaxPool2d(2, 2), nn.BatchNorm2d(c2),
@@ -121,7 +122,7 @@ def make_head(name: str, channels: int, num_classes: int = 10, input_size: int =
 
 
 class CifarNet(nn.Module):
-    """``body`` (the seed's conv blocks) followed by ``head``; checks its input before running."""
+    """``body`` (the course's conv blocks) followed by ``head``; checks its input before running."""
 
     def __init__(self, head: str = "gap_mlp", width: float = 1.0, num_classes: int = 10, input_size: int = 32):
         super().__init__()
@@ -152,7 +153,7 @@ class CifarNet(nn.Module):
 
 
 def build_net(head: str = "gap_mlp", width: float = 1.0, num_classes: int = 10, input_size: int = 32) -> CifarNet:
-    """The course network: the seed body with the chosen head (``gap_mlp`` is the seed's own)."""
+    """The course's network: its body with the chosen head (``gap_mlp`` is the course's own)."""
     if head not in HEADS:
         raise ValueError(f"Unknown head {head!r}; expected one of {HEADS}.")
     if width <= 0:

@@ -7,6 +7,21 @@ One test accuracy ``p`` on ``n`` images is a binomial proportion: its 95 % inter
 uses for GAP against GMP. Retraining with another seed moves every accuracy too, so tables report the mean and the
 spread over seeds, and :func:`differs` calls a difference real only when it exceeds both the interval of a difference
 and the seeds' spreads, or when a paired comparison over the same seeds (:func:`paired_differs`) says so.
+
+Which interval of a difference applies:
+
+* **Unpaired**, :func:`difference_halfwidth`: the two accuracies come from *different* test images (two test sets,
+  or two samples). Two networks scored on the *same* test images are right and wrong on many of the same images, so
+  their noises partly cancel: for them this interval is an **upper bound**, the one to use only when each image's
+  result was not kept (say so beside the verdict).
+* **Paired, per image**, :func:`paired_halfwidth`: two networks scored on the same test images, with each image's
+  result (1 right, 0 wrong; or the share of seeds right). Images both get right, or both wrong, add no noise; only
+  the images on which they disagree do (6 to 10 % of the test images for the course's shipped networks: notebook
+  04), so it is narrower: ±0.5 to ±0.6 points there, against ±1.0 unpaired at 84 %. Use it wherever the per-image
+  results exist (runs store them bit-packed: :func:`pack_correctness`, :func:`unpack_correctness`).
+* **Paired over seeds**, :func:`paired_differs`: the same *seeds* of two recipes; the t-interval of the per-seed
+  differences is the seeds' noise. It says nothing about the test images: those are the same for every seed, so
+  it is set beside an interval of a difference (unpaired there: an upper bound).
 """
 
 from __future__ import annotations
@@ -32,6 +47,21 @@ def binomial_halfwidth(p: float, n: int, z: float = 1.96) -> float:
     """Half-width of the normal-approximation 95 % interval of ONE accuracy ``p`` measured on ``n`` images."""
     _check(p, n)
     return z * math.sqrt(p * (1 - p) / n)
+
+
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score 95 % interval ``(low, high)`` of a proportion: ``successes`` out of ``n`` trials (Wilson, 1927).
+    Unlike ``p ± binomial_halfwidth(p, n)`` it never leaves [0, 1] and is not zero wide at 0 or 100 %, so it is the
+    one to use for rates near either end (notebook 05: a map's peak inside the object in 99 % of placements).
+    ``successes`` may be fractional (``rate · n`` when a rate is averaged over several placements per image and the
+    interval counts images)."""
+    _check(0.0, n)
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must lie between 0 and n = {n}, got {successes}.")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def difference_halfwidth(p1: float, p2: float, n1: int, n2: int | None = None, z: float = 1.96) -> float:

@@ -94,6 +94,21 @@ def minus_shift_slice(x, s):
     return out
 
 
+def minus_shift_then_checks(x, s):
+    """The [:-s] slice, then an error whose message names no size 0: the check reads the code to explain it."""
+    moved = x[..., :-s, :-s]
+    if moved.numel() == 0:
+        raise RuntimeError("nothing to move")
+    return minus_shift_slice(x, s)
+
+
+def refuses_shift_zero(x, s):
+    """Right for s > 0; refuses s = 0 with an error of its own (nothing to do with slicing)."""
+    if s == 0:
+        raise ValueError("shift must be positive")
+    return minus_shift_slice(x, s)
+
+
 def block(i, m, o, conv=None, pool=None):
     """The course's block with some convolution arguments or the pooling layer changed."""
     conv = {"padding": 1, **(conv or {})}
@@ -188,7 +203,12 @@ WRONG_ANSWERS = [
      "the pixels that were there before"),
     ("shift_right_down", lambda x, s: shifted_onto(torch.ones_like(x), x, s), "border .* yours keeps values such as 1"),
     ("shift_right_down", lambda x, s: minus_shift_slice(x, s),
-     "raised RuntimeError.*x\\[\\.\\.\\., :-shift\\] is empty when shift is 0"),
+     "^It fails at shift=0\\. A slice like x\\[\\.\\.\\., :-shift\\] is empty when shift is 0.*"
+     "write x\\[\\.\\.\\., :h - shift, :w - shift\\].*\\(Called with .* raised RuntimeError"),
+    ("shift_right_down", minus_shift_then_checks, "^It fails at shift=0\\. A slice like x\\[\\.\\.\\., :-shift\\]"),
+    ("shift_right_down", lambda x, s: refuses_shift_zero(x, s),
+     "^It fails at shift=0, where nothing should move: return the images unchanged.*raised ValueError: shift must "
+     "be positive"),
     ("shift_right_down", lambda x, s: nn.functional.pad(x, (s, 0, s, 0))[..., :-s, :-s],
      "For shift=0 it returns an empty tensor \\(2, 3, 0, 0\\)\\. A slice like x\\[\\.\\.\\., :-shift\\]"),
     ("class_activation_map", lambda m, w: torch.einsum("kc,nchw->nk", w, m), "one number per class"),

@@ -12,6 +12,7 @@ import nbformat
 from gapcourse.__main__ import main
 from gapcourse.checks import CHECKS
 from gapcourse.classroom.copies import BEGIN_SOLUTION, MarkerError, exercise_count, make_student_copy, strip_cell, write_student_copies
+from gapcourse.classroom.copies import ANSWERS_TAG, answer_key_problems, is_answer_key, numbered_items
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -248,3 +249,189 @@ def test_a_copy_the_guard_refuses_stops_the_run_before_any_copy_is_written(cours
     link.unlink()
     assert main(["student-copies", "--root", str(course)]) == 0
     assert "# changed" in first.read_text() and link.is_file()
+
+
+# Issue 32, deliverable 5: answer keys the instructor keeps (default) or drops ------------------------------------------
+
+KEY = ("<details>\n<summary><b>Answers</b> (open after you have tried the questions)</summary>\n\n{items}\n\n"
+       "</details>")
+
+
+def _key_cell(n: int) -> nbformat.NotebookNode:
+    items = "\n".join(f"{i}. Answer {i}: two sentences, citing section {i}." for i in range(1, n + 1))
+    return nbformat.v4.new_markdown_cell(KEY.format(items=items), metadata={"tags": [ANSWERS_TAG]})
+
+
+def _questions_index(nb: nbformat.NotebookNode) -> int:
+    return next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## Questions"))
+
+
+def _with_key(path: Path) -> nbformat.NotebookNode:
+    """The solution notebook at ``path`` with a complete answer key after its questions (whatever it holds now)."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if not is_answer_key(c)]
+    q = _questions_index(nb)
+    nb.cells.insert(q + 1, _key_cell(len(numbered_items(nb.cells[q].source))))
+    return nb
+
+
+def test_keep_copies_the_answer_key_verbatim_and_drop_removes_all_and_only_answer_cells():
+    solution = _with_key(SOLUTIONS[0])
+    q = _questions_index(solution)
+    other = nbformat.v4.new_markdown_cell("A second key.", metadata={"tags": ["answers", "extra"]})
+    solution.cells.insert(5, other)  # a second tagged cell, anywhere: drop removes it too
+    lookalikes = [nbformat.v4.new_markdown_cell("Answers are in the key below.", metadata={"tags": ["answer"]}),
+                  nbformat.v4.new_markdown_cell("<details><summary><b>Answers</b></summary>\n\n1. x\n\n</details>")]
+    solution.cells[7:7] = lookalikes  # not tagged `answers`: kept by both
+    rel = "notebooks/student/01_gap_by_hand.ipynb"
+    kept = make_student_copy(solution, rel)
+    dropped = make_student_copy(solution, rel, answers="drop")
+    key = solution.cells[q + 4]  # (two look-alikes and the second key inserted before it)
+    assert key.metadata["tags"] == [ANSWERS_TAG]
+    copied = next(c for c in kept.cells if c.get("id") == key.get("id"))
+    assert copied == key, "keep copies the answer-key cell exactly (source, metadata, id)"
+    assert sum(map(is_answer_key, kept.cells)) == 2 and not any(map(is_answer_key, dropped.cells))
+    assert [c for c in kept.cells if not is_answer_key(c)] == dropped.cells, "drop removes only the tagged cells"
+    assert all(any(c.source == l.source for c in dropped.cells) for l in lookalikes)
+    assert make_student_copy(solution, rel, answers="keep") == kept  # the default is keep
+    with pytest.raises(ValueError, match="keep, drop"):
+        make_student_copy(solution, rel, answers="hide")
+
+
+@pytest.mark.parametrize("answers", ["keep", "drop"])
+def test_an_answer_key_holding_a_solution_block_is_refused_and_code_cells_are_still_stripped(answers):
+    solution = _with_key(SOLUTIONS[0])
+    q = _questions_index(solution)
+    copy = make_student_copy(solution, "notebooks/student/01_gap_by_hand.ipynb", answers=answers)
+    code = "\n".join(c.source for c in copy.cells if c.cell_type == "code")
+    assert BEGIN_SOLUTION not in code and "BEGIN HIDDEN TESTS" not in code
+    assert code.count("raise NotImplementedError()") == exercise_count(solution)
+    for marker in (BEGIN_SOLUTION, "### END HIDDEN TESTS"):
+        leaky = nbformat.from_dict(solution)
+        leaky.cells[q + 1].source = leaky.cells[q + 1].source.replace(
+            "\n\n</details>", f"\n\n```python\n{marker}\nreturn x.mean((2, 3))\n```\n\n</details>")
+        with pytest.raises(MarkerError, match=f"answer-key cell holds '{marker}'"):
+            make_student_copy(leaky, "notebooks/student/01_gap_by_hand.ipynb", answers=answers)
+
+
+def test_the_answer_key_checker_finds_a_missing_key_a_wrong_count_and_a_stray_tag():
+    good = _with_key(SOLUTIONS[0])
+    q = _questions_index(good)
+    n = len([line for line in good.cells[q].source.splitlines() if line[:1].isdigit()])
+    assert answer_key_problems(good) == []
+    missing = nbformat.from_dict(good)
+    del missing.cells[q + 1]
+    assert any("is not a markdown cell tagged 'answers'" in p for p in answer_key_problems(missing))
+    untagged = nbformat.from_dict(good)
+    untagged.cells[q + 1].metadata = {}
+    assert answer_key_problems(untagged)
+    short = nbformat.from_dict(good)
+    short.cells[q + 1] = _key_cell(n - 1)
+    assert any(f"there are {n} questions" in p for p in answer_key_problems(short))
+    skipped = nbformat.from_dict(good)
+    skipped.cells[q + 1].source = skipped.cells[q + 1].source.replace("\n2. ", "\n3. ", 1)
+    assert any("numbers its answers [1, 3, 3" in p for p in answer_key_problems(skipped))
+    moved = nbformat.from_dict(good)
+    moved.cells.insert(q + 1, nbformat.v4.new_markdown_cell("**Go further.** …"))
+    assert any("do not follow the questions" in p for p in answer_key_problems(moved))
+    bare = nbformat.from_dict(good)
+    bare.cells[q + 1].source = "\n".join(f"{i}. An answer." for i in range(1, n + 1))
+    assert any("<details>" in p for p in answer_key_problems(bare))
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_every_solution_notebook_answers_each_of_its_questions(path):
+    """The answer keys are complete: the cell after `## Questions` is tagged `answers` and answers 1..n."""
+    problems = answer_key_problems(nbformat.read(path, as_version=4))
+    assert not problems, f"{path.name}: " + "; ".join(problems)
+
+
+@pytest.fixture
+def keyed_course(course) -> Path:
+    """The course copy with answer keys in notebooks 01 and 02 and its student copies (answers kept), committed."""
+    import subprocess
+
+    for name in ("01_gap_by_hand.ipynb", "02_adaptive_avg_pool.ipynb"):
+        nbformat.write(_with_key(course / "notebooks" / name), course / "notebooks" / name)
+    write_student_copies(course, force=True)
+    subprocess.run(["git", "-C", str(course), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "keys"],
+                   check=True)
+    return course
+
+
+def _keys_in(folder: Path) -> dict[str, int]:
+    return {p.name: sum(map(is_answer_key, nbformat.read(p, as_version=4).cells))
+            for p in sorted(folder.glob("*.ipynb"))}
+
+
+def test_drop_into_the_committed_copies_is_refused_and_check_compares_with_the_chosen_option(keyed_course, capsys):
+    student = keyed_course / "notebooks" / "student"
+    before = {p.name: p.read_text() for p in student.glob("*.ipynb")}
+    assert main(["student-copies", "--root", str(keyed_course), "--check"]) == 0  # the default: keep
+    assert capsys.readouterr().out == "student copies are up to date\n"
+    assert main(["student-copies", "--root", str(keyed_course), "--check", "--answers", "drop"]) == 1
+    keyed = [f"out of date: notebooks/student/{name}" for name, n in _keys_in(keyed_course / "notebooks").items() if n]
+    assert len(keyed) >= 2 and capsys.readouterr().out.splitlines() == keyed  # the copies of notebooks with a key
+    assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop"]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "committed copies keep them" in err and "--out" in err and "tests/test_classroom.py" in err
+    assert {p.name: p.read_text() for p in student.glob("*.ipynb")} == before, "nothing was written"
+    assert _keys_in(student)["01_gap_by_hand.ipynb"] == 1
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["outside the repository", "handout/ in the repository"])
+def test_dropped_copies_go_to_an_out_folder_which_check_then_compares(keyed_course, tmp_path, capsys, inside):
+    handout = keyed_course / "handout" if inside else tmp_path / "elsewhere" / "handout"
+    assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop", "--out", str(handout)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("wrote ") == len(SOLUTIONS) and ("wrote handout/01_gap_by_hand.ipynb" in out) == inside
+    assert set(_keys_in(handout).values()) == {0} and len(_keys_in(handout)) == len(SOLUTIONS)
+    first = nbformat.read(handout / "01_gap_by_hand.ipynb", as_version=4).cells[0].source
+    assert "notebooks/student/" not in first, "the badge would open the committed copy, answers included"
+    assert ("blob/main/handout/01_gap_by_hand.ipynb" in first) == inside and first.count("Student copy") == 1
+    assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop", "--out", str(handout),
+                 "--check"]) == 0
+    assert main(["student-copies", "--root", str(keyed_course), "--out", str(handout), "--check"]) == 1
+    assert "out of date: " in capsys.readouterr().out
+    assert _keys_in(keyed_course / "notebooks" / "student")["01_gap_by_hand.ipynb"] == 1, "the committed copies keep"
+
+
+@pytest.mark.parametrize("where", ["notebooks", "notebooks/handout", "docs/handout", "gapcourse/x", "a file"])
+def test_an_out_folder_among_the_courses_own_files_or_a_file_is_refused(keyed_course, capsys, where):
+    target = keyed_course / where
+    if where == "a file":
+        target.write_text("not a folder\n")
+    solutions = {p.name: p.read_text() for p in (keyed_course / "notebooks").glob("*.ipynb")}
+    assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop", "--out", str(target)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert ("is a file, not a folder" if where == "a file" else "outside the course's own folders") in err
+    assert {p.name: p.read_text() for p in (keyed_course / "notebooks").glob("*.ipynb")} == solutions
+    assert not (keyed_course / "notebooks" / "handout").exists()
+
+
+def test_the_guard_still_protects_a_handout_that_is_not_a_notebook(keyed_course, tmp_path, capsys):
+    handout = tmp_path / "handout"
+    handout.mkdir()
+    (handout / "01_gap_by_hand.ipynb").write_text('{"accuracy": 84.1}\n')  # some other JSON file by that name
+    assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop", "--out", str(handout)]) == 1
+    assert "skipped " in capsys.readouterr().err  # not a readable notebook: kept as a learner's work, as ever
+    assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop", "--out", str(handout),
+                 "--force"]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "01_gap_by_hand.ipynb already holds a JSON results file" in err and f"student-copies --out {handout}" in err
+    assert (handout / "01_gap_by_hand.ipynb").read_text() == '{"accuracy": 84.1}\n'
+
+
+def test_outside_git_drop_and_keep_replace_each_other_without_taking_the_key_for_a_learners_work(tmp_path):
+    """No committed copies to protect (no git): --answers drop writes notebooks/student/, and the answer key it
+    removes is the generator's own cell, not a learner's answer (which would stop the run without --force)."""
+    (tmp_path / "notebooks").mkdir()
+    for path in SOLUTIONS[:2]:
+        nbformat.write(_with_key(path), tmp_path / "notebooks" / path.name)
+    student = tmp_path / "notebooks" / "student"
+    assert len(write_student_copies(tmp_path)) == 2 and set(_keys_in(student).values()) == {1}
+    skipped: list = []
+    assert len(write_student_copies(tmp_path, answers="drop", skipped=skipped)) == 2 and not skipped
+    assert set(_keys_in(student).values()) == {0}
+    assert len(write_student_copies(tmp_path, skipped=skipped)) == 2 and not skipped
+    assert set(_keys_in(student).values()) == {1}

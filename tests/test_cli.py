@@ -240,3 +240,19 @@ def test_compare_heads_seeds_without_a_value_is_refused(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["compare-heads", "--seeds"])
     assert stop.value.code == 2 and "--seeds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, named", [(["--answers", "hide"], "invalid choice: 'hide'"),
+                                         (["--answers"], "expected one argument"),
+                                         (["--out"], "expected one argument")])
+def test_student_copies_answers_takes_keep_or_drop_and_out_a_folder(argv, named, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["student-copies", *argv])
+    assert stop.value.code == 2 and named in capsys.readouterr().err
+
+
+def test_student_copies_keeps_the_answers_by_default():
+    from gapcourse.__main__ import build_parser
+
+    args = build_parser().parse_args(["student-copies"])
+    assert (args.answers, args.out) == ("keep", None)

@@ -136,3 +136,73 @@ def test_every_part_has_its_own_narrow_table():
         results_markdown(data, part="speed")
     with pytest.raises(ValueError, match="Unknown part"):
         conclusions(data, "speed")
+
+
+def test_runs_added_later_keep_the_earlier_provenance_and_carry_their_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAPCOURSE_DATA", "synthetic")
+    from gapcourse.data import load_cifar10
+
+    train, test = load_cifar10("train", per_class=10), load_cifar10("test", per_class=5)
+    base = replace(PRESETS["cpu"], width=0.25, batch_size=50, precision="fp32")
+    out = tmp_path / "heads.json"
+    kw = dict(device=torch.device("cpu"), heads=("gap_linear",), regimes=("no_augmentation",), base=base,
+              output=out, progress=False)
+    compare_heads(train, test, FAST, seeds=(0,), **kw)
+    earlier = json.loads(out.read_text())
+    assert earlier["runs"][0]["made_by"]["commit"] == earlier["provenance"]["commit"]
+    earlier["provenance"]["commit"] = "0123abc (an earlier commit)"  # as if seed 0 was run long ago, without made_by
+    del earlier["runs"][0]["made_by"]
+    out.write_text(json.dumps(earlier))
+    later = compare_heads(train, test, FAST, seeds=(0, 1), **kw)
+    assert later["provenance"]["commit"] == "0123abc (an earlier commit)" and "later_runs" in later["provenance"]
+    seed0, seed1 = sorted(later["runs"], key=lambda r: r["seed"])
+    assert "made_by" not in seed0 and seed1["made_by"]["commit"] != "0123abc (an earlier commit)"
+    assert set(seed1["made_by"]) == {"command", "commit", "date", "device", "torch"}
+
+
+def _with_correctness(data, head, rights):
+    """Give every run of ``head`` in ``data`` the per-image results ``rights`` (one list of 0/1 per seed) and the
+    matching test accuracy, as `compare-heads` records them for new runs."""
+    from gapcourse.stats import pack_correctness
+
+    for run in data["runs"]:
+        if run["head"] == head:
+            right = rights[run["seed"]]
+            run.update(test_acc=sum(right) / len(right), test_correct=pack_correctness([bool(x) for x in right]),
+                       test_sha256="the test split")
+    return data
+
+
+def test_every_generated_verdict_names_its_interval():
+    spec = {(h, r): {} for h in ("gap_linear", "gmp_linear", "flatten_fc") for r in REGIMES}
+    spec[("flatten_fc", "augmented")] = dict(crop=(0.7, 0.6, 0.40))
+    lines = conclusions(payload(spec))
+    unpaired = "unpaired: an upper bound for networks scored on the same images"
+    for line in lines:
+        if any(word in line for word in ("within", "beyond", "holds", "fall")):
+            assert unpaired in line or "seeds' spread" in line, line
+    assert not any("within the noise (±" in line or "beyond the noise (±" in line for line in lines)
+    assert "paired interval" not in " ".join(lines).replace("unpaired interval", "")  # no run kept per-image results
+
+
+def test_per_image_results_make_the_nin_case_a_real_difference_and_say_so():
+    # gmp_linear and nin 1.0 point apart (84.5 % against 83.5 %), disagreeing on 10 % of the images, three seeds alike
+    a = [1] * 7_900 + [0] * 1_100 + [1] * 550 + [0] * 450
+    b = [1] * 7_900 + [0] * 1_100 + [0] * 550 + [1] * 450
+    base = {("gmp_linear", "augmented"): {}, ("nin", "augmented"): {}}
+    data = _with_correctness(_with_correctness(payload(base), "gmp_linear", [a] * 3), "nin", [b] * 3)
+    bare = {**data, "runs": [{k: v for k, v in r.items() if k != "test_correct"} for r in data["runs"]]}
+    without = accuracy_findings(bare)  # the same accuracies, no per-image results: ±1.0, a tie (an upper bound)
+    assert without["within_noise"] == ["nin"] and not without["against"]["nin"].paired
+    data = _with_correctness(_with_correctness(payload(base), "gmp_linear", [a] * 3), "nin", [b] * 3)
+    found = accuracy_findings(data)
+    assert found["best"] == "gmp_linear" and found["lower"] == ["nin"]
+    v = found["against"]["nin"]  # the same accuracies, with per-image results
+    assert v.paired and v.interval == pytest.approx(0.0062, abs=1e-4) and v.real
+    line = conclusions(data, "accuracy")[0]
+    assert "measurably lower: nin 83.5 % (the paired interval, ±0.6, per image, same test images)" in line
+    # a head whose runs kept per-image results against one whose runs did not: unpaired, and it says so
+    data["runs"] = [{k: v for k, v in r.items() if not (r["head"] == "nin" and k == "test_correct")}
+                    for r in data["runs"]]
+    line = conclusions(data, "accuracy")[0]
+    assert "nin 83.5 % (the interval of a difference, ±1.0, unpaired: an upper bound" in line

@@ -350,9 +350,10 @@ WRITERS = {
 # Options that write to a fixed place, each guarded where it writes (and tested with its command): --record (a
 # committed results file only for a full run on real data: tests/test_provenance.py), --export-weights (the
 # shipped weights: below), --verify-gpu (with --record: bench_cuda.json, as --record), and the options that say
-# they write nothing (--check, --dry-run).
+# they write nothing (--check, --dry-run); student-copies --out names a folder, not a file: each copy in it goes
+# through the guard, and tests/test_classroom.py refuses the course's own folders, a file, and a file of another kind.
 FIXED_PLACE = {("bench", "--record"), ("compare-heads", "--export-weights"), ("student-copies", "--check"),
-               ("bench", "--verify-gpu"), ("bench", "--dry-run")}
+               ("bench", "--verify-gpu"), ("bench", "--dry-run"), ("student-copies", "--out")}
 
 
 def test_every_option_that_writes_is_known_to_this_test():

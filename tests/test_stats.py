@@ -73,3 +73,86 @@ def test_bad_input_says_what_was_expected():
         paired_differs([0.8, 0.8], [0.8], 10_000)
     with pytest.raises(ValueError, match="use differs"):
         paired_differs([0.8], [0.8], 10_000)
+
+
+def test_per_image_correctness_survives_packing_bit_for_bit():
+    import random
+
+    from gapcourse.stats import pack_correctness, unpack_correctness
+
+    rng = random.Random(0)
+    for n in (1, 7, 8, 9, 10_000):
+        bits = [rng.random() < 0.8 for _ in range(n)]
+        text = pack_correctness(bits)
+        assert len(text) == 4 * (((n + 7) // 8 + 2) // 3)  # base64 of one bit per image
+        assert unpack_correctness(text, n) == [int(b) for b in bits]
+    with pytest.raises(ValueError, match="another test split"):
+        unpack_correctness(pack_correctness([True] * 16), 10_000)
+    with pytest.raises(ValueError, match="base64"):
+        unpack_correctness("not base64!", 8)
+
+
+def test_wilson_interval_stays_inside_0_and_1_near_the_ends():
+    from gapcourse.stats import wilson_interval
+
+    low, high = wilson_interval(49, 50)  # notebook 05's case: a rate near 100 %
+    assert (low, high) == (pytest.approx(0.8950, abs=1e-4), pytest.approx(0.9965, abs=1e-4))  # Wilson's formula
+    assert 0.98 + binomial_halfwidth(0.98, 50) > 1 >= high  # the normal approximation runs past 100 %, Wilson not
+    assert wilson_interval(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))  # not zero wide at 0 %
+    assert wilson_interval(50, 50)[1] == 1.0 and wilson_interval(50, 50)[0] < 1
+    mid = wilson_interval(4_200, 5_000)  # away from the ends it agrees with the normal approximation
+    assert mid == (pytest.approx(0.84 - binomial_halfwidth(0.84, 5_000), abs=5e-4),
+                   pytest.approx(0.84 + binomial_halfwidth(0.84, 5_000), abs=5e-4))
+    assert wilson_interval(24, 50) < wilson_interval(24.5, 50) < wilson_interval(25, 50)  # fractional successes
+    with pytest.raises(ValueError, match="between 0 and n"):
+        wilson_interval(51, 50)
+    with pytest.raises(ValueError, match="positive whole number"):
+        wilson_interval(0, 0)
+
+
+def test_the_paired_interval_holds_only_the_images_two_networks_disagree_on():
+    from gapcourse.stats import paired_halfwidth
+
+    # 10 000 images as the course's shipped networks score them: 7 900 both right, 1 100 both wrong, 550 only A
+    # right, 450 only B right (10 % disagreement); A 84.5 %, B 83.5 %
+    a = [1] * 7_900 + [0] * 1_100 + [1] * 550 + [0] * 450
+    b = [1] * 7_900 + [0] * 1_100 + [0] * 550 + [1] * 450
+    pa, pb, n = sum(a) / len(a), sum(b) / len(b), len(a)
+    paired, unpaired = paired_halfwidth(a, b), difference_halfwidth(pa, pb, n)
+    d = pa - pb  # 0.01: (550 − 450) / 10 000
+    assert d == pytest.approx(0.01)
+    assert paired == pytest.approx(1.96 * math.sqrt((0.10 - d * d) * n / (n - 1) / n))  # sd of the per-image ±1/0
+    assert paired == pytest.approx(0.0062, abs=1e-4) and unpaired == pytest.approx(0.0102, abs=1e-4)
+    assert abs(d) > paired and abs(d) < unpaired  # 1.0 point: a tie unpaired, real paired
+    # images both get right (or both wrong) add no noise: 5 000 more of them leave the interval of the difference
+    # in *images* (half-width × n) where it was, whereas the unpaired one grows with them
+    more_a, more_b = a + [1] * 5_000, b + [1] * 5_000
+    assert paired_halfwidth(more_a, more_b) * 15_000 == pytest.approx(paired * 10_000, rel=0.01)
+    pa2, pb2 = sum(more_a) / 15_000, sum(more_b) / 15_000
+    assert difference_halfwidth(pa2, pb2, 15_000) * 15_000 > unpaired * 10_000
+    # two networks right on unrelated images: the paired interval is no narrower than the unpaired one
+    import random
+
+    rng = random.Random(0)
+    x = [int(rng.random() < 0.84) for _ in range(10_000)]
+    y = [int(rng.random() < 0.84) for _ in range(10_000)]
+    px, py = sum(x) / 1e4, sum(y) / 1e4
+    assert paired_halfwidth(x, y) == pytest.approx(difference_halfwidth(px, py, 10_000), rel=0.05)
+
+
+def test_the_paired_interval_refuses_what_is_not_per_image_correctness():
+    from gapcourse.stats import paired_halfwidth
+
+    with pytest.raises(ValueError, match="equally long"):
+        paired_halfwidth([1, 0, 1], [1, 0])
+    with pytest.raises(ValueError, match="1 right, 0 wrong"):
+        paired_halfwidth([84.0, 1.0], [1.0, 0.0])
+
+
+def test_the_module_says_when_each_interval_of_a_difference_applies():
+    import gapcourse.stats as stats
+
+    doc = stats.__doc__
+    for name in ("difference_halfwidth", "paired_halfwidth", "paired_differs"):
+        assert f":func:`{name}`" in doc
+    assert "upper bound" in doc and "same test images" in doc and "disagree" in doc

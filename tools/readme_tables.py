@@ -151,8 +151,32 @@ def _heads(part: str, *, describe: bool = False, made_by: bool = False) -> str:
     regime = PARTS[part][0]
     head = f"**{regime}**: {REGIMES[regime].description}.\n\n" if describe else ""
     lines = "\n".join(f"* {line}" for line in conclusions(data, part))
-    tail = "\n\n" + _made_by(data["provenance"]) if made_by else ""
+    tail = "\n\n" + _heads_made_by(data) if made_by else ""
     return head + results_markdown(data, regime, part) + "\n\n" + lines + tail
+
+
+def _heads_made_by(data: dict) -> str:
+    """Who made the heads file's runs: those without their own ``made_by`` record as its provenance says (their
+    minutes summed), then each later invocation (e.g. the seventh head, concat_linear) from its runs' records."""
+    prov = data["provenance"]
+    later: dict[tuple, list[dict]] = {}
+    for run in data["runs"]:
+        if "made_by" in run:
+            later.setdefault(tuple(run["made_by"][k] for k in ("command", "commit", "device", "torch")), []).append(run)
+    if not later:
+        return _made_by(prov)
+    first = [r for r in data["runs"] if "made_by" not in r]
+    minutes = sum(r.get("seconds", r.get("train_seconds", 0.0)) for r in first) / 60
+    lines = [f"*Made by `{prov['command']}` on {prov['device']}, torch {prov['torch']}, commit "
+             f"`{_commit(prov['commit'])}`, {prov['date']}, {minutes:.1f} min ({len(first)} runs); runs added later, "
+             "each with its own record:*", ""]
+    for (command, commit, device, torch_version), made in later.items():
+        dates = sorted(r["made_by"]["date"] for r in made)
+        when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+        took = sum(r.get("seconds", 0.0) for r in made) / 60
+        lines.append(f"* `{command}` on {device}, torch {torch_version}, commit `{_commit(commit)}`, {when} "
+                     f"({len(made)} run{'s' * (len(made) != 1)}, {took:.1f} min)")
+    return "\n".join(lines)
 
 
 def heads_accuracy() -> str:

@@ -17,7 +17,9 @@ exercise cell, the check cell, answer_or_reference) is in docs/instructors.md.
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -355,7 +357,7 @@ def shift_right_down(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
             got = tensor_result(call(fn, x, shift), "shift_right_down", like=x)
         except Wrong as wrong:
             if shift == 0 and "raised" in str(wrong):
-                raise Wrong(f"{wrong} {_MINUS_ZERO}") from None
+                raise Wrong(_fails_at_shift_zero(fn, str(wrong))) from None
             raise
         if tuple(got.shape) != tuple(x.shape):
             if shift == 0 and got.numel() == 0:
@@ -383,6 +385,19 @@ def shift_right_down(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
 
 _MINUS_ZERO = ("A slice like x[..., :-shift] is empty when shift is 0 (-0 is 0, so :-0 means :0): write "
                "x[..., :h - shift, :w - shift] with h, w = x.shape[-2:], or return a copy for shift 0.")
+
+
+def _fails_at_shift_zero(fn: Callable, raised: str) -> str:
+    """What to say when an answer that works at shift 2 raises at shift 0: the empty ``[:-0]`` slice when its code
+    or PyTorch's message points there (a size of 0), otherwise that shift 0 means no move at all."""
+    try:
+        source = inspect.getsource(fn)
+    except Exception:  # noqa: BLE001 - no source to read (a module, code typed at a prompt): judge by the message
+        source = ""
+    if ":-" in "".join(source.split()) or re.search(r"size \(?0\b|, 0\]", raised):
+        return f"It fails at shift=0. {_MINUS_ZERO} ({raised})"
+    return (f"It fails at shift=0, where nothing should move: return the images unchanged (as a new tensor) for "
+            f"shift 0. ({raised})")
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -15,6 +15,12 @@ the committed copies differ from what it writes. Learners work in ``notebooks/st
 cells are not the handout's (a learner's answers) is skipped, and said, unless ``--force``. Only the course's own
 notebooks (:data:`COURSE_NOTEBOOK`: ``notebooks/NN_name.ipynb``) are read and written, never a learner's
 ``Untitled.ipynb`` or ``01_gap_by_hand-Copy1.ipynb``.
+
+Answer keys: each solution notebook's ``## Questions`` cell is followed by a markdown cell tagged ``answers``
+(:data:`ANSWERS_TAG`), a collapsed ``<details>`` block with one numbered answer per question
+(:func:`answer_key_problems` says what is wrong with one). ``answers="keep"`` (the default, and the committed copies)
+copies it as it is; ``answers="drop"`` leaves out every cell tagged ``answers``. Dropped copies go elsewhere
+(``--out DIR``): the committed ``notebooks/student/`` keeps the answers, and the tests compare it with the default.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ from ..outputs import OutputError, guard, write_text
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 STUDENT_DIR = "student"
+ANSWERS_TAG = "answers"  # the tag of an answer-key cell (the markdown cell after a notebook's `## Questions` cell)
+ANSWERS = ("keep", "drop")  # what a student copy does with the answer-key cells; "keep" is the default
+MARKERS = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN, END_HIDDEN)
+# folders of a course checkout that hold its own files: never a place for copies written with --out
+COURSE_FOLDERS = ("notebooks", "docs", "gapcourse", "tests", "tools", ".ci", ".git")
 COURSE_NOTEBOOK = re.compile(r"\d{2}_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb")  # 01_gap_by_hand.ipynb; not Untitled, -Copy1
 PLACEHOLDER = "raise NotImplementedError()"
 _BADGE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
@@ -69,18 +80,89 @@ def strip_cell(source: str, where: str = "") -> str:
     return "\n".join(out)
 
 
-def make_student_copy(solution: nbformat.NotebookNode, student_path: str) -> nbformat.NotebookNode:
-    """The student version of a solution notebook that will live at ``student_path`` (repository-relative)."""
+def is_answer_key(cell: nbformat.NotebookNode) -> bool:
+    """Whether ``cell`` is an answer-key cell (tagged :data:`ANSWERS_TAG`)."""
+    return ANSWERS_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def make_student_copy(solution: nbformat.NotebookNode, student_path: str | None, *, answers: str = "keep",
+                      label: str = "the student copy") -> nbformat.NotebookNode:
+    """The student version of a solution notebook that will live at ``student_path`` (repository-relative; None for a
+    copy outside the repository, which gets no Colab badge: it has no address on GitHub). ``answers``: ``keep`` the
+    answer-key cells (tagged ``answers``) as they are, or ``drop`` them. A markdown cell holding a solution or
+    hidden-test marker line raises :class:`MarkerError`: markdown is copied as it is, so the block would reach the
+    learner (in an answer key too). ``label`` names the copy in errors when it has no ``student_path``."""
+    if answers not in ANSWERS:
+        raise ValueError(f"answers={answers!r}: expected one of {', '.join(ANSWERS)}")
+    where = student_path or label
     nb = nbformat.from_dict(solution)
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
-            cell.source = strip_cell(cell.source, f"{student_path} cell {index}")
+            cell.source = strip_cell(cell.source, f"{where} cell {index}")
             cell.outputs = []
             cell.execution_count = None
+        elif cell.cell_type == "markdown":
+            marker = next((line.strip() for line in cell.source.splitlines() if line.strip() in MARKERS), None)
+            if marker:
+                kind = "answer-key cell" if is_answer_key(cell) else "markdown cell"
+                raise MarkerError(f"{where} cell {index}: the {kind} holds '{marker}'. Markdown is copied as it is, "
+                                  "so the block would reach the learner: put solutions in a code cell between the "
+                                  "markers, and answers in prose.")
+    if answers == "drop":
+        nb.cells = [cell for cell in nb.cells if not is_answer_key(cell)]
     first = nb.cells[0]
-    first.source = _BADGE.sub(colab.badge_markdown(student_path), first.source, count=1)
+    if student_path is None:
+        first.source = _BADGE.sub("", first.source, count=1).lstrip("\n")
+    else:
+        first.source = _BADGE.sub(colab.badge_markdown(student_path), first.source, count=1)
     first.source = first.source.replace("\n\n", f"\n\n{STUDENT_NOTE}\n\n", 1)
     return nb
+
+
+QUESTIONS_HEADING = "## Questions"
+_NUMBERED = re.compile(r"^(\d+)\.\s", re.M)  # a top-level numbered item (not indented)
+
+
+def numbered_items(text: str) -> list[int]:
+    """The numbers of the top-level numbered items (``1. ...`` at the start of a line) in ``text``, in order."""
+    return [int(n) for n in _NUMBERED.findall(text)]
+
+
+def answer_key_problems(nb: nbformat.NotebookNode) -> list[str]:
+    """What is wrong with the answer key of a solution notebook (empty when nothing): its ``## Questions`` cell must
+    be followed directly by one markdown cell tagged ``answers``, a ``<details>`` block whose ``<summary>`` reads
+    **Answers**, with the numbered answers 1..n for the questions 1..n; no other cell may carry the tag."""
+    questions = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+                 and c.source.lstrip().startswith(QUESTIONS_HEADING)]
+    keys = [i for i, c in enumerate(nb.cells) if is_answer_key(c)]
+    if len(questions) != 1:
+        return [f"expected one '{QUESTIONS_HEADING}' cell, found {len(questions)}"]
+    q = questions[0]
+    asked = numbered_items(nb.cells[q].source)
+    problems = []
+    if asked != list(range(1, len(asked) + 1)) or not asked:
+        problems.append(f"the questions (cell {q}) are numbered {asked}, not 1..n")
+    if q + 1 not in keys:
+        after = ("the notebook ends there" if q + 1 >= len(nb.cells) else
+                 repr((nb.cells[q + 1].source.strip().splitlines() or ["(an empty cell)"])[0][:60]))
+        problems.append(f"cell {q + 1}, right after the questions (cell {q}), is not a markdown cell tagged "
+                        f"'{ANSWERS_TAG}' ({after}): add the answer key there")
+    stray = [i for i in keys if i != q + 1]
+    if stray:
+        problems.append(f"cell(s) {stray} are tagged '{ANSWERS_TAG}' but do not follow the questions")
+    if q + 1 in keys:
+        cell = nb.cells[q + 1]
+        text = cell.source.strip()
+        if cell.cell_type != "markdown":
+            problems.append(f"the answer key (cell {q + 1}) is a {cell.cell_type} cell, not markdown")
+        if not (text.startswith("<details>") and text.endswith("</details>")
+                and re.search(r"<summary><b>Answers</b>", text)):
+            problems.append(f"the answer key (cell {q + 1}) is not a <details> block with <summary><b>Answers</b>")
+        given = numbered_items(text)
+        if given != list(range(1, len(asked) + 1)):
+            problems.append(f"the answer key (cell {q + 1}) numbers its answers {given}, but there are "
+                            f"{len(asked)} questions (expected {list(range(1, len(asked) + 1))})")
+    return problems
 
 
 def course_notebooks(folder: Path) -> list[Path]:
@@ -121,51 +203,121 @@ def exercise_count(nb: nbformat.NotebookNode) -> int:
 
 
 def write_student_copies(root: str | Path, *, check: bool = False, force: bool = False,
-                         skipped: list[tuple[Path, list[str]]] | None = None) -> list[Path]:
+                         skipped: list[tuple[Path, list[str]]] | None = None, answers: str = "keep",
+                         out: str | Path | None = None) -> list[Path]:
     """Write ``notebooks/student/NN_name.ipynb`` for every solution notebook ``notebooks/NN_name.ipynb`` under
-    ``root``; returns the copies written.
+    ``root`` (or ``out/NN_name.ipynb`` when ``out``, a folder, is given); returns the copies written.
 
-    A copy holding cells that are neither the new handout's nor the committed copy's (:func:`answered_cells`: a
-    learner's answers or notes) is not overwritten unless ``force``: it goes into ``skipped`` with those cells. With ``check=True`` nothing is written; the return value lists the copies that would change.
-    Every copy is read and made, and every output checked (:func:`gapcourse.outputs.guard`), before the first is
-    written, so an unreadable solution or a folder in a copy's place stops the run with nothing changed
-    (:class:`~gapcourse.outputs.OutputError`, naming the file).
+    ``answers``: ``keep`` the answer-key cells (the default: the committed copies keep them) or ``drop`` them
+    (:func:`make_student_copy`). Dropped copies are refused in a ``notebooks/student/`` whose copies git tracks (the
+    tests compare the committed copies with the default, so the repository's check would fail): write them with
+    ``out`` elsewhere. A copy holding cells that are neither the new handout's nor the committed copy's
+    (:func:`answered_cells`: a learner's answers or notes) is not overwritten unless ``force``: it goes into
+    ``skipped`` with those cells. With ``check=True`` nothing is written; the return value lists the copies that
+    would change (compared with what ``answers`` generates). Every copy is read and made, and every output checked
+    (:func:`gapcourse.outputs.guard`), before the first is written, so an unreadable solution or a folder in a
+    copy's place stops the run with nothing changed (:class:`~gapcourse.outputs.OutputError`, naming the file).
     """
     root = Path(root)
+    if answers not in ANSWERS:
+        raise ValueError(f"--answers {answers}: expected one of {', '.join(ANSWERS)}")
     solutions = course_notebooks(root / "notebooks")
     if not solutions:
         raise FileNotFoundError(
             f"No solution notebooks (notebooks/NN_*.ipynb) under {root.resolve()}: nothing to "
             f"{'check' if check else 'write'}. Run this in the course repository, or pass --root /path/to/gapcourse.")
+    folder = check_out_folder(root, out)
+    if answers == "drop" and not check and folder.resolve() == (root / "notebooks" / STUDENT_DIR).resolve():
+        tracked = tracked_copies(root)
+        if tracked:
+            raise OutputError(
+                f"Refused: --answers drop would write student copies without the answer keys into "
+                f"notebooks/{STUDENT_DIR}/, whose committed copies keep them ({len(tracked)} tracked by git): the "
+                "repository's check (tests/test_classroom.py, `student-copies --check`) compares them with the "
+                "default and would fail. Write the handout elsewhere, e.g. `python -m gapcourse student-copies "
+                "--answers drop --out ~/handout`, and hand out that folder.")
     plan: list[tuple[Path, str]] = []  # every copy read and made before the first is written (no half-made set)
     for solution_path in solutions:
-        student_rel = f"notebooks/{STUDENT_DIR}/{solution_path.name}"
-        text = nbformat.writes(make_student_copy(read_solution(solution_path, root), student_rel)) + "\n"
-        target = root / student_rel
+        target = folder / solution_path.name
+        rel = repo_path(target, root)  # where the copy lives in the repository (its Colab badge), if it does
+        solution = read_solution(solution_path, root)
+        text = nbformat.writes(make_student_copy(solution, rel, answers=answers, label=str(target))) + "\n"
         if target.exists() and not target.is_file():
             state = "a folder" if target.is_dir() else "not a regular file"
-            raise OutputError(f"{student_rel} is {state}, not a notebook, where `student-copies` writes the student "
-                              f"copy of notebooks/{solution_path.name}: move it away and run again.")
+            raise OutputError(f"{shown(target, root)} is {state}, not a notebook, where `student-copies` writes the "
+                              f"student copy of notebooks/{solution_path.name}: move it away and run again.")
         if current_text(target) != text:
-            answers = [] if check or force or not target.exists() else answered_cells(
-                target, nbformat.reads(text, 4), committed_sources(root, student_rel))
-            if answers:
+            keys = {c.source for c in solution.cells if is_answer_key(c)}  # the generator's own, even when dropped
+            learner = [] if check or force or not target.exists() else answered_cells(
+                target, nbformat.reads(text, 4), (committed_sources(root, rel) if rel else set()) | keys)
+            if learner:
                 if skipped is not None:
-                    skipped.append((target, answers))
+                    skipped.append((target, learner))
                 continue
             plan.append((target, text))
     if not check:  # through the output guard: never a solution notebook, nor a committed file not its own
+        fixed_by = "student-copies" if out is None else f"student-copies --out {out}"
         targets = [(guard(target, writer="student-copies", kind="notebook", what="student copy", inputs=solutions,
-                          fixed_by="student-copies"), text) for target, text in plan]
+                          fixed_by=fixed_by), text) for target, text in plan]
         for number, (target, text) in enumerate(targets):
             try:
                 write_text(target, text)
             except OSError as err:
-                done = ", ".join(str(t.relative_to(root)) for t, _ in targets[:number]) or "none"
-                raise OutputError(f"Could not write {target.relative_to(root)} ({err.strerror or err}); the copies "
+                done = ", ".join(shown(t, root) for t, _ in targets[:number]) or "none"
+                raise OutputError(f"Could not write {shown(target, root)} ({err.strerror or err}); the copies "
                                   f"written before it: {done}. Fix the place (space, permissions) and run again: "
                                   "the copies already written are up to date.") from None
     return [target for target, _ in plan]
+
+
+def check_out_folder(root: Path, out: str | Path | None) -> Path:
+    """The folder the copies go to: ``root/notebooks/student`` without ``out``; else ``out`` (absolute), refused
+    (:class:`~gapcourse.outputs.OutputError`) when it is a file, or lies among the course's own files
+    (:data:`COURSE_FOLDERS` of ``root``, other than ``notebooks/student``), where copies would mix with the
+    solutions, the pages or the code."""
+    student = root / "notebooks" / STUDENT_DIR
+    if out is None:
+        return student
+    if not str(out).strip():
+        raise OutputError("--out needs a folder, e.g. --out ~/handout.")
+    folder = Path(out).expanduser().absolute()
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder: the student copies are written into a folder, one "
+                          "notebook each. Give a folder, e.g. --out ~/handout.")
+    if folder.resolve() != student.resolve():
+        inside = next((f for f in COURSE_FOLDERS if folder.resolve().is_relative_to(root.resolve() / f)), None)
+        if inside is not None:
+            what = "the solution notebooks" if inside == "notebooks" else f"the course's own {inside}/ files"
+            raise OutputError(f"--out {out} is inside {inside}/, with {what}, where `student-copies` writes only "
+                              f"notebooks/{STUDENT_DIR}/. Give a folder outside the course's own folders, e.g. "
+                              "--out ~/handout (or handout/ at the top of the repository).")
+    return folder
+
+
+def tracked_copies(root: Path) -> list[str]:
+    """The student copies git tracks in ``root/notebooks/student/`` (empty without git or a checkout)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "-C", str(root), "ls-files", "--", f"notebooks/{STUDENT_DIR}"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line for line in done.stdout.splitlines() if line.endswith(".ipynb")] if done.returncode == 0 else []
+
+
+def repo_path(path: Path, root: Path) -> str | None:
+    """``path`` relative to the repository ``root`` (POSIX), or None when it lies outside it. A link is not followed:
+    a copy's place is where the generator writes it."""
+    try:
+        return (path.parent.resolve() / path.name).relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def shown(path: Path, root: Path) -> str:
+    """``path`` as messages show it: relative to ``root`` inside the repository, else in full."""
+    return repo_path(path, root) or str(path)
 
 
 def read_solution(path: Path, root: Path) -> nbformat.NotebookNode:

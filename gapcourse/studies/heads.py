@@ -32,9 +32,13 @@ from ..config import Profile
 from ..data import Cifar10Split
 from ..measured import HEADS_RESULTS
 from ..measured import PARTS
+from ..measured import UNPAIRED_WORDS
+from ..measured import Verdict
+from ..measured import accuracy_verdict
 from ..measured import differs
 from ..measured import runs_of
 from ..measured import stat
+from ..measured import verdict
 from ..models import ANY_SIZE_HEADS, HEADS, count_parameters
 from ..recipes import Recipe
 from ..regimes import REGIMES
@@ -43,7 +47,7 @@ from ..regimes import measure
 from ..regimes import regime_data
 from ..regimes import regime_recipe
 from ..regimes import train_or_load
-from ..stats import Stat, difference_halfwidth, noise_of_difference
+from ..stats import Stat, difference_halfwidth
 from .provenance import data_record, provenance
 from .runner import Run, Shape, open_store, run_plan
 
@@ -114,17 +118,21 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
 def _pct(s: Stat | float) -> str:
     return f"{100 * (s[0] if isinstance(s, tuple) else s):.1f} %"
 
-def _difference(a: Stat, b: Stat, n: int) -> dict:
-    """Whether two measurements on n images differ by the difference rule (``real``), and the ``noise`` it uses."""
-    return {"real": differs(a, b, n), "noise": noise_of_difference(a, b, n)}
+def _difference(found: Verdict) -> dict:
+    """A :class:`gapcourse.measured.Verdict` as data: whether the difference is ``real``, the ``noise`` it had to
+    exceed, the ``interval`` of a difference and whether it is ``paired`` (per image, same test images) or unpaired
+    (an upper bound here), and the ``verdict`` itself (its ``str()`` names the interval that decided)."""
+    return {"real": found.real, "noise": found.noise, "interval": found.interval, "paired": found.paired,
+            "verdict": found}
 
 def _noise_words(difference: dict) -> str:
-    """'beyond the noise (±x)' or 'within the noise (±x)' for a :func:`_difference`."""
-    return f"{'beyond' if difference['real'] else 'within'} the noise (±{100 * difference['noise']:.1f})"
+    """'beyond' or 'within' the interval that decided, named with its value, e.g. 'beyond the interval of a
+    difference (±1.0, unpaired: an upper bound for networks scored on the same images)', for a :func:`_difference`."""
+    return str(difference["verdict"])
 
 def _verdict(a: Stat, b: Stat, n: int) -> str:
-    """'beyond the noise (±x)' or 'within the noise (±x)' for the difference of two measurements on n images."""
-    return _noise_words(_difference(a, b, n))
+    """:func:`_noise_words` for two measurements on n images that kept no per-image results (the unpaired interval)."""
+    return str(verdict(a, b, n))
 
 def _grouped(payload: dict) -> tuple[int, dict[str, list[dict]], dict[str, list[dict]], list[str]]:
     """(n_test, the augmented regime's runs by head, the no-augmentation regime's, the global-pooling heads that ran
@@ -145,20 +153,38 @@ def accuracy_findings(payload: dict) -> dict | None:
         return None
     acc = {h: stat(r, lambda x: x["test_acc"]) for h, r in aug.items()}
     best = max(acc, key=lambda h: acc[h][0])
-    tied = [h for h in acc if h != best and not differs(acc[h], acc[best], n_test)]
+    against = {h: accuracy_verdict(aug[best], aug[h], n_test) for h in acc if h != best}
+    tied = [h for h in against if not against[h].real]
     gaps = [stat(r, lambda x: x["train_minus_test"])[0] for r in aug.values()]
     return {"n_test": n_test, "acc": acc, "best": best, "within_noise": tied,
-            "lower": [h for h in acc if h != best and h not in tied],
+            "lower": [h for h in against if h not in tied], "against": against,
             "noise": difference_halfwidth(acc[best][0], acc[best][0], n_test),
             "train_minus_test": (min(gaps), max(gaps))}
 
+def _grouped_verdicts(heads: list[str], acc: dict, against: dict[str, Verdict]) -> str:
+    """'h1 x %, h2 y % (the interval of a difference, ±1.0, unpaired: an upper bound ...)': heads judged by the same
+    kind of interval share one parenthesis, with the range of its values."""
+    groups: dict[tuple[bool, bool], list[str]] = {}
+    for h in heads:
+        v = against[h]
+        groups.setdefault((v.spread > v.interval, v.paired), []).append(h)
+    parts = []
+    for (spread, paired), hs in groups.items():
+        values = sorted({f"{100 * against[h].noise:.1f}" for h in hs}, key=float)
+        span = f"±{values[0]}" + (f" to ±{values[-1]}" if len(values) > 1 else "")
+        kind = (f"the seeds' spread, {span}" if spread else f"the paired interval, {span}, per image, same test images"
+                if paired else f"the interval of a difference, {span}, {UNPAIRED_WORDS}")
+        parts.append(f"{', '.join(f'{h} {_pct(acc[h])}' for h in hs)} ({kind})")
+    return "; ".join(parts)
+
 def _accuracy_lines(found: dict) -> list[str]:
     acc, best, tied, lower = found["acc"], found["best"], found["within_noise"], found["lower"]
-    said = ([f"{', '.join(f'{h} {_pct(acc[h])}' for h in tied)} within the noise of it"] if tied else []) + \
-        (["measurably lower: " + ", ".join(f"{h} {_pct(acc[h])}" for h in lower)] if lower else [])
+    said = ([f"within the noise of it: {_grouped_verdicts(tied, acc, found['against'])}"] if tied else []) + \
+        ([f"measurably lower: {_grouped_verdicts(lower, acc, found['against'])}"] if lower else [])
     line = (f"Clean test accuracy (augmented regime): best {best} {_pct(acc[best])}; " + "; ".join(said)
-            + f" (a difference must exceed ±{100 * found['noise']:.1f} points, the 95 % interval of a difference of "
-              f"two accuracies on {found['n_test']:,} images, and the seeds' spreads).")
+            + f". A difference must exceed the 95 % interval of a difference of two accuracies on "
+              f"{found['n_test']:,} images (paired where both heads' runs recorded each image's result, otherwise "
+              "unpaired) and the seeds' spreads.")
     low, high = found["train_minus_test"]
     return [line, f"With augmentation no head overfits much: train − test is {100 * low:.1f} to "
                   f"{100 * high:.1f} points."]
@@ -207,18 +233,26 @@ def _size_lines(found: dict) -> list[str]:
                ([f"within the noise for {', '.join(said['tied'])}"] if said["tied"] else [])
         parts.append(f"at {s} px " + ", ".join(bits))
     out.append("Canvas (object at its trained scale) against resized (object larger), head by head on the same "
-               f"{n:,} images: " + "; ".join(parts) + ". Running at any size is not recognising at any scale.")
+               f"{n:,} images: " + "; ".join(parts) + f" ({_rule_note(n)}). Running at any size is not recognising "
+               "at any scale.")
     dilution = found["dilution"]
     if dilution is not None:
         held, fell = dilution["held"], dilution["fell"]
         change = lambda h: f"{h} {100 * dilution['acc'][h][0]:.1f} → {_pct(dilution['acc'][h][1])}"  # noqa: E731
         out.append(f"From a {dilution['from']} to a {dilution['to']} px canvas (more background, the object "
                    "unchanged): "
-                   + (f"{', '.join(change(h) for h in held)} holds (within the noise)" if held else "no head holds")
-                   + ("; " + ", ".join(change(h) for h in fell) + " fall" if fell else "")
-                   + ". An average over the map is diluted by every background cell, a maximum is not: notebook 04 "
-                     "(section 7) tests this with the shipped networks.")
+                   + (f"{', '.join(change(h) for h in held)} hold{'s' if len(held) == 1 else ''}" if held
+                      else "no head holds")
+                   + ("; " + ", ".join(change(h) for h in fell) + (" falls" if len(fell) == 1 else " fall") if fell
+                      else "")
+                   + f" ({_rule_note(n)}). An average over the map is diluted by every background cell, a maximum is "
+                     "not: notebook 04 (section 7) tests this with the shipped networks.")
     return out
+
+def _rule_note(n: int) -> str:
+    """The interval behind the verdicts of the robustness tests (no per-image results kept there)."""
+    return (f"verdicts against the larger of the interval of a difference on {n:,} images, {UNPAIRED_WORDS}, and "
+            "the seeds' spread")
 
 def _translation_lines(aug: dict[str, list[dict]], glob: list[str]) -> list[str]:
     places = {h: [stat(aug[h], lambda x, d=d: x["translated"][str(d)])[0] for d in OFFSETS] for h in glob}
@@ -226,15 +260,22 @@ def _translation_lines(aug: dict[str, list[dict]], glob: list[str]) -> list[str]
     typical = sum(sum(v) for v in places.values()) / sum(len(v) for v in places.values())
     line = (f"Translation on a {TRANSLATE_CANVAS} px canvas (nothing cropped): across the {len(OFFSETS)} places, "
             "accuracy ranges over " + ", ".join(f"{h} {100 * min(v):.1f}–{_pct(max(v))}" for h, v in places.items())
-            + f" (a difference of two places is good to ±{100 * difference_halfwidth(typical, typical, n):.1f} "
-              f"points on {n:,} images).")
+            + f" (the interval of a difference of two places: ±{100 * difference_halfwidth(typical, typical, n):.1f}"
+              f" points on {n:,} images, {UNPAIRED_WORDS}).")
     at32 = {h: stat(aug[h], lambda x: x["at_32"])[0] for h in glob}
     drop = {h: at32[h] - sum(v) / len(v) for h, v in places.items()}
     spread = {h: max(v) - min(v) for h, v in places.items()}
-    if all(drop[h] > spread[h] for h in glob):
-        line += (" Moving the image around the canvas changes accuracy less than putting it on a canvas at all ("
-                 + ", ".join(f"{h} −{100 * drop[h]:.1f}" for h in glob) + " points from 32 px, on average over the "
-                 "places).")
+    noise = {h: difference_halfwidth(max(v), min(v), n) for h, v in places.items()}
+    less = [h for h in glob if drop[h] - spread[h] > noise[h]]
+    if less:
+        rest = [h for h in glob if h not in less]
+        pairs = lambda hs: ", ".join(f"{100 * drop[h]:.1f} against {100 * spread[h]:.1f}" for h in hs)  # noqa: E731
+        values = sorted({f"{100 * noise[h]:.1f}" for h in less}, key=float)
+        line += (f" Moving the image around the canvas changes accuracy less than putting it on a canvas at all for "
+                 f"{', '.join(less)} (the drop from 32 px, averaged over the places, against the range between the "
+                 f"places: {pairs(less)} points), by more than the interval of a difference of two places (±"
+                 + " to ±".join(dict.fromkeys([values[0], values[-1]])) + f", {UNPAIRED_WORDS})"
+                 + (f"; for {', '.join(rest)} the two are within it ({pairs(rest)})." if rest else "."))
     return [line]
 
 def _crop_lines(aug: dict[str, list[dict]], n: int) -> list[str]:
@@ -267,14 +308,16 @@ def overfitting_findings(payload: dict) -> dict | None:
     memorised = [h for h in noaug if train[h][0] >= 0.995]
     ref = "gap_mlp" if "gap_mlp" in test else max(test, key=lambda h: test[h][0])
     not_memorised = {h: {"train_minus_test": stat(noaug[h], lambda x: x["train_minus_test"])[0],
-                         **_difference(test[h], test[ref], n_test)} for h in noaug if h not in memorised}
+                         **_difference(accuracy_verdict(noaug[h], noaug[ref], n_test))}
+                     for h in noaug if h not in memorised}
     best = max(test, key=lambda h: test[h][0])
     others = [h for h in ([ref] if ref != best else []) + [max((h for h in test if h not in ANY_SIZE_HEADS
                                                                and h != best), key=lambda h: test[h][0], default=None)]
               if h is not None]
     return {"n_test": n_test, "n_train": next(iter(noaug.values()))[0].get("n_train", 0), "train": train,
             "test": test, "memorised": memorised, "reference": ref, "not_memorised": not_memorised, "best": best,
-            "best_against": {h: {"difference": test[best][0] - test[h][0], **_difference(test[best], test[h], n_test)}
+            "best_against": {h: {"difference": test[best][0] - test[h][0],
+                                 **_difference(accuracy_verdict(noaug[best], noaug[h], n_test))}
                              for h in dict.fromkeys(others)}}
 
 def _overfitting_lines(found: dict) -> list[str]:
