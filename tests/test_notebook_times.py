@@ -184,3 +184,15 @@ def test_the_printed_table_says_what_would_be_written_and_writes_nothing(course,
     out = capsys.readouterr().out
     assert all(f"| {p.name} |" in out and f"{p.name}: {nt.LABEL} About " in out for p in SOLUTIONS)
     assert {p.name: p.read_bytes() for p in (course / "notebooks").glob("*.ipynb")} == before
+
+
+def test_the_readme_table_gives_each_notebooks_rule_time_and_measured_run_time():
+    """README's "reading + exercises · code run time" column says what the headers' generated lines say: a stale
+    number after a notebook grows, or after a new `make course`, fails here."""
+    import re
+
+    rows = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in
+            re.finditer(r"^\| (\d\d) \|.*\| (\d+) min · (\d+) s\b", (ROOT / "README.md").read_text(), re.M)}
+    expected = {path.name[:2]: (nt.rounded(nt.reading_minutes(counts)), round(compute.seconds))
+                for path, _nb, counts, compute, _line in nt.plan(ROOT, TIMES)}
+    assert rows == expected

@@ -219,7 +219,12 @@ def weights() -> str:
     for e in data["weights"]:
         lines.append(f"| `{e['file']}` | {e['head']} | {100 * e['test_acc']:.2f} % | "
                      f"{100 * e['test_acc_fp32_weights']:.2f} % | {e['bytes'] / 1024:,.0f} KB | `{e['sha256'][:12]}…` |")
-    return "\n".join(lines) + "\n\n" + _made_by(data["weights"][0])
+    groups: dict[tuple, list[dict]] = {}  # heads exported together (one command, commit, machine) share a line
+    for e in data["weights"]:
+        groups.setdefault((e["command"], e["commit"], e["device"], e["torch"]), []).append(e)
+    made = [_made_by(group[0]).replace("*Made by", f"*{', '.join(e['head'] for e in group)}: made by", 1)
+            for group in groups.values()]
+    return "\n".join(lines) + "\n\n" + "\n\n".join(made)
 
 
 GENERATORS = {"ablation": ablation, "bench": bench, "heads-accuracy": heads_accuracy, "heads-size": heads_size,
