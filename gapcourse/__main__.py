@@ -186,8 +186,11 @@ def _compare(args: argparse.Namespace) -> int:
         recipe = regime_recipe(regime, device)
         models = {h: train_or_load(h, recipe, prof, regime_data(regime, train), None, device=device, seed=0,
                                    progress=False)[0] for h in heads}
+        trained = {r["head"]: r["made_by"] for r in payload["runs"]  # the run each shipped network comes from
+                   if r["regime"] == regime.name and r["seed"] == 0 and r["head"] in heads and "made_by" in r
+                   and r.get("recipe") == recipe.describe()}
         manifest = export(models, test, {h: recipe for h in heads}, device=device,
-                          command="python -m gapcourse compare-heads --export-weights", data=data_id)
+                          command="python -m gapcourse " + " ".join(sys.argv[1:]), data=data_id, trained_by=trained)
         print(f"weights written: {manifest}")
     return 0
 

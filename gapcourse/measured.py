@@ -16,7 +16,7 @@ from .models import ANY_SIZE_HEADS, HEADS
 from .recipes import CPU_HALF_WIDTH, PRECISIONS, Recipe
 from .regimes import REGIMES
 from .stats import Stat, binomial_halfwidth, difference_halfwidth, mean_and_spread, paired_halfwidth
-from .stats import unpack_correctness
+from .stats import UNPAIRED_WORDS, Verdict, unpack_correctness, verdict
 from .stats import differs as stats_differs
 
 
@@ -75,51 +75,6 @@ def paired_interval(runs_a: list[dict], runs_b: list[dict], n_test: int) -> floa
     if a is None or b is None or runs_a[0].get("test_sha256") != runs_b[0].get("test_sha256"):
         return None
     return paired_halfwidth(a, b)
-
-UNPAIRED_WORDS = "unpaired: an upper bound for networks scored on the same images"
-
-@dataclass(frozen=True)
-class Verdict:
-    """One difference of two measurements (``a − b`` of their means over seeds) set against the course's noise: the
-    95 % ``interval`` of a difference (``paired``: per image on the same test images; otherwise unpaired, an upper
-    bound for two networks scored on the same images) and the seeds' half-spreads added (``spread``). Real only
-    beyond the larger of the two (:attr:`noise`). ``str()`` names the one that decided. Introduced in notebook 04."""
-
-    difference: float
-    interval: float
-    paired: bool
-    spread: float = 0.0
-
-    @property
-    def noise(self) -> float:
-        return max(self.interval, self.spread)
-
-    @property
-    def real(self) -> bool:
-        return abs(self.difference) > self.noise
-
-    @property
-    def interval_words(self) -> str:
-        """The interval with its name and value in points, e.g. "the paired interval (±0.6, per image, same test
-        images)"."""
-        if self.paired:
-            return f"the paired interval (±{100 * self.interval:.1f}, per image, same test images)"
-        return f"the interval of a difference (±{100 * self.interval:.1f}, {UNPAIRED_WORDS})"
-
-    def __str__(self) -> str:
-        side = "beyond" if self.real else "within"
-        if self.spread > self.interval:
-            which = "the paired interval" if self.paired else "the unpaired interval of a difference"
-            return (f"{side} the seeds' spread (±{100 * self.spread:.1f}, wider than {which}, "
-                    f"±{100 * self.interval:.1f})")
-        return f"{side} {self.interval_words}"
-
-def verdict(a: Stat, b: Stat, n: int, paired: float | None = None) -> Verdict:
-    """:class:`Verdict` of two measurements ``(mean, spread, seeds)`` on ``n`` images: with the ``paired`` interval
-    where one is given (:func:`paired_interval`), else the unpaired one (:func:`gapcourse.stats.difference_halfwidth`).
-    Unpaired, ``verdict(a, b, n).real == differs(a, b, n)``."""
-    interval = difference_halfwidth(a[0], b[0], n) if paired is None else paired
-    return Verdict(a[0] - b[0], interval, paired is not None, a[1] / 2 + b[1] / 2)
 
 def accuracy_verdict(runs_a: list[dict], runs_b: list[dict], n_test: int) -> Verdict:
     """Two heads' mean test accuracies (``test_acc``) compared: with the paired interval when both heads' runs

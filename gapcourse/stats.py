@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 Stat = tuple[float, float, int]  # (mean, spread = max − min, number of seeds) of one measurement over seeds
 
@@ -128,7 +129,7 @@ def mean_and_spread(values: Sequence[float]) -> tuple[float, float]:
 def noise_of_difference(a: Stat, b: Stat, n: int) -> float:
     """The larger of the two noises a difference of means must beat: the 95 % interval of a difference of two
     accuracies on ``n`` images, and the seeds' half-spreads added."""
-    return max(difference_halfwidth(a[0], b[0], n), a[1] / 2 + b[1] / 2)
+    return verdict(a, b, n).noise
 
 
 def differs(a: Stat | None, b: Stat | None, n: int) -> bool:
@@ -136,7 +137,7 @@ def differs(a: Stat | None, b: Stat | None, n: int) -> bool:
     :func:`noise_of_difference`; False when either is missing (a head that cannot run)."""
     if a is None or b is None:
         return False
-    return abs(a[0] - b[0]) > noise_of_difference(a, b, n)
+    return verdict(a, b, n).real
 
 
 def paired_differs(a: Sequence[float], b: Sequence[float], n: int) -> bool:
@@ -161,3 +162,66 @@ def paired_halfwidths(a: Sequence[float], b: Sequence[float], n: int) -> tuple[f
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
     t_half = T95[len(diffs) - 1] * sd / math.sqrt(len(diffs))
     return t_half, difference_halfwidth(sum(a) / len(a), sum(b) / len(b), n)
+
+
+UNPAIRED_WORDS = "unpaired: an upper bound for networks scored on the same images"
+
+@dataclass(frozen=True)
+class Verdict:
+    """One difference of two measurements (``a − b`` of their means over seeds) set against the course's noise: the
+    95 % ``interval`` of a difference (``paired``: per image on the same test images; otherwise unpaired, an upper
+    bound for two networks scored on the same images) and the seeds' half-spreads added (``spread``). Real only
+    beyond the larger of the two (:attr:`noise`), the course's convention (not the two combined). ``str()`` names the
+    one that decided, with two decimals where one would print a difference and its noise alike. Introduced in notebook
+    04."""
+
+    difference: float
+    interval: float
+    paired: bool
+    spread: float = 0.0
+
+    @property
+    def noise(self) -> float:
+        return max(self.interval, self.spread)
+
+    @property
+    def real(self) -> bool:
+        return abs(self.difference) > self.noise
+
+    def points(self, value: float) -> str:
+        """``value`` in points: one decimal, or two when two of the numbers a verdict weighs (the difference, the
+        interval, a wider seeds' spread) lie within 0.1 point of each other, where one decimal could print them
+        alike (+0.54 "within ±0.5")."""
+        shown = [abs(self.difference), self.interval] + ([self.spread] if self.spread > self.interval else [])
+        near = any(abs(x - y) < 0.001 for i, x in enumerate(shown) for y in shown[i + 1:])
+        return f"{100 * value:.{2 if near else 1}f}"
+
+    @property
+    def interval_words(self) -> str:
+        """The interval with its name and value in points, e.g. "the paired interval (±0.6, per image, same test
+        images)"."""
+        if self.paired:
+            return f"the paired interval (±{self.points(self.interval)}, per image, same test images)"
+        return f"the interval of a difference (±{self.points(self.interval)}, {UNPAIRED_WORDS})"
+
+    def __str__(self) -> str:
+        side = "beyond" if self.real else "within"
+        if self.spread > self.interval:
+            which = "the paired interval" if self.paired else "the unpaired interval of a difference"
+            return (f"{side} the seeds' spread (±{self.points(self.spread)}, wider than {which}, "
+                    f"±{self.points(self.interval)})")
+        return f"{side} {self.interval_words}"
+
+def verdict(a: Stat, b: Stat, n: int, paired: float | None = None) -> Verdict:
+    """:class:`Verdict` of two measurements ``(mean, spread, seeds)`` on ``n`` images: with the ``paired`` interval
+    where one is given (:func:`gapcourse.measured.paired_interval`), else the unpaired one (:func:`difference_halfwidth`).
+    Unpaired, ``verdict(a, b, n).real == differs(a, b, n)``."""
+    interval = difference_halfwidth(a[0], b[0], n) if paired is None else paired
+    return Verdict(a[0] - b[0], interval, paired is not None, a[1] / 2 + b[1] / 2)
+
+def paired_verdict(correct_a: Sequence[float], correct_b: Sequence[float]) -> Verdict:
+    """:class:`Verdict` of two networks scored on the same test images, from each image's correctness: their
+    difference of accuracies against :func:`paired_halfwidth`. Introduced in notebook 04."""
+    a, b = [float(x) for x in correct_a], [float(x) for x in correct_b]
+    interval = paired_halfwidth(a, b)
+    return Verdict((sum(a) - sum(b)) / len(a), interval, True)

@@ -16,23 +16,25 @@ from gapcourse.studies.export import export
 from gapcourse.weights import load_shipped
 
 
-def _export(folder, heads):
+def _export(folder, heads, trained_by=None):
     test = synthetic_cifar10("test", per_class=2)
     torch.manual_seed(0)
     models = {h: build_net(h, width=0.25) for h in heads}
     return export(models, test, {h: TINY_RECIPE for h in heads}, device=torch.device("cpu"), command="test",
-                  folder=folder)
+                  folder=folder, trained_by=trained_by)
 
 
 def test_exporting_one_head_keeps_the_other_heads_entries(tmp_path):
     _export(tmp_path, ["gap_linear", "gmp_linear"])
     before = {e["head"]: e for e in json.loads((tmp_path / "manifest.json").read_text())["weights"]}
-    _export(tmp_path, ["concat_linear"])
+    made_by = {"command": "python -m gapcourse compare-heads --heads concat_linear", "commit": "0" * 40}
+    _export(tmp_path, ["concat_linear"], trained_by={"concat_linear": made_by})
     after = {e["head"]: e for e in json.loads((tmp_path / "manifest.json").read_text())["weights"]}
     assert sorted(after) == ["concat_linear", "gap_linear", "gmp_linear"]
     assert {h: after[h] for h in before} == before  # the earlier entries verbatim
     model, entry = load_shipped("concat_linear", folder=tmp_path)
     assert model.head_name == "concat_linear" and entry["sha256"] == after["concat_linear"]["sha256"]
+    assert after["concat_linear"]["trained_by"] == made_by and "trained_by" not in after["gap_linear"]
 
 
 def test_a_damaged_manifest_is_refused_not_replaced(tmp_path):

@@ -154,7 +154,7 @@ def test_runs_added_later_keep_the_earlier_provenance_and_carry_their_own(tmp_pa
     del earlier["runs"][0]["made_by"]
     out.write_text(json.dumps(earlier))
     later = compare_heads(train, test, FAST, seeds=(0, 1), **kw)
-    assert later["provenance"]["commit"] == "0123abc (an earlier commit)" and "later_runs" in later["provenance"]
+    assert later["provenance"]["commit"] == "0123abc (an earlier commit)" and "later_runs" in later["provenance"] and "seconds_all_runs" in later["provenance"]
     seed0, seed1 = sorted(later["runs"], key=lambda r: r["seed"])
     assert "made_by" not in seed0 and seed1["made_by"]["commit"] != "0123abc (an earlier commit)"
     assert set(seed1["made_by"]) == {"command", "commit", "date", "device", "torch"}

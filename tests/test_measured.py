@@ -86,7 +86,8 @@ def test_a_verdict_names_the_interval_that_decided_it():
     bare = [{k: v for k, v in r.items() if k != "test_correct"} for r in b]
     unpaired = accuracy_verdict(a, bare, 10_000)
     assert not unpaired.paired and not unpaired.real
-    assert str(unpaired) == f"within the interval of a difference (±1.0, {UNPAIRED_WORDS})"
+    # a difference of 1.0 point against ±1.02: one decimal would print both as 1.0, so the verdict shows two
+    assert str(unpaired) == f"within the interval of a difference (±1.02, {UNPAIRED_WORDS})"
     assert "upper bound" in UNPAIRED_WORDS
     # unpaired, a verdict is the course's difference rule; where the seeds spread more, it says so
     for x, y in (((0.870, 0.004, 3), (0.862, 0.004, 3)), ((0.870, 0.030, 3), (0.855, 0.030, 3)),
@@ -94,6 +95,11 @@ def test_a_verdict_names_the_interval_that_decided_it():
         assert verdict(x, y, 10_000).real == differs(x, y, 10_000)
     assert str(verdict((0.870, 0.030, 3), (0.855, 0.030, 3), 10_000)) == (
         "within the seeds' spread (±3.0, wider than the unpaired interval of a difference, ±1.0)")
+    from gapcourse.stats import Verdict
+
+    edge = Verdict(0.0054, 0.00552, True)  # notebook 04's concat_linear − flatten_fc at seed 0
+    assert str(edge) == "within the paired interval (±0.55, per image, same test images)"
+    assert str(Verdict(0.02, 0.0296, False, 0.0304)).startswith("within the seeds' spread (±3.04, wider than")
 
 
 def test_the_tables_footnotes_name_their_intervals():

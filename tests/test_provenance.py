@@ -202,3 +202,27 @@ def test_a_folder_or_a_json_list_as_output_is_one_line_before_training(command, 
     err = capsys.readouterr().err
     assert err.startswith("error:") and "JSON list" in err and err.count("\n") == 1
     assert listing.read_text() == "[1, 2]"
+
+
+def test_a_changed_results_file_does_not_mark_the_commit_but_changed_code_does(tmp_path):
+    """A study adds its runs to gapcourse/results one by one: its own writes must not mark its later runs +changes."""
+    import subprocess
+
+    from gapcourse.studies.provenance import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    for name in ("gapcourse/results/heads.json", "gapcourse/weights/manifest.json", "gapcourse/models.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    clean = git_commit(tmp_path)
+    assert len(clean) == 40
+    (tmp_path / "gapcourse/results/heads.json").write_text('{"runs": []}\n')
+    (tmp_path / "gapcourse/weights/manifest.json").write_text('{"weights": []}\n')
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "gapcourse/models.py").write_text("# changed\n")
+    assert git_commit(tmp_path) == clean + "+changes"

@@ -694,3 +694,34 @@ def test_a_shipped_networks_line_names_its_accuracy_not_where_it_was_made():
         line = describe(entry)
         assert head in line and f"{100 * entry['test_acc']:.1f} %" in line
         assert entry["commit"][:10] not in line and entry["device"] not in line and entry["date"][:10] not in line
+
+
+def test_the_made_by_lines_name_the_first_runs_and_each_later_invocation(monkeypatch, tmp_path):
+    """Heads: runs without a made_by are the file's provenance (their minutes summed); later runs are grouped by
+    command, commit and machine. Weights: one line per export, naming its heads, and the training's own commit."""
+    tables, _ = _readme_tables(monkeypatch, tmp_path, "")
+    prov = {"command": "python -m gapcourse compare-heads", "commit": "a" * 40, "device": "cpu: 1 threads",
+            "torch": "2.14.1", "date": "2026-11-25T15:17:37Z", "seconds": 600.0}
+    later = {"command": "python -m gapcourse compare-heads --heads concat_linear", "commit": "b" * 40,
+             "device": "cpu: 1 threads", "torch": "2.14.1"}
+    runs = [{"head": "gap_linear", "seconds": 120.0}, {"head": "nin", "seconds": 60.0},
+            {"head": "concat_linear", "seconds": 300.0, "made_by": {**later, "date": "2026-12-06T14:10:00Z"}},
+            {"head": "concat_linear", "seconds": 180.0, "made_by": {**later, "date": "2026-12-06T14:30:00Z"}}]
+    text = tables._heads_made_by({"provenance": prov, "runs": runs})
+    assert "commit `aaaaaaaaaa`" in text and "3.0 min (2 runs)" in text
+    assert ("`python -m gapcourse compare-heads --heads concat_linear` on cpu: 1 threads, torch 2.14.1, commit "
+            "`bbbbbbbbbb`, 2026-12-06T14:10:00Z to 2026-12-06T14:30:00Z (2 runs, 8.0 min)") in text
+    assert tables._heads_made_by({"provenance": prov, "runs": runs[:2]}).startswith("*Made by `python -m gapcourse")
+
+    entry = {"file": "x.pt", "test_acc": 0.84, "test_acc_fp32_weights": 0.84, "bytes": 1024, "sha256": "c" * 64,
+             "device": "cpu: 2 threads", "torch": "2.14.1", "date": "2026-12-06T15:00:00Z"}
+    manifest = {"weights": [{**entry, "head": "gap_linear", "command": "export all", "commit": "a" * 40},
+                            {**entry, "head": "nin", "command": "export all", "commit": "a" * 40},
+                            {**entry, "head": "concat_linear", "command": "export one", "commit": "b" * 40,
+                             "trained_by": later}]}
+    monkeypatch.setattr(tables, "_load", lambda path: manifest)
+    made = tables.weights().split("\n\n")[1:]
+    assert made[0].startswith("*gap_linear, nin: exported by `export all`")
+    assert made[1].startswith("*concat_linear: exported by `export one`")
+    assert made[2] == ("*Trained by `python -m gapcourse compare-heads --heads concat_linear`, commit `bbbbbbbbbb` "
+                       "(each such entry's `trained_by`).*")

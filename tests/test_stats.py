@@ -156,3 +156,20 @@ def test_the_module_says_when_each_interval_of_a_difference_applies():
     for name in ("difference_halfwidth", "paired_halfwidth", "paired_differs"):
         assert f":func:`{name}`" in doc
     assert "upper bound" in doc and "same test images" in doc and "disagree" in doc
+
+
+def test_correctness_is_packed_first_image_in_the_highest_bit():
+    """A fixed value: a bit-order change made in both functions alike would misread the committed heads.json."""
+    from gapcourse.stats import pack_correctness
+
+    assert pack_correctness([True] + [False] * 7 + [True]) == "gIA="
+
+
+def test_a_paired_verdict_reads_two_networks_on_the_same_images():
+    from gapcourse.stats import paired_halfwidth, paired_verdict
+
+    a = [1] * 900 + [0] * 100
+    b = [1] * 880 + [0] * 20 + [1] * 0 + [0] * 100  # agree but on 20 images, all won by a
+    found = paired_verdict(a, b)
+    assert found.paired and found.difference == pytest.approx(0.02)
+    assert found.interval == pytest.approx(paired_halfwidth(a, b)) and found.real

@@ -222,8 +222,12 @@ def weights() -> str:
     groups: dict[tuple, list[dict]] = {}  # heads exported together (one command, commit, machine) share a line
     for e in data["weights"]:
         groups.setdefault((e["command"], e["commit"], e["device"], e["torch"]), []).append(e)
-    made = [_made_by(group[0]).replace("*Made by", f"*{', '.join(e['head'] for e in group)}: made by", 1)
+    made = [_made_by(group[0]).replace("*Made by", f"*{', '.join(e['head'] for e in group)}: exported by", 1)
             for group in groups.values()]
+    trained = sorted({(e["trained_by"]["command"], e["trained_by"]["commit"]) for e in data["weights"]
+                      if "trained_by" in e})
+    made += [f"*Trained by `{command}`, commit `{_commit(commit)}` (each such entry's `trained_by`).*"
+             for command, commit in trained]
     return "\n".join(lines) + "\n\n" + "\n\n".join(made)
 
 

@@ -22,11 +22,14 @@ from .provenance import provenance, write_json
 
 
 def export(models: dict[str, CifarNet], test: Cifar10Split, recipes: dict[str, Recipe], *, device: torch.device,
-           command: str, folder: Path = WEIGHTS_DIR, data: dict[str, Any] | None = None) -> Path:
+           command: str, folder: Path = WEIGHTS_DIR, data: dict[str, Any] | None = None,
+           trained_by: dict[str, dict[str, Any]] | None = None) -> Path:
     """Write each network in half precision with its manifest entry; the recorded accuracy is measured on the fp16
     weights as they are reloaded, next to the fp32 accuracy. Every file is checked by the output guard first: the
     course's own folder only for a full-profile run on the real CIFAR-10 (``data``,
-    :func:`gapcourse.studies.provenance.data_record`)."""
+    :func:`gapcourse.studies.provenance.data_record`). Only the heads of ``models`` are exported: the manifest's
+    entries for other heads are kept as they are. ``trained_by``: for a head, the ``made_by`` record of the results
+    run the network comes from (the training's own command, commit and machine), kept in its entry."""
     for name in [f"{head}.pt" for head in models] + ["manifest.json"]:
         guard(folder / name, writer="export-weights", kind="results" if name.endswith(".json") else "checkpoint",
               data=data, what="weights manifest" if name.endswith(".json") else "shipped network")
@@ -48,7 +51,8 @@ def export(models: dict[str, CifarNet], test: Cifar10Split, recipes: dict[str, R
                         "commit": record["commit"], "device": record["device"], "torch": record["torch"],
                         "test_acc": fp16_acc, "test_acc_fp32_weights": fp32_acc, "date": record["date"],
                         "recipe": recipe.describe(), "bytes": path.stat().st_size,
-                        "test_tta": recipe.tta})
+                        "test_tta": recipe.tta,
+                        **({"trained_by": trained_by[head]} if trained_by and head in trained_by else {})})
     return write_json(folder / "manifest.json", {"weights": sorted(kept + entries, key=lambda e: e["head"])})
 
 

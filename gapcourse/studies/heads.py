@@ -32,13 +32,13 @@ from ..config import Profile
 from ..data import Cifar10Split
 from ..measured import HEADS_RESULTS
 from ..measured import PARTS
-from ..measured import UNPAIRED_WORDS
-from ..measured import Verdict
+from ..stats import UNPAIRED_WORDS
+from ..stats import Verdict
 from ..measured import accuracy_verdict
 from ..measured import differs
 from ..measured import runs_of
 from ..measured import stat
-from ..measured import verdict
+from ..stats import verdict
 from ..models import ANY_SIZE_HEADS, HEADS, count_parameters
 from ..recipes import Recipe
 from ..regimes import REGIMES
@@ -69,7 +69,9 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
     regime's images, ``train_sha256``, and of the whole split they come from, ``split_sha256``); ``output`` is
     checked before any training and written by the study runner (:mod:`gapcourse.studies.runner`: never the
     committed file from a fast or synthetic run, never another experiment's file; each run added under the file's
-    lock, so several processes may share it).
+    lock, so several processes may share it). Each new run keeps its own ``made_by`` (command, commit, date, device,
+    torch) and which test images it got right (``test_correct``, for the paired interval); the file's provenance
+    describes its first runs and stays theirs when runs are added later (``later_runs``, ``seconds_all_runs``).
     """
     check_names(heads, regimes)
     data_id = data_record(profile.name, train)
@@ -109,8 +111,8 @@ def compare_heads(train: Cifar10Split, test: Cifar10Split, profile: Profile, *, 
         earlier = payload.get("provenance") or {}
         if earlier.get("commit") and any("made_by" not in run for run in payload["runs"]):
             # runs without their own made_by were made as the earlier provenance says: keep it for them
-            return {**earlier, "seconds": round(total, 1), "later_runs": "runs with a made_by record were added "
-                    "later; each run's made_by gives its own command, commit, date, device and torch"}
+            return {**earlier, "seconds_all_runs": round(total, 1), "later_runs": "runs with a made_by record "
+                    "were added later; each run's made_by gives its own command, commit, date, device and torch"}
         return made
 
     return run_plan(store, plan(), train_one, provenance=made_by, quiet=True)

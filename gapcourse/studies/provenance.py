@@ -27,11 +27,14 @@ REQUIRED = ("command", "commit", "device", "torch", "seconds", "date")
 
 
 def git_commit(root: Path = PACKAGE_DIR.parent) -> str:
-    """The checkout's commit, with ``+changes`` when the working tree differs from it; ``unknown`` outside git."""
+    """The checkout's commit, with ``+changes`` when the package's code differs from it; ``unknown`` outside git.
+    The measurements a study writes (``gapcourse/results``, ``gapcourse/weights``) do not count as changes: a study
+    that adds its runs one by one would otherwise mark every run after its first."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "gapcourse"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "gapcourse",
+                                ":(exclude)gapcourse/results", ":(exclude)gapcourse/weights"],
                                cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
