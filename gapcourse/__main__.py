@@ -173,6 +173,9 @@ def _compare(args: argparse.Namespace) -> int:
     if args.export_weights:  # the shipped networks are committed evidence too: refused before any training
         guard(MANIFEST, writer="export-weights", kind="results", what="weights manifest", data=data_id,
               fixed_by="--export-weights")
+        from .studies.export import manifest_entries
+
+        manifest_entries(MANIFEST)  # a damaged manifest is refused now, not after hours of training
     payload = compare_heads(train, test, prof, device=device, heads=heads, seeds=args.seeds, regimes=regimes,
                             output=output)
     for regime in regimes:
@@ -498,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("--root", default=".", help="the course repository (default: here)")
     student.add_argument("--check", action="store_true", help="write nothing; exit 1 if a copy is out of date")
     student.add_argument("--force", action="store_true",
-                         help="also replace copies whose exercise cells differ from the handout (a learner's answers)")
+                         help="also replace copies whose exercise cells differ from the handout (a learner's answers), "
+                              "and copies made with the other --answers option")
     student.add_argument("--answers", choices=("keep", "drop"), default="keep",
                          help="the answer keys after each notebook's questions: keep them (default; the committed "
                               "copies) or drop them (with --out: notebooks/student/ keeps them)")

@@ -70,7 +70,7 @@ def paired_interval(runs_a: list[dict], runs_b: list[dict], n_test: int) -> floa
     """The per-image paired 95 % interval of the difference of two heads' mean test accuracies
     (:func:`gapcourse.stats.paired_halfwidth` on each image's share of seeds right), or None when either head's runs
     lack per-image results or the two were scored on different test splits: then only the unpaired interval, an
-    upper bound, is left."""
+    upper bound, is left. Introduced in notebook 04."""
     a, b = per_image(runs_a, n_test), per_image(runs_b, n_test)
     if a is None or b is None or runs_a[0].get("test_sha256") != runs_b[0].get("test_sha256"):
         return None
@@ -78,7 +78,7 @@ def paired_interval(runs_a: list[dict], runs_b: list[dict], n_test: int) -> floa
 
 def accuracy_verdict(runs_a: list[dict], runs_b: list[dict], n_test: int) -> Verdict:
     """Two heads' mean test accuracies (``test_acc``) compared: with the paired interval when both heads' runs
-    recorded each image's result, else with the unpaired one (an upper bound)."""
+    recorded each image's result, else with the unpaired one (an upper bound). Introduced in notebook 04."""
     get = lambda r: r["test_acc"]  # noqa: E731
     return verdict(stat(runs_a, get), stat(runs_b, get), n_test, paired_interval(runs_a, runs_b, n_test))
 
@@ -165,8 +165,11 @@ def _paired_note(payload: dict, regime: str, heads: list[str], n_test: int) -> s
         who = f"only {kept[0]}'s runs recorded" if kept else "no run here recorded"
         return (f"The paired interval (per image, same test images; narrower) needs both heads' per-image results: "
                 f"{who} them.")
-    widths = [paired_interval(runs_of(payload, regime, a), runs_of(payload, regime, b), n_test)
-              for i, a in enumerate(kept) for b in kept[i + 1:]]
+    widths = [w for i, a in enumerate(kept) for b in kept[i + 1:]
+              if (w := paired_interval(runs_of(payload, regime, a), runs_of(payload, regime, b), n_test)) is not None]
+    if not widths:  # per-image results, but on different test splits: nothing to pair
+        return ("The paired interval (per image, same test images) needs two heads scored on the same test split: "
+                f"{', '.join(kept)} recorded their per-image results on different ones.")
     span = f"±{100 * min(widths):.1f}" + (f" to ±{100 * max(widths):.1f}" if len(widths) > 1 else "")
     return (f"Between {', '.join(kept)}, whose runs recorded each image's result, the paired interval (per image, "
             f"same test images) applies instead: {span} points.")
@@ -174,7 +177,7 @@ def _paired_note(payload: dict, regime: str, heads: list[str], n_test: int) -> s
 def load_heads(path: str | Path = HEADS_RESULTS) -> dict:
     """The head comparison's results (``runs`` and ``provenance``) that notebook 04 reads in the full profile."""
     return read_committed(path, "head comparison", "python -m gapcourse compare-heads",
-                          "full profile: 36 networks, hours on a CPU")
+                          "full profile: 42 networks, hours on a CPU")
 
 def differs(a: Stat | None, b: Stat | None, n_test: int) -> bool:
     """The course's difference rule (:func:`gapcourse.stats.differs`): real only when the means are further apart
@@ -235,10 +238,13 @@ class BudgetStep:
         return difference_halfwidth(self.longer["test_acc"], self.shorter["test_acc"], self.n_test)
 
     def __str__(self) -> str:
+        """E.g. "4 → 8 min: 5 → 12 epochs, 82.82% → 86.55%, +3.7 points, beyond the interval of a difference
+        (±1.0, unpaired: an upper bound ...); one seed each": the verdict names its interval, and the one seed."""
         a, b = self.shorter, self.longer
+        found = Verdict(self.gain, self.noise, paired=False)
         return (f"{a['budget_s'] / 60:g} → {b['budget_s'] / 60:g} min: {a['epochs']} → {b['epochs']} epochs, "
-                f"{a['test_acc']:.2%} → {b['test_acc']:.2%}, {100 * self.gain:+.1f} points "
-                f"(interval of a difference ±{100 * self.noise:.1f})")
+                f"{a['test_acc']:.2%} → {b['test_acc']:.2%}, {100 * self.gain:+.1f} points, {found}; one seed each "
+                "(another seed moves each accuracy too)")
 
 
 def budget_steps(payload: dict, width: float = 0.5, condition: str = "fp32") -> list[BudgetStep]:

@@ -62,7 +62,8 @@ OWNERS: dict[str, tuple[str, ...]] = {
     "student-copies": ("notebooks/student/",),
     "sync-notebooks": ("notebooks/", "README.md", "gapcourse/classroom/colab.py"),
     "readme-tables": ("docs/RESULTS.md",),  # the generated tables (tools/readme_tables.py)
-    "notebook-times": ("notebooks/",),  # the generated **Time.** line of each header (tools/notebook_times.py)
+    # the generated **Time.** line of each solution notebook's header (tools/notebook_times.py)
+    "notebook-times": ("notebooks/[0-9][0-9]_*.ipynb",),
 }
 MEASURED_ROLES = ("results", "weights")  # written only by a full-profile run on the real CIFAR-10
 
@@ -130,11 +131,17 @@ def _tracked(where: Path) -> bool:
 
 
 def owns(writer: str, path: str | os.PathLike) -> bool:
-    """Whether ``writer`` (a key of :data:`OWNERS`) may change the committed file ``path``."""
+    """Whether ``writer`` (a key of :data:`OWNERS`) may change the committed file ``path``: an entry names a file, a
+    folder (ending in ``/``), or a pattern of file names (``*``, ``[0-9]``: :func:`fnmatch.fnmatch`)."""
+    from fnmatch import fnmatch
+
     where = Path(path).expanduser().resolve()
     for owned in OWNERS[writer]:
         target = REPO_ROOT / owned.rstrip("/")
         if where == target or (owned.endswith("/") and where.is_relative_to(target)):
+            return True
+        if any(c in owned for c in "*[") and where.is_relative_to(REPO_ROOT) \
+                and fnmatch(where.relative_to(REPO_ROOT).as_posix(), owned):
             return True
     return False
 

@@ -99,11 +99,10 @@ def measure(model: CifarNet, train: Cifar10Split, test: Cifar10Split, recipe: Re
             device: torch.device) -> dict:
     """Every number of one trained network, as notebook 04's tables show them and ``python -m gapcourse
     compare-heads`` records them: test accuracy on the whole test split (with and without the recipe's test-time
-    augmentation), clean training accuracy on up to :data:`TRAIN_ACC_IMAGES` of its training images, which test images it got
-    right (``test_correct``, see :func:`gapcourse.stats.pack_correctness`; the test split's ``test_sha256`` beside it),
-    and (augmented
-    regime only) the size and translation tests on :data:`gapcourse.canvas.ROBUSTNESS_IMAGES` test images, one view
-    each. Introduced in notebook 04 (section 4)."""
+    augmentation), clean training accuracy on up to :data:`TRAIN_ACC_IMAGES` of its training images, which test
+    images it got right (``test_correct``, see :func:`gapcourse.stats.pack_correctness`; the test split's
+    ``test_sha256`` beside it), and (augmented regime only) the size and translation tests on
+    :data:`gapcourse.canvas.ROBUSTNESS_IMAGES` test images, one view each. Introduced in notebook 04 (section 4)."""
     model = model.to(device).eval()
     single = replace(recipe, tta="none")
     seen = robustness_subset(train, TRAIN_ACC_IMAGES)  # images the network trained on (all of them if fewer)

@@ -1,10 +1,9 @@
 """Noise in accuracies: how far apart two numbers must be before the difference means something. Introduced in
-notebook 04 (the difference rule behind its conclusions); notebook 05 uses the same intervals.
+notebook 04 (the difference rule behind its conclusions); notebook 05 uses its paired and Wilson intervals.
 
 One test accuracy ``p`` on ``n`` images is a binomial proportion: its 95 % interval is about ``±1.96·√(p(1−p)/n)``
 (±0.7 points at 84 % on 10 000 images). A *difference* of two such accuracies has two noises in it, so its interval is
-``±1.96·√(p₁(1−p₁)/n₁ + p₂(1−p₂)/n₂)``: about √2 times one accuracy's (±1.0 point at 84 %), the formula notebook 05
-uses for GAP against GMP. Retraining with another seed moves every accuracy too, so tables report the mean and the
+``±1.96·√(p₁(1−p₁)/n₁ + p₂(1−p₂)/n₂)``: about √2 times one accuracy's (±1.0 point at 84 %). Retraining with another seed moves every accuracy too, so tables report the mean and the
 spread over seeds, and :func:`differs` calls a difference real only when it exceeds both the interval of a difference
 and the seeds' spreads, or when a paired comparison over the same seeds (:func:`paired_differs`) says so.
 
@@ -95,8 +94,9 @@ def paired_halfwidth(correct_a: Sequence[float], correct_b: Sequence[float], z: 
     return z * math.sqrt(var / n)
 
 
-def pack_correctness(correct: Sequence[bool] | "torch.Tensor") -> str:
-    """Each test image's correctness (True right, False wrong) as text for a results file: eight images a byte
+def pack_correctness(correct: Sequence[bool]) -> str:
+    """Each test image's correctness (True right, False wrong; a list or a 1-D tensor) as text for a results file,
+    the form in which ``compare-heads`` keeps it for notebook 04's paired interval: eight images a byte
     (first image in the highest bit), base64-encoded; 10 000 images take 1 668 characters. Read back with
     :func:`unpack_correctness`."""
     bits = [bool(x) for x in (correct.tolist() if hasattr(correct, "tolist") else correct)]
@@ -108,7 +108,8 @@ def pack_correctness(correct: Sequence[bool] | "torch.Tensor") -> str:
 
 
 def unpack_correctness(text: str, n: int) -> list[int]:
-    """The ``n`` per-image correctness values (1 right, 0 wrong) that :func:`pack_correctness` wrote."""
+    """The ``n`` per-image correctness values (1 right, 0 wrong) that :func:`pack_correctness` wrote (read by
+    :func:`gapcourse.measured.per_image` for notebook 04)."""
     try:
         data = base64.b64decode(text.encode("ascii"), validate=True)
     except (ValueError, UnicodeEncodeError) as err:

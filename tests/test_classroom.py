@@ -12,7 +12,8 @@ import nbformat
 from gapcourse.__main__ import main
 from gapcourse.checks import CHECKS
 from gapcourse.classroom.copies import BEGIN_SOLUTION, MarkerError, exercise_count, make_student_copy, strip_cell, write_student_copies
-from gapcourse.classroom.copies import ANSWERS_TAG, answer_key_problems, is_answer_key, numbered_items
+from gapcourse.classroom.copies import ANSWERS_TAG, AnswerKeyError, answer_key_problems, is_answer_key, numbered_items
+from gapcourse.classroom import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -281,8 +282,8 @@ def test_keep_copies_the_answer_key_verbatim_and_drop_removes_all_and_only_answe
     other = nbformat.v4.new_markdown_cell("A second key.", metadata={"tags": ["answers", "extra"]})
     solution.cells.insert(5, other)  # a second tagged cell, anywhere: drop removes it too
     lookalikes = [nbformat.v4.new_markdown_cell("Answers are in the key below.", metadata={"tags": ["answer"]}),
-                  nbformat.v4.new_markdown_cell("<details><summary><b>Answers</b></summary>\n\n1. x\n\n</details>")]
-    solution.cells[7:7] = lookalikes  # not tagged `answers`: kept by both
+                  nbformat.v4.new_markdown_cell("<details><summary>Hints</summary>\n\n1. x\n\n</details>")]
+    solution.cells[7:7] = lookalikes  # not tagged `answers` (nor a block of Answers): kept by both
     rel = "notebooks/student/01_gap_by_hand.ipynb"
     kept = make_student_copy(solution, rel)
     dropped = make_student_copy(solution, rel, answers="drop")
@@ -296,6 +297,13 @@ def test_keep_copies_the_answer_key_verbatim_and_drop_removes_all_and_only_answe
     assert make_student_copy(solution, rel, answers="keep") == kept  # the default is keep
     with pytest.raises(ValueError, match="keep, drop"):
         make_student_copy(solution, rel, answers="hide")
+    untagged = nbformat.v4.new_markdown_cell("<details>\n<summary><b>Answers</b> (open after)</summary>\n\n1. x"
+                                             "\n\n</details>")  # a key that lost its tag: drop would hand it out
+    solution.cells.insert(9, untagged)
+    assert any(c.source == untagged.source for c in make_student_copy(solution, rel).cells), "keep copies it"
+    with pytest.raises(AnswerKeyError, match=r"notebooks/01_gap_by_hand.ipynb cell 9 holds a <details> block of "
+                                             r"<b>Answers</b> but is not tagged 'answers'"):
+        make_student_copy(solution, rel, answers="drop", source="notebooks/01_gap_by_hand.ipynb")
 
 
 @pytest.mark.parametrize("answers", ["keep", "drop"])
@@ -369,12 +377,13 @@ def test_drop_into_the_committed_copies_is_refused_and_check_compares_with_the_c
     before = {p.name: p.read_text() for p in student.glob("*.ipynb")}
     assert main(["student-copies", "--root", str(keyed_course), "--check"]) == 0  # the default: keep
     assert capsys.readouterr().out == "student copies are up to date\n"
-    assert main(["student-copies", "--root", str(keyed_course), "--check", "--answers", "drop"]) == 1
-    keyed = [f"out of date: notebooks/student/{name}" for name, n in _keys_in(keyed_course / "notebooks").items() if n]
-    assert len(keyed) >= 2 and capsys.readouterr().out.splitlines() == keyed  # the copies of notebooks with a key
     assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop"]) == 2
     err = _one_sentence(capsys.readouterr().err)
     assert "committed copies keep them" in err and "--out" in err and "tests/test_classroom.py" in err
+    # --check gives the write's refusal, not six copies "out of date" that the write would refuse to update
+    assert main(["student-copies", "--root", str(keyed_course), "--check", "--answers", "drop"]) == 2
+    out, check_err = capsys.readouterr()
+    assert check_err == err and "out of date" not in out
     assert {p.name: p.read_text() for p in student.glob("*.ipynb")} == before, "nothing was written"
     assert _keys_in(student)["01_gap_by_hand.ipynb"] == 1
 
@@ -388,15 +397,18 @@ def test_dropped_copies_go_to_an_out_folder_which_check_then_compares(keyed_cour
     assert set(_keys_in(handout).values()) == {0} and len(_keys_in(handout)) == len(SOLUTIONS)
     first = nbformat.read(handout / "01_gap_by_hand.ipynb", as_version=4).cells[0].source
     assert "notebooks/student/" not in first, "the badge would open the committed copy, answers included"
-    assert ("blob/main/handout/01_gap_by_hand.ipynb" in first) == inside and first.count("Student copy") == 1
+    assert "Open In Colab" not in first, "a handout has no address on GitHub (handout/ is not committed)"
+    assert first.count("Student copy") == 1
     assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop", "--out", str(handout),
                  "--check"]) == 0
-    assert main(["student-copies", "--root", str(keyed_course), "--out", str(handout), "--check"]) == 1
-    assert "out of date: " in capsys.readouterr().out
+    capsys.readouterr()
+    assert main(["student-copies", "--root", str(keyed_course), "--out", str(handout), "--check"]) == 2
+    err = _one_sentence(capsys.readouterr().err)  # as the write would: the keep default would put the keys back
+    assert f"python -m gapcourse student-copies --answers drop --out {handout} --check" in err
     assert _keys_in(keyed_course / "notebooks" / "student")["01_gap_by_hand.ipynb"] == 1, "the committed copies keep"
 
 
-@pytest.mark.parametrize("where", ["notebooks", "notebooks/handout", "docs/handout", "gapcourse/x", "a file"])
+@pytest.mark.parametrize("where", ["notebooks", "notebooks/handout", "docs/handout", "gapcourse/x", "a file", "."])
 def test_an_out_folder_among_the_courses_own_files_or_a_file_is_refused(keyed_course, capsys, where):
     target = keyed_course / where
     if where == "a file":
@@ -404,7 +416,8 @@ def test_an_out_folder_among_the_courses_own_files_or_a_file_is_refused(keyed_co
     solutions = {p.name: p.read_text() for p in (keyed_course / "notebooks").glob("*.ipynb")}
     assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop", "--out", str(target)]) == 2
     err = _one_sentence(capsys.readouterr().err)
-    assert ("is a file, not a folder" if where == "a file" else "outside the course's own folders") in err
+    expected = {"a file": "is a file, not a folder", ".": "the course's own top folder"}
+    assert expected.get(where, "outside the course's own folders") in err
     assert {p.name: p.read_text() for p in (keyed_course / "notebooks").glob("*.ipynb")} == solutions
     assert not (keyed_course / "notebooks" / "handout").exists()
 
@@ -422,16 +435,174 @@ def test_the_guard_still_protects_a_handout_that_is_not_a_notebook(keyed_course,
     assert (handout / "01_gap_by_hand.ipynb").read_text() == '{"accuracy": 84.1}\n'
 
 
-def test_outside_git_drop_and_keep_replace_each_other_without_taking_the_key_for_a_learners_work(tmp_path):
-    """No committed copies to protect (no git): --answers drop writes notebooks/student/, and the answer key it
-    removes is the generator's own cell, not a learner's answer (which would stop the run without --force)."""
+def test_outside_git_drop_and_keep_replace_each_other_only_with_force(tmp_path):
+    """No committed copies to protect (no git): --answers drop may write notebooks/student/, but switching a folder's
+    copies from one option to the other needs --force (each way), and then replaces them."""
     (tmp_path / "notebooks").mkdir()
     for path in SOLUTIONS[:2]:
         nbformat.write(_with_key(path), tmp_path / "notebooks" / path.name)
     student = tmp_path / "notebooks" / "student"
     assert len(write_student_copies(tmp_path)) == 2 and set(_keys_in(student).values()) == {1}
-    skipped: list = []
-    assert len(write_student_copies(tmp_path, answers="drop", skipped=skipped)) == 2 and not skipped
-    assert set(_keys_in(student).values()) == {0}
-    assert len(write_student_copies(tmp_path, skipped=skipped)) == 2 and not skipped
+    with pytest.raises(ValueError, match=r"made with --answers keep .*add --force"):
+        write_student_copies(tmp_path, answers="drop")
     assert set(_keys_in(student).values()) == {1}
+    skipped: list = []
+    assert len(write_student_copies(tmp_path, answers="drop", force=True, skipped=skipped)) == 2 and not skipped
+    assert set(_keys_in(student).values()) == {0}
+    assert write_student_copies(tmp_path, answers="drop") == []  # the same option again: up to date
+    with pytest.raises(ValueError, match=r"made with --answers drop .*student-copies --answers drop`"):
+        write_student_copies(tmp_path)
+    assert len(write_student_copies(tmp_path, force=True, skipped=skipped)) == 2 and not skipped
+    assert set(_keys_in(student).values()) == {1}
+
+
+# Careless-user review of `student-copies --answers drop` (issue 32) ---------------------------------------------------
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.ipynb"))} if folder.exists() else {}
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["write", "check"])
+@pytest.mark.parametrize("lost", ["the tag", "its place"])
+def test_drop_refuses_a_key_that_lost_its_tag_or_its_place_naming_the_notebook_and_cell(keyed_course, tmp_path,
+                                                                                        capsys, lost, check):
+    """Finding 1: the tag is all `drop` goes by, so a key without it would be handed out. Every solution's key is
+    checked before anything is written (in --check too), and the refusal names the solution notebook and cell."""
+    solution = keyed_course / "notebooks" / "02_adaptive_avg_pool.ipynb"
+    nb = nbformat.read(solution, as_version=4)
+    q = _questions_index(nb)
+    if lost == "the tag":
+        nb.cells[q + 1].metadata = {}
+    else:
+        nb.cells.insert(q + 1, nbformat.v4.new_markdown_cell("**Go further.** Try 64 px."))
+    nbformat.write(nb, solution)
+    handout = tmp_path / "handout"
+    assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop", "--out", str(handout)]
+                + (["--check"] if check else [])) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert f"notebooks/02_adaptive_avg_pool.ipynb: cell {q + 1}, right after the questions (cell {q})" in err
+    assert "Nothing was written" in err and "01_gap_by_hand" not in err
+    assert _files(handout) == {}, "not even the copies of the notebooks whose key is fine"
+
+
+def test_drop_refuses_a_copy_that_still_holds_a_block_of_answers(keyed_course, tmp_path, capsys):
+    """Finding 1, the last net: a second, untagged <details> block of Answers anywhere (the tagged key is in place,
+    so the key check passes) stops the run before any copy is written, naming the solution's cell."""
+    solution = keyed_course / "notebooks" / "02_adaptive_avg_pool.ipynb"
+    nb = nbformat.read(solution, as_version=4)
+    key = next(c for c in nb.cells if is_answer_key(c))
+    nb.cells.insert(3, nbformat.v4.new_markdown_cell(key.source))  # pasted without its tag
+    nbformat.write(nb, solution)
+    handout = tmp_path / "handout"
+    assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop", "--out", str(handout)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "notebooks/02_adaptive_avg_pool.ipynb cell 3 holds a <details> block of <b>Answers</b>" in err
+    assert _files(handout) == {}
+    assert main(["student-copies", "--root", str(keyed_course), "--out", str(handout)]) == 0  # keep: it is a key
+
+
+def test_keep_over_a_dropped_handout_is_refused_unless_force_and_the_reverse(keyed_course, tmp_path, capsys):
+    """Finding 7: `--answers drop --out H`, later `--out H` (the default keep) would put the answers back."""
+    handout = tmp_path / "handout"
+    assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop", "--out", str(handout)]) == 0
+    dropped = _files(handout)
+    capsys.readouterr()
+    assert main(["student-copies", "--root", str(keyed_course), "--out", str(handout)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "made with --answers drop" in err and "would put the answer keys back" in err
+    assert f"`python -m gapcourse student-copies --answers drop --out {handout}`" in err and "--force" in err
+    assert _files(handout) == dropped
+    assert main(["student-copies", "--root", str(keyed_course), "--out", str(handout), "--force"]) == 0
+    assert set(_keys_in(handout).values()) == {1}
+    capsys.readouterr()
+    assert main(["student-copies", "--root", str(keyed_course), "--answers", "drop", "--out", str(handout)]) == 2
+    err = _one_sentence(capsys.readouterr().err)
+    assert "made with --answers keep" in err and "would take the answer keys out" in err
+    assert f"`python -m gapcourse student-copies --out {handout}`" in err
+    assert set(_keys_in(handout).values()) == {1}
+
+
+def test_a_key_new_in_one_solution_is_not_taken_for_the_other_option(keyed_course, capsys):
+    """A solution that gains its first key, while the other copies keep theirs: an update, not a switch of option."""
+    copy = keyed_course / "notebooks" / "student" / "02_adaptive_avg_pool.ipynb"
+    nb = nbformat.read(copy, as_version=4)
+    nb.cells = [c for c in nb.cells if not is_answer_key(c)]  # as written before the solution had a key
+    nbformat.write(nb, copy)
+    assert main(["student-copies", "--root", str(keyed_course)]) == 0
+    assert _keys_in(copy.parent)["02_adaptive_avg_pool.ipynb"] == 1
+
+
+def test_a_marker_in_the_answer_key_names_the_solution_to_edit(keyed_course, tmp_path, capsys):
+    """Finding 12: the message names the solution notebook (the file to edit), not the copy."""
+    solution = keyed_course / "notebooks" / "01_gap_by_hand.ipynb"
+    nb = nbformat.read(solution, as_version=4)
+    key = next(i for i, c in enumerate(nb.cells) if is_answer_key(c))
+    nb.cells[key].source = nb.cells[key].source.replace("\n\n</details>", "\n\n### BEGIN SOLUTION\n\n</details>")
+    nbformat.write(nb, solution)
+    for extra in ([], ["--answers", "drop", "--out", str(tmp_path / "handout")]):
+        assert main(["student-copies", "--root", str(keyed_course), *extra]) == 2
+        err = _one_sentence(capsys.readouterr().err)
+        assert f"notebooks/01_gap_by_hand.ipynb cell {key}: the answer-key cell holds '### BEGIN SOLUTION'" in err
+        assert "student/" not in err and "handout" not in err
+
+
+def test_a_handout_in_the_repository_has_no_badge_and_no_message_suggests_one_there(keyed_course, capsys):
+    """Finding 8: only notebooks/student/ is committed, so only its copies get an Open-in-Colab badge; refusals
+    suggest ~/handout, not a handout/ folder in the repository (which .gitignore does not cover)."""
+    solution = nbformat.read(SOLUTIONS[0], as_version=4)
+    for where in ("handout/01_gap_by_hand.ipynb", "notebooks/student/more/01_gap_by_hand.ipynb", None):
+        assert "Open In Colab" not in make_student_copy(solution, where).cells[0].source
+    assert colab.badge_url("notebooks/student/01_gap_by_hand.ipynb") in make_student_copy(
+        solution, "notebooks/student/01_gap_by_hand.ipynb").cells[0].source
+    for where in ("docs/handout", "."):
+        assert main(["student-copies", "--root", str(keyed_course), "--out", str(keyed_course / where)]) == 2
+        err = _one_sentence(capsys.readouterr().err)
+        assert "--out ~/handout" in err and "--out handout" not in err and "top of the repository" not in err
+    text = (ROOT / "docs" / "instructors.md").read_text() + (ROOT / "gapcourse" / "__main__.py").read_text()
+    assert "handout/` at the top" not in text and "handout/ at the top" not in text
+
+
+def test_links_are_moved_for_the_copys_folder_or_point_at_github():
+    """Finding 9: a solution's `](../docs/…)` is one level deeper from notebooks/student/; outside the repository
+    it is the file's address on GitHub (the badge's repository and ref)."""
+    from gapcourse.classroom.copies import moved_link, relinked
+
+    github = f"https://github.com/{colab.GITHUB_REPO}/blob/{colab.REF}"
+    md = ("See [the table](../docs/RESULTS.md#run-times), [the code](../gapcourse/models.py \"models\"), "
+          "[notebook 02](02_adaptive_avg_pool.ipynb#top), [a picture](img/a.png), ![fig](../docs/fig.png), "
+          "[web](https://example.org/x), [here](#section), <a href=\"../README.md\">readme</a>, `[i](../x)`, "
+          "and\n```python\nm[0](../y)\n```")
+    student = relinked(md, "notebooks/student")
+    assert "[the table](../../docs/RESULTS.md#run-times)" in student
+    assert "[the code](../../gapcourse/models.py \"models\")" in student
+    assert "[notebook 02](02_adaptive_avg_pool.ipynb#top)" in student, "the student copy beside it"
+    assert "[a picture](../img/a.png)" in student and "![fig](../../docs/fig.png)" in student
+    assert "(https://example.org/x)" in student and "[here](#section)" in student
+    assert '<a href="../../README.md">' in student
+    assert "`[i](../x)`" in student and "m[0](../y)" in student, "code is not a link"
+    assert relinked(md, "handout").count("](../docs/") == 2
+    outside = relinked(md, None)
+    assert f"[the table]({github}/docs/RESULTS.md#run-times)" in outside
+    assert f'<a href="{github}/README.md">' in outside and "[notebook 02](02_adaptive_avg_pool.ipynb#top)" in outside
+    assert f"![fig](https://raw.githubusercontent.com/{colab.GITHUB_REPO}/{colab.REF}/docs/fig.png)" in outside
+    assert moved_link("../../elsewhere.md", "notebooks/student") == "../../elsewhere.md"  # outside the repository
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_every_relative_link_of_a_student_copy_reaches_a_file(path):
+    """Finding 9: each relative link of the copy in notebooks/student/ (as the generator makes it) reaches a file of
+    the repository, and a copy outside the repository has none left but links to its sibling copies."""
+    import re
+    from urllib.parse import unquote
+
+    solution = nbformat.read(path, as_version=4)
+    links = re.compile(r"\]\(\s*<?([^)\s>]+)|href=\"([^\"]+)\"")
+
+    def relative(nb):
+        return [target for c in nb.cells if c.cell_type == "markdown"
+                for m in links.finditer(re.sub(r"`[^`\n]*`", "", c.source)) for target in [m.group(1) or m.group(2)]
+                if not re.match(r"[a-z]+:|#", target)]
+
+    rel = f"notebooks/student/{path.name}"
+    for target in relative(make_student_copy(solution, rel)):
+        assert (ROOT / "notebooks" / "student" / unquote(target.split("#")[0])).exists(), f"{rel}: {target}"
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb(#.*)?", t) for t in relative(make_student_copy(solution, None)))

@@ -123,6 +123,23 @@ def test_the_dilution_line_tells_a_holding_max_from_falling_averages():
     assert not any("flat borders" in line for line in conclusions(payload(spec)))  # the untested guess is gone
 
 
+def test_the_translation_line_counts_a_head_only_when_every_seed_clears_the_interval():
+    # drop from 32 px minus the range between the places: 0.83 − mean − range, per seed and on the means over seeds
+    spec = {(h, "augmented"): dict(at_32=0.83) for h in ("gap_linear", "gmp_linear", "concat_linear")}
+    data = payload(spec)
+    per_seed = {"gap_linear": lambda s: [0.65, 0.66, 0.67, 0.66, 0.65],  # 17.2 − 2.0: far beyond, every seed
+                "gmp_linear": lambda s: [0.75, 0.78, 0.80, 0.79, 0.77],  # 5.2 − 5.0: within
+                "concat_linear": lambda s: [0.76 - (0.065 if s == 0 else 0.03)] + [0.76] * 4}  # seed 0: 1.8, within
+    for run in data["runs"]:
+        run["at_32"] = 0.83
+        run["translated"] = {str(o): v for o, v in zip((0, 4, 8, 12, 16), per_seed[run["head"]](run["seed"]))}
+    line = " ".join(conclusions(data, "translation"))
+    assert "putting it on a canvas at all for gap_linear (" in line
+    assert "on the means over seeds and in every seed" in line
+    assert "concat_linear is at the edge (" in line and "not beyond it in every seed" in line  # 3.7 against ±2.7
+    assert "for gmp_linear the two are within it" in line
+
+
 def test_every_part_has_its_own_narrow_table():
     spec = {(h, r): {} for h in ("gap_linear", "flatten_fc") for r in REGIMES}
     data = payload(spec)

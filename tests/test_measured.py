@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gapcourse.measured import budget_steps, course_runs, load_table
-from gapcourse.stats import difference_halfwidth
+from gapcourse.stats import UNPAIRED_WORDS, difference_halfwidth
 
 
 def row(condition: str, budget_s: float, epochs: int, acc: float, width: float = 0.5, seed: int = 0) -> dict:
@@ -34,6 +34,9 @@ def test_budget_steps_pair_consecutive_budgets_of_one_seed_with_the_interval_of_
     assert abs(first.gain - 0.10) < 1e-9 and first.noise == difference_halfwidth(0.70, 0.60, 10_000)
     assert first.gain > first.noise and not second.gain > second.noise  # +0.5 points is within the noise
     assert "1 → 2 min: 1 → 2 epochs" in str(first) and f"±{100 * first.noise:.1f}" in str(first)
+    assert f"beyond the interval of a difference (±{100 * first.noise:.1f}, {UNPAIRED_WORDS})" in str(first)
+    assert str(second).startswith("2 → 4 min") and "within the interval of a difference" in str(second)
+    assert str(first).endswith("one seed each (another seed moves each accuracy too)")
 
 
 def test_the_committed_tables_half_width_fp32_rows_gain_beyond_the_noise_at_every_step():
@@ -116,6 +119,10 @@ def test_the_tables_footnotes_name_their_intervals():
     note = results_markdown(payload, part="accuracy").split("\n\n")[-1]
     assert "Between nin, gmp_linear, whose runs recorded each image's result, the paired interval" in note
     assert note.endswith("applies instead: ±0.6 points.")
+    # per-image results on two different test splits: nothing to pair, and said so (no crash)
+    payload["runs"] = _runs_with_correctness("gmp_linear", [A]) + _runs_with_correctness("nin", [B], sha="other")
+    note = results_markdown(payload, part="accuracy").split("\n\n")[-1]
+    assert note.endswith("nin, gmp_linear recorded their per-image results on different ones.")
 
 
 def test_the_ablation_judges_a_gain_by_the_interval_of_a_difference():

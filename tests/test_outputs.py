@@ -52,7 +52,8 @@ def put_back(path: Path, content: bytes) -> None:
     ("ablate", BUDGET, "budget-table"), ("grade", RESULTS_PAGE, "readme-tables"),
     ("readme-tables", README, "sync-notebooks"), ("readme-tables", ROOT / "docs" / "reference.md", None),
     ("student-copies", NOTEBOOK, "sync-notebooks"), ("readme-tables", STUDENT, "student-copies"),
-    ("budget-table", ROOT / "gapcourse" / "models.py", None)])
+    ("budget-table", ROOT / "gapcourse" / "models.py", None), ("notebook-times", STUDENT, "student-copies"),
+    ("notebook-times", README, "sync-notebooks")])
 def test_a_committed_file_of_another_writers_role_is_refused(writer, target, owner, committed_files_unchanged):
     kind = {".pt": "checkpoint", ".json": "results", ".ipynb": "notebook", ".md": "markdown", ".py": "source"}
     with pytest.raises(OutputError, match="one of the course's committed files") as err:
@@ -504,3 +505,10 @@ def test_the_cache_folder_and_its_data_are_not_outputs(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="cache folder"):
         guard(cache / "data" / "cifar10-train-abc.pt", writer="train", kind="checkpoint")
     assert guard(cache / "results" / "mine.json", writer="budget-table", kind="results").name == "mine.json"
+
+
+def test_a_pattern_entry_owns_the_solution_notebooks_only():
+    from gapcourse.outputs import owns
+
+    assert owns("notebook-times", NOTEBOOK) and not owns("notebook-times", STUDENT)
+    assert not owns("notebook-times", ROOT / "notebooks" / "README.md")

@@ -72,6 +72,17 @@ def test_head_runs_with_per_image_correctness_agree_with_their_accuracy_and_name
         assert len(r["made_by"]["commit"].split("+")[0]) == 40
 
 
+def test_a_shipped_network_that_names_its_training_run_scores_what_that_run_recorded():
+    """concat_linear.pt (exported with trained_by): its fp32 accuracy at export is the seed-0 augmented run's."""
+    runs = json.loads(HEADS_FILE.read_text())["runs"]
+    traced = [e for e in json.loads(MANIFEST.read_text())["weights"] if "trained_by" in e]
+    assert {e["head"] for e in traced} >= {"concat_linear"}
+    for e in traced:
+        run = next(r for r in runs if r["head"] == e["head"] and r["regime"] == "augmented" and r["seed"] == 0)
+        assert run["made_by"] == e["trained_by"] and run["recipe"] == e["recipe"]
+        assert abs(run["test_acc"] - e["test_acc_fp32_weights"]) < 1e-6
+
+
 def test_the_recorded_benchmark_is_of_the_half_width_cpu_preset_it_names():
     """The benchmark measured the half-width cpu preset (recipes.CPU_HALF_WIDTH, frozen when the budget-recipe study
     narrowed the preset); docs/RESULTS.md says so. Its row must still be exactly that recipe."""
@@ -111,7 +122,7 @@ def test_the_readme_tables_are_generated_from_the_results():
 def test_every_shipped_weight_file_matches_its_manifest():
     manifest = json.loads(MANIFEST.read_text())["weights"]
     files = sorted(p.name for p in WEIGHTS_DIR.glob("*.pt"))
-    assert sorted(e["file"] for e in manifest) == files and len(files) >= 4
+    assert sorted(e["file"] for e in manifest) == files and {e["head"] for e in manifest} == set(HEADS)
     for entry in manifest:
         assert all(entry.get(k) not in (None, "") for k in MANIFEST_FIELDS), entry
         assert file_sha256(WEIGHTS_DIR / entry["file"]) == entry["sha256"], entry["file"]

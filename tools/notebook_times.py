@@ -9,7 +9,8 @@ The line is one paragraph of the notebook's first (header) cell, starting ``**Ti
 nothing else in the cell; a notebook without it gets it as a paragraph of its own, just before the paragraph of the
 header's old ``**Time`` line (or of its ``**Before this:**``/``**Exercises:**`` line, or at the end). Notebook-specific
 sentences (a training budget, an optional switch) stay in a paragraph after it, without a ``**Time`` label of their
-own: ``--check`` names a header that still has one, since it would state a second time.
+own: ``--check`` names a header that still has one, since it would state a second time, and ``--write`` refuses it
+(nothing written) until it is moved.
 
 **Reading and exercises** (an estimate by rule; docs/instructors.md says why these rates):
 
@@ -26,7 +27,13 @@ own: ``--check`` names a header that still has one, since it would state a secon
   experiment are not counted.
 
 **Compute**: the notebook's seconds in gapcourse/results/course_times.json (a full ``make course`` run; its
-provenance names the machine and the date).
+provenance names the machine and the date). A file measured with another profile than ``full``, or holding a
+notebook twice, seconds that are negative, not a number or over a day (:data:`MAX_SECONDS`), or no date is refused.
+
+``--write`` checks everything before it writes anything: a header it cannot write cleanly (text after the line's
+end mark on the same line, which replacing the line would delete; or a hand-written ``**Time`` line, e.g. the
+generated line with its end mark removed, which would leave two) is refused, with what to fix. A notebook that
+cannot be written is said, with the notebooks written before it.
 """
 
 from __future__ import annotations
@@ -56,6 +63,9 @@ CODE_LINES_PER_HOUR = 500  # preparing an inspection of application code (Humphr
 EXERCISE_MINUTES = 8  # assumed: read the task, write a few lines, run the check, fix once
 QUESTION_MINUTES = 3  # assumed: think, write two to five sentences, compare with the answer key
 ROUND_TO = 5  # minutes
+MAX_SECONDS = 24 * 3600  # a notebook's run time over a day is not a measurement of this course
+PROFILE = "full"  # the only profile whose run times the headers state (`make course`)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’.,-][A-Za-z0-9]+)*")  # 2,400 and don't and 3.2 are one word each
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
@@ -140,18 +150,46 @@ def machine_of(device: str) -> str:
     return device.strip() or "the course's machine"
 
 
-def load_times(path: Path) -> dict[str, Compute]:
-    """The measured seconds of each notebook (``notebooks/NN_name.ipynb`` -> :class:`Compute`) in ``path``."""
+def load_times(path: Path, restore: str | None = None) -> dict[str, Compute]:
+    """The measured seconds of each notebook (``notebooks/NN_name.ipynb`` -> :class:`Compute`) in ``path``, a full
+    ``make course`` run's ``course_times.json``; :class:`TimesError` when it is missing, unreadable or not a
+    believable full run (see the module's docstring). ``restore``: how to get the file back (the committed file's
+    ``git checkout``), said when it is missing; without it, the path given is said to be wrong."""
+    fix = (f"restore it ({restore}) or copy build/html/course_times.json from a full `make course` run there"
+           if restore else "give --times the course_times.json of a full `make course` run (it writes "
+           "build/html/course_times.json)")
+    if not path.exists():
+        raise TimesError(f"{path} does not exist: {fix}. Nothing was written.")
     try:
         data = json.loads(path.read_text())
         prov, runs = data["provenance"], data["runs"]
-        machine, date = machine_of(str(prov.get("device", ""))), str(prov["date"])[:10]
-        return {r["notebook"]: Compute(float(r["seconds"]), machine, date) for r in runs
-                if r.get("status", "ok") == "ok"}
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise TimesError(f"{path} cannot give the notebooks' run times ({type(err).__name__}: {err}): restore it "
-                         f"(git checkout -- {TIMES_FILE}) or copy build/html/course_times.json from a full "
-                         "`make course` run there.") from None
+        machine, date = machine_of(str(prov.get("device", ""))), str(prov["date"] or "").strip()[:10]
+        rows = [(str(r["notebook"]), r["seconds"], r.get("status", "ok")) for r in runs]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise TimesError(f"{path} cannot give the notebooks' run times ({type(err).__name__}: {err}): {fix}. "
+                         "Nothing was written.") from None
+    problems = []
+    profile = prov.get("profile")
+    if profile != PROFILE:
+        problems.append(f"it was measured with the {profile!r} profile, not {PROFILE!r} (the headers state a full "
+                        "`make course` run; a fast run's seconds are not the course's)")
+    if not _DATE.fullmatch(date):
+        problems.append(f"its provenance has no date (YYYY-MM-DD…), but {prov.get('date')!r}")
+    seen: dict[str, int] = {}
+    for notebook, seconds, _status in rows:
+        seen[notebook] = seen.get(notebook, 0) + 1
+        try:
+            value = float(seconds)
+        except (TypeError, ValueError):
+            value = math.nan
+        if isinstance(seconds, bool) or not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+            problems.append(f"{notebook} ran {seconds!r} s: not a run time (expected 0 to {MAX_SECONDS} seconds)")
+    problems += [f"{notebook} has {n} rows, not one" for notebook, n in seen.items() if n > 1]
+    if problems:
+        raise TimesError(f"{path} is not a believable full run of the course: {'; '.join(problems)}. Use the "
+                         f"course_times.json of one full `make course` run (GAPCOURSE_PROFILE unset or {PROFILE}). "
+                         "Nothing was written.")
+    return {notebook: Compute(float(seconds), machine, date) for notebook, seconds, status in rows if status == "ok"}
 
 
 def seconds_text(seconds: float) -> str:
@@ -189,11 +227,29 @@ def with_line(source: str, line: str) -> str:
     return "\n".join(lines[:at] + before + [line] + after + lines[at:])
 
 
+def around_line(source: str) -> list[str]:
+    """What ``--write`` would lose in the header ``source``: text before :data:`LABEL` or after :data:`MARK` on a
+    generated line (replacing the line would delete it), as problems (empty: nothing)."""
+    problems = []
+    for text in source.split("\n"):
+        if MARK not in text:
+            continue
+        before, after = text.split(MARK, 1)[0], text.split(MARK, 1)[1].strip()
+        if after:
+            problems.append(f"text after the generated line's end mark on the same line ({after[:60]!r}), which "
+                            "--write would delete with the line: move it to a paragraph of its own after the line")
+        if not before.lstrip().startswith(LABEL):
+            head = before.split(LABEL, 1)[0].strip() if LABEL in before else before.strip()
+            problems.append(f"text before {LABEL} on the generated line ({head[:60]!r}), which --write would delete "
+                            f"with the line: move it to a paragraph of its own, or start the line with {LABEL}")
+    return problems
+
+
 def header_problems(source: str, line: str) -> list[str]:
     """What is wrong with the header ``source`` whose generated line should be ``line`` (empty: nothing)."""
     lines = source.split("\n")
     marked = [text for text in lines if MARK in text]
-    problems = []
+    problems = around_line(source)
     if not marked:
         problems.append("no generated **Time.** line")
     elif marked[0] != line:
@@ -202,6 +258,10 @@ def header_problems(source: str, line: str) -> list[str]:
         problems.append(f"{len(marked)} generated **Time.** lines, not one")
     hand = [text.strip() for text in lines if _OLD_LABEL.match(text) and MARK not in text]
     for text in hand:
+        if text.startswith(f"{LABEL} About ") and "(measured: `make course`" in text:
+            problems.append(f"a **Time.** line without its end mark ({text[:70]}…): it looks like the generated "
+                            f"line with the mark removed; put {MARK} back at its end, or delete the line")
+            continue
         problems.append(f"a hand-written time besides the generated line ({text[:70]}…): keep its "
                         "notebook-specific sentences in a paragraph after the generated line, without the **Time "
                         "label and without a reading time of its own")
@@ -212,11 +272,16 @@ def plan(root: Path, times_file: Path, errors: list[str] | None = None
          ) -> list[tuple[Path, nbformat.NotebookNode, Counts, Compute, str]]:
     """For each solution notebook under ``root``: (path, notebook, counts, compute, expected line). A notebook that
     cannot give its line raises :class:`TimesError`, or, with ``errors``, is said there and left out."""
-    times = load_times(times_file)
-    rows = []
     notebooks = course_notebooks(root / "notebooks")
+    if not root.is_dir():
+        raise TimesError(f"--root {root} does not exist: pass --root the course repository's folder (the one with "
+                         "notebooks/ and gapcourse/).")
     if not notebooks:
-        raise TimesError(f"No solution notebooks (notebooks/NN_*.ipynb) under {root}: pass --root the course.")
+        raise TimesError(f"{root} is not the course: it has no solution notebooks (notebooks/NN_*.ipynb). Pass --root "
+                         "the course repository's folder (the one with notebooks/ and gapcourse/).")
+    default = times_file.resolve() == (root / TIMES_FILE).resolve()
+    times = load_times(times_file, f"git checkout -- {TIMES_FILE}" if default else None)
+    rows = []
     for path in notebooks:
         try:
             rows.append(_row(path, times, times_file))
@@ -260,8 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=str(ROOT), help="the course repository (default: this one)")
     parser.add_argument("--times", help=f"the run times (default: ROOT/{TIMES_FILE})")
     args = parser.parse_args(argv)
-    root = Path(args.root).resolve()
-    times_file = Path(args.times) if args.times else root / TIMES_FILE
+    for option, value in (("--root", args.root), ("--times", args.times)):
+        if value is not None and not value.strip():
+            print(f"error: {option} is empty: give a path ({option} is optional: leave it out for "
+                  f"{'this repository' if option == '--root' else f'ROOT/{TIMES_FILE}'}).", file=sys.stderr)
+            return 2
+    root = Path(args.root).expanduser().resolve()
+    times_file = Path(args.times).expanduser() if args.times else root / TIMES_FILE
     try:
         if not (args.check or args.write):  # the table: every notebook that can be counted, and why not the others
             errors: list[str] = []
@@ -278,19 +348,38 @@ def main(argv: list[str] | None = None) -> int:
             header = nb.cells[0]
             if header.cell_type != "markdown":
                 raise TimesError(f"notebooks/{path.name}: its first cell is not the markdown header; restore it.")
-            new = header.source if args.check else with_line(header.source, line)
+            lost = around_line(header.source) if args.write else []
+            new = header.source if args.check or lost else with_line(header.source, line)
             if new != header.source:
                 header.source = new
                 changed.append((path, nbformat.writes(nb) + "\n"))
-            left += [(path, p) for p in header_problems(new, line)]
+            left += [(path, p) for p in (lost or header_problems(new, line))]
+        if args.write and left:  # refused before anything is written: --check would fail after it
+            for path, problem in left:
+                print(f"error: notebooks/{path.name}: {problem}", file=sys.stderr)
+            print("Nothing was written: fix these headers, then run --write again.", file=sys.stderr)
+            return 2
         if args.write:  # every notebook read and made before the first is written
             targets = [(guard(path, writer="notebook-times", kind="notebook", what="notebook",
                               fixed_by="tools/notebook_times.py --write"), text) for path, text in changed]
-            for target, text in targets:
-                write_text(target, text)
+            for number, (target, text) in enumerate(targets):
+                try:
+                    write_text(target, text)
+                except OSError as err:
+                    done = [f"notebooks/{t.name}" for t, _ in targets[:number]]
+                    rest = [f"notebooks/{t.name}" for t, _ in targets[number:]]
+                    print(f"error: could not write notebooks/{target.name} ({err.strerror or err}). Written: "
+                          f"{', '.join(done) or 'none'}; not written: {', '.join(rest)}. Fix the place "
+                          "(permissions, space) and run --write again.", file=sys.stderr)
+                    if done:
+                        print("the notebooks written have changed: regenerate the student copies: "
+                              "python -m gapcourse student-copies", file=sys.stderr)
+                    return 2
                 print(f"updated: notebooks/{target.name}")
             if targets:
                 print("now regenerate the student copies: python -m gapcourse student-copies")
+            else:
+                print("every notebook's **Time.** line is already up to date: nothing written")
     except (TimesError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ and 05 load them with :func:`gapcourse.weights.load_shipped`."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,27 +38,49 @@ def export(models: dict[str, CifarNet], test: Cifar10Split, recipes: dict[str, R
         raise OutputError(f"Refused: exporting into the course's shipped weights ({folder}) needs the run's data "
                           "(export(..., data=data_record(...))): only a full-profile run on the real CIFAR-10 "
                           "replaces them. Pass folder= another folder.")
-    kept = [e for e in _entries(folder / "manifest.json") if e.get("head") not in models]  # other heads stay shipped
-    entries = []
-    for head, model in sorted(models.items()):
-        recipe = recipes[head]
-        fp32_acc = evaluate(model.to(device), test, device=device, recipe=recipe).accuracy
-        path = folder / f"{head}.pt"
-        save_checkpoint(model.cpu(), path, half=True, recipe=recipe.describe(), test_acc_fp32=fp32_acc)
-        reloaded, _ = load_checkpoint(path)
-        fp16_acc = evaluate(reloaded.to(device), test, device=device, recipe=recipe).accuracy
-        record = provenance(command, device=device, seconds=0.0)
-        entries.append({"head": head, "file": path.name, "sha256": file_sha256(path), "command": command,
-                        "commit": record["commit"], "device": record["device"], "torch": record["torch"],
-                        "test_acc": fp16_acc, "test_acc_fp32_weights": fp32_acc, "date": record["date"],
-                        "recipe": recipe.describe(), "bytes": path.stat().st_size,
-                        "test_tta": recipe.tta,
-                        **({"trained_by": trained_by[head]} if trained_by and head in trained_by else {})})
-    return write_json(folder / "manifest.json", {"weights": sorted(kept + entries, key=lambda e: e["head"])})
+    # the other heads stay shipped: their entries are kept as they are
+    kept = [e for e in manifest_entries(folder / "manifest.json") if e.get("head") not in models]
+    entries, staged = [], {}
+    try:  # every network is written beside its place first: an error or Ctrl-C before the end replaces nothing
+        for head, model in sorted(models.items()):
+            recipe = recipes[head]
+            fp32_acc = evaluate(model.to(device), test, device=device, recipe=recipe).accuracy
+            path = folder / f"{head}.pt"
+            staged[path] = folder / f".{head}.pt.new"
+            save_checkpoint(model.cpu(), staged[path], half=True, recipe=recipe.describe(), test_acc_fp32=fp32_acc)
+            reloaded, _ = load_checkpoint(staged[path])
+            fp16_acc = evaluate(reloaded.to(device), test, device=device, recipe=recipe).accuracy
+            record = provenance(command, device=device, seconds=0.0)
+            entries.append({"head": head, "file": path.name, "sha256": file_sha256(staged[path]), "command": command,
+                            "commit": record["commit"], "device": record["device"], "torch": record["torch"],
+                            "test_acc": fp16_acc, "test_acc_fp32_weights": fp32_acc, "date": record["date"],
+                            "recipe": recipe.describe(), "bytes": staged[path].stat().st_size,
+                            "test_tta": recipe.tta,
+                            **({"trained_by": trained_by[head]} if trained_by and head in trained_by else {})})
+    except BaseException:
+        for new in staged.values():
+            new.unlink(missing_ok=True)
+        raise
+    replaced = []
+    try:
+        for path, new in staged.items():
+            os.replace(new, path)
+            replaced.append(path.name)
+        return write_json(folder / "manifest.json", {"weights": sorted(kept + entries, key=lambda e: e["head"])})
+    except BaseException as err:
+        for new in staged.values():
+            new.unlink(missing_ok=True)
+        if replaced:
+            raise OutputError(f"Exporting stopped after replacing {', '.join(replaced)} but before the manifest was "
+                              f"written ({type(err).__name__}: {err}): those files no longer match "
+                              f"{folder / 'manifest.json'}. Restore them (git checkout -- {folder}) or export "
+                              "again.") from err
+        raise
 
 
-def _entries(manifest: Path) -> list[dict[str, Any]]:
-    """The entries of an existing manifest (none if there is no manifest yet); a damaged one is refused, not replaced."""
+def manifest_entries(manifest: Path) -> list[dict[str, Any]]:
+    """The entries of an existing manifest (none if there is no manifest yet); a damaged one is refused, not
+    replaced (``compare-heads --export-weights`` asks before it trains)."""
     if not manifest.exists():
         return []
     try:
