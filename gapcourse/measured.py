@@ -63,7 +63,15 @@ def per_image(runs: list[dict], n_test: int) -> list[float] | None:
     ``test_sha256``). Introduced in notebook 04 (the paired interval)."""
     if not runs or any(not r.get("test_correct") for r in runs) or len({r.get("test_sha256") for r in runs}) != 1:
         return None
-    rows = [unpack_correctness(r["test_correct"], n_test) for r in runs]
+    rows = []
+    for r in runs:
+        try:
+            rows.append(unpack_correctness(r["test_correct"], n_test))
+        except (ValueError, AttributeError, TypeError) as err:
+            raise ValueError(f"The {r.get('regime')} run of {r.get('head')} (seed {r.get('seed')}) holds a damaged "
+                             f"per-image result ('test_correct'): {err} Restore the results file it came from (for "
+                             "the committed one: git checkout -- gapcourse/results/heads.json), or remove that run "
+                             "and train it again.") from None
     return [sum(col) / len(rows) for col in zip(*rows)]
 
 def paired_interval(runs_a: list[dict], runs_b: list[dict], n_test: int) -> float | None:

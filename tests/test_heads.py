@@ -102,6 +102,12 @@ def test_overfitting_conclusions_say_what_the_table_shows():
     spec[("gap_linear", "no_augmentation")] = dict(test=0.650)  # +0.8 points: inside ±1.3
     best = overfitting_findings(payload(spec))["best_against"]["gap_mlp"]
     assert best["difference"] == pytest.approx(0.008) and not best["real"] and best["noise"] > 0.008
+    # one head that does not memorise: it is never compared with itself
+    alone = payload({("gap_linear", "no_augmentation"): dict(test=0.31, train=0.33)})
+    lines = conclusions(alone, "overfitting")
+    assert not any("against gap_linear" in line for line in lines), lines
+    said = "gap_linear does not memorise its 5,000 training images: training accuracy 33.0 %, train − test 2.0 points."
+    assert said in lines
 
 
 def test_the_dilution_line_tells_a_holding_max_from_falling_averages():

@@ -130,3 +130,14 @@ def test_the_ablation_judges_a_gain_by_the_interval_of_a_difference():
 
     text = ablation_markdown(load_ablation())
     assert "A gain is a difference of two: ±0.9" in text and UNPAIRED_WORDS in text
+
+
+@pytest.mark.parametrize("damage", ["gIA=", 12345])
+def test_a_damaged_per_image_result_names_its_run_and_the_fix(damage):
+    from gapcourse.measured import per_image
+
+    runs = _runs_with_correctness("nin", [B])
+    runs[0]["test_correct"] = damage
+    damaged = r"augmented run of nin \(seed 0\) holds a damaged per-image result.*git checkout"
+    with pytest.raises(ValueError, match=damaged):
+        per_image(runs, 10_000)

@@ -328,8 +328,8 @@ def overfitting_findings(payload: dict) -> dict | None:
     memorised = [h for h in noaug if train[h][0] >= 0.995]
     ref = "gap_mlp" if "gap_mlp" in test else max(test, key=lambda h: test[h][0])
     not_memorised = {h: {"train_minus_test": stat(noaug[h], lambda x: x["train_minus_test"])[0],
-                         **_difference(accuracy_verdict(noaug[h], noaug[ref], n_test))}
-                     for h in noaug if h not in memorised}
+                         **(_difference(accuracy_verdict(noaug[h], noaug[ref], n_test)) if h != ref else {})}
+                     for h in noaug if h not in memorised}  # the reference is not compared with itself
     best = max(test, key=lambda h: test[h][0])
     others = [h for h in ([ref] if ref != best else []) + [max((h for h in test if h not in ANY_SIZE_HEADS
                                                                and h != best), key=lambda h: test[h][0], default=None)]
@@ -350,12 +350,16 @@ def _overfitting_lines(found: dict) -> list[str]:
                    f"the body memorise its {images}training images, so a global-pooling head does not by itself "
                    "prevent overfitting, and for these heads train − test is simply the test error.")
     for h, said in found["not_memorised"].items():
+        if h == ref:
+            out.append(f"{h} does not memorise its {images}training images: training accuracy {_pct(train[h])}, "
+                       f"train − test {100 * said['train_minus_test']:.1f} points.")
+            continue
         out.append(f"{h}'s smaller train − test ({100 * said['train_minus_test']:.1f} "
                    f"points) comes from its lower training accuracy ({_pct(train[h])}); its test accuracy "
                    f"({_pct(test[h])}) against {ref}'s ({_pct(test[ref])}): {_noise_words(said)}.")
     best = found["best"]
     line = f"Best test accuracy: {best} {_pct(test[best])}"
-    for h, said in found["best_against"].items():
+    for h, said in found["best_against"].items():  # (none when only one head ran)
         line += f"; against {h} ({_pct(test[h])}): {100 * said['difference']:+.1f} points, {_noise_words(said)}"
     out.append(line + ".")
     return out
