@@ -121,20 +121,11 @@ def _pct(s: Stat | float) -> str:
     return f"{100 * (s[0] if isinstance(s, tuple) else s):.1f} %"
 
 def _difference(found: Verdict) -> dict:
-    """A :class:`gapcourse.measured.Verdict` as data: whether the difference is ``real``, the ``noise`` it had to
+    """A :class:`gapcourse.stats.Verdict` as data: whether the difference is ``real``, the ``noise`` it had to
     exceed, the ``interval`` of a difference and whether it is ``paired`` (per image, same test images) or unpaired
     (an upper bound here), and the ``verdict`` itself (its ``str()`` names the interval that decided)."""
     return {"real": found.real, "noise": found.noise, "interval": found.interval, "paired": found.paired,
             "verdict": found}
-
-def _noise_words(difference: dict) -> str:
-    """'beyond' or 'within' the interval that decided, named with its value, e.g. 'beyond the interval of a
-    difference (±1.0, unpaired: an upper bound for networks scored on the same images)', for a :func:`_difference`."""
-    return str(difference["verdict"])
-
-def _verdict(a: Stat, b: Stat, n: int) -> str:
-    """:func:`_noise_words` for two measurements on n images that kept no per-image results (the unpaired interval)."""
-    return str(verdict(a, b, n))
 
 def _grouped(payload: dict) -> tuple[int, dict[str, list[dict]], dict[str, list[dict]], list[str]]:
     """(n_test, the augmented regime's runs by head, the no-augmentation regime's, the global-pooling heads that ran
@@ -310,7 +301,7 @@ def _crop_lines(aug: dict[str, list[dict]], n: int) -> list[str]:
         best_flat = max(flat, key=lambda h: acc[h][0])
         line += (f" The worst global-pooling head ({worst_glob}) against the best flatten head ({best_flat}): "
                  f"{100 * (acc[worst_glob][0] - acc[best_flat][0]):+.1f} points, "
-                 f"{_verdict(acc[worst_glob], acc[best_flat], n)}.")
+                 f"{verdict(acc[worst_glob], acc[best_flat], n)}.")
     return [line]
 
 def overfitting_findings(payload: dict) -> dict | None:
@@ -356,11 +347,11 @@ def _overfitting_lines(found: dict) -> list[str]:
             continue
         out.append(f"{h}'s smaller train − test ({100 * said['train_minus_test']:.1f} "
                    f"points) comes from its lower training accuracy ({_pct(train[h])}); its test accuracy "
-                   f"({_pct(test[h])}) against {ref}'s ({_pct(test[ref])}): {_noise_words(said)}.")
+                   f"({_pct(test[h])}) against {ref}'s ({_pct(test[ref])}): {said['verdict']}.")
     best = found["best"]
     line = f"Best test accuracy: {best} {_pct(test[best])}"
     for h, said in found["best_against"].items():  # (none when only one head ran)
-        line += f"; against {h} ({_pct(test[h])}): {100 * said['difference']:+.1f} points, {_noise_words(said)}"
+        line += f"; against {h} ({_pct(test[h])}): {100 * said['difference']:+.1f} points, {said['verdict']}"
     out.append(line + ".")
     return out
 
